@@ -1,0 +1,155 @@
+import { z } from 'zod';
+
+/**
+ * Canonical messages: the one contract between the front doors (native, Segment, mParticle, feeds)
+ * and everything downstream. Every adapter maps to these; the processor sees nothing else.
+ *
+ * Conventions (DESIGN "Contracts"):
+ * - `timestamp` is the client's event time in epoch **milliseconds**; Personalize gets seconds.
+ * - `eventId` is stable: the source's own id, or a content hash when the source has none.
+ */
+
+/** Personalize id fields are 1–256 characters (FACTS §1a, §2). */
+export const ID_MAX = 256;
+/** `recommendationId` is 1–40 characters (FACTS §1b). */
+export const RECOMMENDATION_ID_MAX = 40;
+/** Explicit impressions: 1–25 item ids (FACTS §1b). */
+export const IMPRESSION_MAX = 25;
+/** printable ASCII with at least one non-space (FACTS §1b, metricAttribution.eventAttributionSource). */
+const ATTRIBUTION_SOURCE = /^[\x20-\x7E]*[\x21-\x7E]+[\x20-\x7E]*$/;
+
+/** 2000-01-01T00:00:00Z: anything earlier is almost surely epoch seconds sent as milliseconds. */
+export const MIN_EVENT_TIME_MS = 946_684_800_000;
+/** Client clocks drift; more than a day ahead is a unit or clock error, not an event. */
+export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
+
+export const SOURCES = ['native', 'segment', 'mparticle', 'feed'] as const;
+export const sourceSchema = z.enum(SOURCES);
+export type Source = z.infer<typeof sourceSchema>;
+
+const id = (what: string) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .min(1, `${what} must not be empty`)
+    .max(ID_MAX, `${what} is longer than ${ID_MAX} characters (Personalize limit)`);
+
+/**
+ * A session id Personalize can attribute: not blank, and not the stringified `null`/`undefined`
+ * that broken trackers send (those would merge every anonymous visitor into one session).
+ */
+export const sessionIdSchema = id('sessionId').refine(
+  (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
+  { message: 'sessionId is blank or a literal "null"/"undefined"' },
+);
+export const userIdSchema = id('userId').refine(
+  (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
+  { message: 'userId is blank or a literal "null"/"undefined"' },
+);
+
+export const eventTimeSchema = z
+  .number({ error: 'timestamp must be epoch milliseconds (a number)' })
+  .int('timestamp must be whole epoch milliseconds')
+  .min(MIN_EVENT_TIME_MS, 'timestamp is before 2000-01-01: epoch seconds sent where milliseconds are expected?')
+  .refine((t) => t <= Date.now() + MAX_FUTURE_SKEW_MS, {
+    message: 'timestamp is more than 24 hours in the future',
+  });
+
+/** Free-form properties; the dataset schema decides later which keys are sent. */
+export const propertiesSchema = z.record(z.string(), z.unknown());
+
+const base = {
+  eventId: id('eventId'),
+  source: sourceSchema.default('native'),
+  timestamp: eventTimeSchema,
+};
+
+export const interactionSchema = z.object({
+  kind: z.literal('interaction'),
+  ...base,
+  sessionId: sessionIdSchema,
+  userId: userIdSchema.optional(),
+  /** Personalize event type, or a source event name that the event mapping translates. */
+  eventType: id('eventType'),
+  itemId: id('itemId').optional(),
+  eventValue: z.number().finite('eventValue must be a finite number').optional(),
+  recommendationId: z
+    .string()
+    .min(1, 'recommendationId must not be empty')
+    .max(RECOMMENDATION_ID_MAX, `recommendationId is longer than ${RECOMMENDATION_ID_MAX} characters (Personalize limit)`)
+    .optional(),
+  impression: z
+    .array(id('impression item id'))
+    .min(1, 'impression must list at least one item id')
+    .max(IMPRESSION_MAX, `impression lists more than ${IMPRESSION_MAX} item ids (Personalize limit)`)
+    .optional(),
+  eventAttributionSource: z
+    .string()
+    .max(1024, 'eventAttributionSource is longer than 1024 characters')
+    .regex(ATTRIBUTION_SOURCE, 'eventAttributionSource must be printable ASCII with a non-space character')
+    .optional(),
+  properties: propertiesSchema.optional(),
+});
+
+/** Catalog upsert -> PutItems. Latest `timestamp` per itemId wins. */
+export const itemSchema = z.object({
+  kind: z.literal('item'),
+  ...base,
+  itemId: id('itemId'),
+  properties: propertiesSchema,
+});
+
+/** Profile upsert -> PutUsers. Latest `timestamp` per userId wins. */
+export const userSchema = z.object({
+  kind: z.literal('user'),
+  ...base,
+  userId: userIdSchema,
+  properties: propertiesSchema,
+});
+
+/** Segment `identify`: this anonymous session belongs to this user. */
+export const identifySchema = z.object({
+  kind: z.literal('identify'),
+  ...base,
+  sessionId: sessionIdSchema,
+  userId: userIdSchema,
+  traits: propertiesSchema.optional(),
+});
+
+/** Segment `alias`: `previousId` (an anonymous id) is now `userId`. */
+export const aliasSchema = z.object({
+  kind: z.literal('alias'),
+  ...base,
+  previousId: sessionIdSchema,
+  userId: userIdSchema,
+});
+
+export const canonicalMessageSchema = z.discriminatedUnion('kind', [
+  interactionSchema,
+  itemSchema,
+  userSchema,
+  identifySchema,
+  aliasSchema,
+]);
+
+export type InteractionMessage = z.infer<typeof interactionSchema>;
+export type ItemMessage = z.infer<typeof itemSchema>;
+export type UserMessage = z.infer<typeof userSchema>;
+export type IdentifyMessage = z.infer<typeof identifySchema>;
+export type AliasMessage = z.infer<typeof aliasSchema>;
+export type CanonicalMessage = z.infer<typeof canonicalMessageSchema>;
+export type MessageKind = CanonicalMessage['kind'];
+
+/** The session a message belongs to: the stream's partition key, so one session stays in order on one shard. */
+export function partitionKeyOf(message: CanonicalMessage): string {
+  switch (message.kind) {
+    case 'interaction':
+    case 'identify':
+      return message.sessionId;
+    case 'alias':
+      return message.previousId;
+    case 'item':
+      return message.itemId;
+    case 'user':
+      return message.userId;
+  }
+}
