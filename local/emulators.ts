@@ -21,13 +21,6 @@ export interface EmulatorPorts {
   sqs?: number;
 }
 
-export interface Emulators {
-  endpoints: { kinesis: string; dynamodb: string; s3: string; sqs: string };
-  /** The standard SDK endpoint variables that point every client at these emulators. */
-  env: Record<string, string>;
-  close(): Promise<void>;
-}
-
 const HOST = '127.0.0.1';
 
 function listen(server: Server, port: number): Promise<number> {
@@ -44,38 +37,73 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-/** Starts all four emulators; port 0 (the default) lets the OS pick. */
-export async function startEmulators(ports: EmulatorPorts = {}, dataDir?: string): Promise<Emulators> {
-  const s3Dir = dataDir ? join(dataDir, 's3') : await mkdtemp(join(tmpdir(), 'pi-s3-'));
-  const kinesis = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 });
-  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const s3 = new S3rver({ port: ports.s3 ?? 0, address: HOST, silent: true, directory: s3Dir });
-  const sqs = await createSqsServer({ port: ports.sqs ?? 0, hostname: HOST, emulateQueueCreationLifecycle: false });
+export type EmulatedService = 'kinesis' | 'dynamodb' | 's3' | 'sqs';
+export const EMULATED_SERVICES: readonly EmulatedService[] = ['kinesis', 'dynamodb', 's3', 'sqs'];
+const ENDPOINT_VARIABLE: Record<EmulatedService, string> = {
+  kinesis: 'AWS_ENDPOINT_URL_KINESIS',
+  dynamodb: 'AWS_ENDPOINT_URL_DYNAMODB',
+  s3: 'AWS_ENDPOINT_URL_S3',
+  sqs: 'AWS_ENDPOINT_URL_SQS',
+};
 
-  const [kinesisPort, dynamoPort, s3Address] = await Promise.all([
-    listen(kinesis, ports.kinesis ?? 0),
-    listen(dynamo, ports.dynamodb ?? 0),
-    s3.run(),
-  ]);
-  const sqsPort = (sqs.address() as AddressInfo).port;
+/** Services whose endpoint the environment already sets (AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL). */
+export function servicesWithEndpoints(env: NodeJS.ProcessEnv = process.env): EmulatedService[] {
+  if (env.AWS_ENDPOINT_URL) return [...EMULATED_SERVICES];
+  return EMULATED_SERVICES.filter((service) => Boolean(env[ENDPOINT_VARIABLE[service]]));
+}
 
-  const endpoints = {
-    kinesis: `http://${HOST}:${kinesisPort}`,
-    dynamodb: `http://${HOST}:${dynamoPort}`,
-    s3: `http://${HOST}:${s3Address.port}`,
-    sqs: `http://${HOST}:${sqsPort}`,
-  };
+export interface Emulators {
+  /** Only the emulators that were started. */
+  endpoints: Partial<Record<EmulatedService, string>>;
+  /** The standard SDK endpoint variables that point clients at the started emulators. */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** Starts the emulators (all four unless `only` says otherwise); port 0 (the default) lets the OS pick. */
+export async function startEmulators(
+  ports: EmulatorPorts = {},
+  options: { dataDir?: string; only?: readonly EmulatedService[] } = {},
+): Promise<Emulators> {
+  const wanted = new Set(options.only ?? EMULATED_SERVICES);
+  const endpoints: Partial<Record<EmulatedService, string>> = {};
+  const closers: (() => Promise<void>)[] = [];
+  const url = (port: number) => `http://${HOST}:${port}`;
+
+  if (wanted.has('kinesis')) {
+    const kinesis = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 });
+    endpoints.kinesis = url(await listen(kinesis, ports.kinesis ?? 0));
+    closers.push(() => closeServer(kinesis));
+  }
+  if (wanted.has('dynamodb')) {
+    const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    endpoints.dynamodb = url(await listen(dynamo, ports.dynamodb ?? 0));
+    closers.push(() => closeServer(dynamo));
+  }
+  if (wanted.has('s3')) {
+    const s3Dir = options.dataDir ? join(options.dataDir, 's3') : await mkdtemp(join(tmpdir(), 'pi-s3-'));
+    const s3 = new S3rver({ port: ports.s3 ?? 0, address: HOST, silent: true, directory: s3Dir });
+    endpoints.s3 = url((await s3.run()).port);
+    closers.push(async () => {
+      await s3.close();
+      if (!options.dataDir) await rm(s3Dir, { recursive: true, force: true });
+    });
+  }
+  if (wanted.has('sqs')) {
+    const sqs = await createSqsServer({ port: ports.sqs ?? 0, hostname: HOST, emulateQueueCreationLifecycle: false });
+    endpoints.sqs = url((sqs.address() as AddressInfo).port);
+    closers.push(() => closeServer(sqs));
+  }
+  const env: Record<string, string> = {};
+  for (const service of EMULATED_SERVICES) {
+    const endpoint = endpoints[service];
+    if (endpoint) env[ENDPOINT_VARIABLE[service]] = endpoint;
+  }
   return {
     endpoints,
-    env: {
-      AWS_ENDPOINT_URL_KINESIS: endpoints.kinesis,
-      AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-      AWS_ENDPOINT_URL_S3: endpoints.s3,
-      AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-    },
+    env,
     async close() {
-      await Promise.all([closeServer(kinesis), closeServer(dynamo), closeServer(sqs), s3.close()]);
-      if (!dataDir) await rm(s3Dir, { recursive: true, force: true });
+      await Promise.all(closers.map((close) => close()));
     },
   };
 }

@@ -9,8 +9,8 @@ export function useEmulators(): Record<string, string> {
   const env = inject('emulatorEnv');
   Object.assign(process.env, env, {
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
   });
   return env;
 }

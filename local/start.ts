@@ -1,0 +1,84 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { parseEnv } from '../shared/config.js';
+import { DEFAULT_NAMES, DEFAULT_PORTS, startLocalStack } from './stack.js';
+
+/** `npm start`: the whole pipeline on this machine, no AWS account. */
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const env = parseEnv(
+  z.object({
+    LOCAL_HTTP_PORT: port(DEFAULT_PORTS.http),
+    LOCAL_KINESIS_PORT: port(DEFAULT_PORTS.kinesis),
+    LOCAL_DYNAMODB_PORT: port(DEFAULT_PORTS.dynamodb),
+    LOCAL_S3_PORT: port(DEFAULT_PORTS.s3),
+    LOCAL_SQS_PORT: port(DEFAULT_PORTS.sqs),
+    LOCAL_PERSONALIZE_PORT: port(DEFAULT_PORTS.personalize),
+    LOCAL_STATE_DIR: z.string().default('.local'),
+    LOCAL_SUMMARY_SECONDS: z.coerce.number().min(0).default(10),
+    STREAM_NAME: z.string().min(1).default(DEFAULT_NAMES.streamName),
+    STREAM_SHARDS: z.coerce.number().int().min(1).max(100).default(DEFAULT_NAMES.shardCount),
+    LOCAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(250),
+  }),
+  process.env,
+  'local stack',
+);
+
+const stateDir = resolve(env.LOCAL_STATE_DIR);
+const stack = await startLocalStack({
+  ports: {
+    http: env.LOCAL_HTTP_PORT,
+    kinesis: env.LOCAL_KINESIS_PORT,
+    dynamodb: env.LOCAL_DYNAMODB_PORT,
+    s3: env.LOCAL_S3_PORT,
+    sqs: env.LOCAL_SQS_PORT,
+    personalize: env.LOCAL_PERSONALIZE_PORT,
+  },
+  names: { streamName: env.STREAM_NAME, shardCount: env.STREAM_SHARDS, identityTable: process.env.IDENTITY_TABLE ?? DEFAULT_NAMES.identityTable, archiveBucket: process.env.ARCHIVE_BUCKET ?? DEFAULT_NAMES.archiveBucket },
+  stateDir,
+  poller: { pollIntervalMs: env.LOCAL_POLL_INTERVAL_MS },
+  log: (line) => console.error(line),
+});
+
+const e = stack.endpoints;
+console.log(
+  [
+    'personalize-ingest local stack is ready',
+    `  health + routes   ${stack.http.url}/health   (stats: ${stack.http.url}/stats)`,
+    `  kinesis           ${e.kinesis}   stream ${stack.names.streamName}`,
+    `  dynamodb          ${e.dynamodb}   table ${stack.names.identityTable}`,
+    `  s3                ${e.s3}   bucket ${stack.names.archiveBucket}`,
+    `  sqs (DLQ)         ${stack.names.dlqUrl}`,
+    `  personalize       ${e.personalizeEvents}${stack.personalize ? `   (local; received: ${stack.personalize.url}/_local/received)` : ''}`,
+    `  state             ${stateDir}`,
+    'Send events:  npm run send -- events/sample.ndjson      Stop: Ctrl-C',
+  ].join('\n'),
+);
+
+let last = '';
+const timer =
+  env.LOCAL_SUMMARY_SECONDS > 0
+    ? setInterval(() => {
+        const s = stack.summary();
+        const line = `received ${s.received}  forwarded ${s.forwarded}  archived ${s.archived}  dlq ${s.deadLettered}  stitched ${s.stitched}  duplicates ${s.duplicates}  retried ${s.retried}`;
+        if (line !== last) console.log(`[${new Date().toISOString()}] ${line}`);
+        last = line;
+      }, env.LOCAL_SUMMARY_SECONDS * 1000)
+    : undefined;
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  if (timer) clearInterval(timer);
+  console.log(`${signal}: stopping`);
+  stack.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));

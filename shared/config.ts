@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/**
+ * Configuration is read once per container, at the edge, from environment variables (set by
+ * serverless.yml in AWS, by the local stack locally). Errors name the variable.
+ */
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const datasetArn = optionalString.refine((v) => v === undefined || /^arn:([a-z\d-]+):personalize:.*:.*:.+$/.test(v), {
+  message: 'must be a Personalize dataset ARN (arn:aws:personalize:<region>:<account>:dataset/<group>/<TYPE>)',
+});
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const nonNegative = (fallback: number) => z.coerce.number().min(0).default(fallback);
+
+export const processorEnvSchema = z.object({
+  PERSONALIZE_TRACKING_ID: z.string().trim().min(1, 'is required (the event tracker id from CreateEventTracker)').max(256),
+  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
+  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  IDENTITY_TABLE: z.string().trim().min(1, 'is required (the DynamoDB identity table name)'),
+  ARCHIVE_BUCKET: z.string().trim().min(1, 'is required (the S3 archive bucket name)'),
+  DLQ_URL: z.string().trim().url('must be the SQS dead-letter queue URL'),
+  FORWARD_CONCURRENCY: positiveInt(8),
+  PUT_ITEMS_PER_SECOND: nonNegative(10),
+  PUT_USERS_PER_SECOND: nonNegative(10),
+  PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
+  /** SDK retry mode for Personalize calls; 'adaptive' adds client-side rate limiting after throttles. */
+  PERSONALIZE_RETRY_MODE: z.enum(['standard', 'adaptive']).default('standard'),
+  IDENTITY_CACHE_TTL_SECONDS: nonNegative(900),
+  IDENTITY_NEGATIVE_CACHE_TTL_SECONDS: nonNegative(5),
+  IDENTITY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
+});
+
+export type ProcessorEnv = z.infer<typeof processorEnvSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses a zod-described environment; the error lists every bad variable by name. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv, what: string): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+  throw new ConfigError(`${what} configuration is invalid: ${problems.join('; ')}`);
+}
+
+export function readProcessorEnv(env: NodeJS.ProcessEnv = process.env): ProcessorEnv {
+  return parseEnv(processorEnvSchema, env, 'processor');
+}

@@ -1,0 +1,145 @@
+import type { KinesisStreamRecord } from 'aws-lambda';
+import { deaggregateSync, type UserRecord } from 'aws-kinesis-agg';
+import type { z } from 'zod';
+import { canonicalMessageSchema, type CanonicalMessage } from '../schemas/canonical.js';
+import { contentEventId } from './event-id.js';
+
+/**
+ * Kinesis record -> canonical messages. Never throws: whatever cannot be decoded or validated comes
+ * back as a rejection with its reason, so one poison record cannot stall a shard.
+ */
+
+/** Where one user record sits in the stream (KPL aggregates several under one sequence number). */
+export interface RecordRef {
+  shardId: string;
+  sequenceNumber: string;
+  subSequenceNumber?: number;
+  partitionKey: string;
+  /** Kinesis arrival time, epoch ms: stable across redeliveries, unlike processing time. */
+  arrivedAt: number;
+}
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export type DecodeResult =
+  | { ok: true; ref: RecordRef; message: CanonicalMessage }
+  | {
+      ok: false;
+      ref: RecordRef;
+      stage: 'decode' | 'validate';
+      reason: string;
+      errors?: FieldError[];
+      payload: string;
+      payloadEncoding: 'utf8' | 'base64';
+      source?: string;
+    };
+
+/** A user record larger than this is not a clickstream message (PutRecords caps records at 1 MiB, FACTS §5d). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function shardIdOf(record: KinesisStreamRecord): string {
+  const id = record.eventID ?? '';
+  const colon = id.indexOf(':');
+  return colon > 0 ? id.slice(0, colon) : 'shardId-unknown';
+}
+
+function deaggregate(record: KinesisStreamRecord): { userRecords: UserRecord[] } | { error: string } {
+  let firstError: string | undefined;
+  let userRecords: UserRecord[] = [];
+  try {
+    // The library reports a bad sub-record and then still "completes": keep the first error.
+    deaggregateSync(record.kinesis, true, (err, records) => {
+      if (err) firstError ??= err.message;
+      else userRecords = records ?? [];
+    });
+  } catch (error) {
+    firstError ??= (error as Error).message;
+  }
+  return firstError === undefined ? { userRecords } : { error: firstError };
+}
+
+export function formatIssues(error: z.ZodError): FieldError[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(message)', message: issue.message }));
+}
+
+export function describeErrors(errors: FieldError[]): string {
+  return errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+}
+
+/** Decodes one user record's bytes into a validated canonical message. */
+export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
+  const rejectRaw = (reason: string, stage: 'decode' | 'validate' = 'decode'): DecodeResult => {
+    let payload: string;
+    let payloadEncoding: 'utf8' | 'base64' = 'utf8';
+    try {
+      payload = strictUtf8.decode(data);
+    } catch {
+      payload = data.toString('base64');
+      payloadEncoding = 'base64';
+    }
+    return { ok: false, ref, stage, reason, payload, payloadEncoding };
+  };
+  if (data.length === 0) return rejectRaw('record is empty');
+  if (data.length > MAX_MESSAGE_BYTES) return rejectRaw(`record is ${data.length} bytes, limit ${MAX_MESSAGE_BYTES}`);
+  let text: string;
+  try {
+    text = strictUtf8.decode(data);
+  } catch {
+    return rejectRaw('record is not valid UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return rejectRaw(`record is not valid JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return rejectRaw(`record must be a JSON object, got ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : typeof parsed}`);
+  }
+  const candidate = parsed as Record<string, unknown>;
+  const source = typeof candidate.source === 'string' ? candidate.source.slice(0, 64) : undefined;
+  try {
+    if (candidate.eventId === undefined) candidate.eventId = contentEventId(candidate);
+  } catch (error) {
+    // Pathologically deep input overflows the hash's recursion; it is not a message we can key.
+    return rejectRaw(`record cannot be hashed for an eventId: ${(error as Error).message}`, 'validate');
+  }
+  const result = canonicalMessageSchema.safeParse(candidate);
+  if (!result.success) {
+    const errors = formatIssues(result.error);
+    return { ok: false, ref, stage: 'validate', reason: describeErrors(errors), errors, payload: text, payloadEncoding: 'utf8', ...(source ? { source } : {}) };
+  }
+  return { ok: true, ref, message: result.data };
+}
+
+/** Decodes a Kinesis record: base64, then KPL de-aggregation (plain records pass through as one). */
+export function decodeKinesisRecord(record: KinesisStreamRecord): DecodeResult[] {
+  const shardId = shardIdOf(record);
+  const base: RecordRef = {
+    shardId,
+    sequenceNumber: record.kinesis.sequenceNumber,
+    partitionKey: record.kinesis.partitionKey,
+    arrivedAt: Math.round(record.kinesis.approximateArrivalTimestamp * 1000),
+  };
+  const outcome = deaggregate(record);
+  if ('error' in outcome) {
+    return [decodeFailure(Buffer.from(record.kinesis.data ?? '', 'base64'), base, `KPL aggregated record is corrupt: ${outcome.error}`)];
+  }
+  // Plain records come back alone and without a subSequenceNumber.
+  const aggregated = outcome.userRecords.some((r) => r.subSequenceNumber !== undefined);
+  return outcome.userRecords.map((userRecord) => {
+    const ref: RecordRef = aggregated
+      ? { ...base, partitionKey: userRecord.partitionKey, subSequenceNumber: userRecord.subSequenceNumber }
+      : base;
+    return decodeMessage(Buffer.from(userRecord.data, 'base64'), ref);
+  });
+}
+
+function decodeFailure(data: Buffer, ref: RecordRef, reason: string): DecodeResult {
+  return { ok: false, ref, stage: 'decode', reason, payload: data.toString('base64'), payloadEncoding: 'base64' };
+}

@@ -1,0 +1,118 @@
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { ArchiveStore } from './archive.js';
+import type { FieldError } from './decode.js';
+
+/**
+ * Dead-letter records (DESIGN "Contracts"): enough to understand a failure and re-drive the
+ * record without the stream.
+ */
+export type DeadLetterStage = 'decode' | 'validate' | 'preflight' | 'personalize';
+
+export interface DeadLetterRecord {
+  reason: string;
+  stage: DeadLetterStage;
+  source: string;
+  /** When the record reached the stream (ISO-8601). */
+  receivedAt: string;
+  /** The message as received (utf8), or base64 when the bytes were not text. */
+  payload: string;
+  payloadEncoding?: 'utf8' | 'base64';
+  /** Set when the payload was too large for SQS and was stored in the archive bucket instead. */
+  payloadS3Key?: string;
+  shardId?: string;
+  sequenceNumber?: string;
+  subSequenceNumber?: number;
+  eventId?: string;
+  kind?: string;
+  errors?: FieldError[];
+  failedAt: string;
+}
+
+export interface DeadLetterQueue {
+  /** Resolves with the records that could not be queued; the caller must not acknowledge those. */
+  send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]>;
+}
+
+/** SQS limits a message, and a SendMessageBatch in total, to 256 KiB; keep a margin for attributes. */
+const MAX_BODY_BYTES = 250_000;
+const MAX_BATCH_ENTRIES = 10;
+const PAYLOAD_PREVIEW_CHARS = 2_000;
+
+/**
+ * JSON with every non-ASCII character escaped: SQS refuses some characters (U+FFFE, lone
+ * surrogates) that hostile payloads carry, and escaping keeps the record lossless.
+ */
+export function sqsSafeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export class SqsDeadLetterQueue implements DeadLetterQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+    /** Where payloads too large for SQS go (the archive bucket, under dlq-payloads/). */
+    private readonly overflow: ArchiveStore,
+  ) {}
+
+  async send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]> {
+    const failed: DeadLetterRecord[] = [];
+    const bodies: { record: DeadLetterRecord; body: string }[] = [];
+    for (const record of records) {
+      try {
+        bodies.push({ record, body: await this.fit(record) });
+      } catch {
+        failed.push(record);
+      }
+    }
+    for (const batch of packBatches(bodies)) {
+      try {
+        const out = await this.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: this.queueUrl,
+            Entries: batch.map((b, i) => ({
+              Id: String(i),
+              MessageBody: b.body,
+              MessageAttributes: {
+                stage: { DataType: 'String', StringValue: b.record.stage },
+                source: { DataType: 'String', StringValue: b.record.source || 'unknown' },
+              },
+            })),
+          }),
+        );
+        for (const f of out.Failed ?? []) {
+          const entry = batch[Number(f.Id)];
+          if (entry) failed.push(entry.record);
+        }
+      } catch {
+        failed.push(...batch.map((b) => b.record));
+      }
+    }
+    return failed;
+  }
+
+  private async fit(record: DeadLetterRecord): Promise<string> {
+    const body = sqsSafeJson(record);
+    if (Buffer.byteLength(body) <= MAX_BODY_BYTES) return body;
+    const key = `dlq-payloads/${record.shardId ?? 'unknown'}/${record.sequenceNumber ?? Date.now()}-${record.subSequenceNumber ?? 0}.txt`;
+    await this.overflow.put(key, Buffer.from(record.payload, 'utf8'));
+    return sqsSafeJson({ ...record, payload: record.payload.slice(0, PAYLOAD_PREVIEW_CHARS), payloadS3Key: key });
+  }
+}
+
+function packBatches<T extends { body: string }>(items: readonly T[]): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = Buffer.byteLength(item.body);
+    if (current.length === MAX_BATCH_ENTRIES || (current.length > 0 && bytes + size > MAX_BODY_BYTES)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}

@@ -1,0 +1,198 @@
+import {
+  PutEventsCommand,
+  PutItemsCommand,
+  PutUsersCommand,
+  type Event as PersonalizeEvent,
+  type Item as PersonalizeItem,
+  type PersonalizeEventsClient,
+  type PutEventsCommandInput,
+  type PutItemsCommandInput,
+  type PutUsersCommandInput,
+  type User as PersonalizeUser,
+} from '@aws-sdk/client-personalize-events';
+import pLimit from 'p-limit';
+import pThrottle from 'p-throttle';
+import type { Entry } from '../process/entry.js';
+import { PERSONALIZE_LIMITS } from './requests.js';
+
+/** The port the forwarder uses; the SDK adapter below is the production one. */
+export interface PersonalizeSender {
+  putEvents(input: PutEventsCommandInput): Promise<void>;
+  putItems(input: PutItemsCommandInput): Promise<void>;
+  putUsers(input: PutUsersCommandInput): Promise<void>;
+}
+
+export interface SenderOptions {
+  /** FACTS §3: PutItems and PutUsers are limited to 10 requests/s per dataset group. */
+  itemsPerSecond: number;
+  usersPerSecond: number;
+}
+
+/**
+ * SDK adapter. Throttling and 5xx are retried by the client's own retry strategy; PutItems and
+ * PutUsers are also paced per container to their quota so a catalog burst does not throttle at all.
+ */
+export class SdkPersonalizeSender implements PersonalizeSender {
+  private readonly paceItems: <T>(fn: () => Promise<T>) => Promise<T>;
+  private readonly paceUsers: <T>(fn: () => Promise<T>) => Promise<T>;
+
+  constructor(
+    private readonly client: PersonalizeEventsClient,
+    options: SenderOptions,
+  ) {
+    this.paceItems = pacer(options.itemsPerSecond);
+    this.paceUsers = pacer(options.usersPerSecond);
+  }
+
+  async putEvents(input: PutEventsCommandInput): Promise<void> {
+    await this.client.send(new PutEventsCommand(input));
+  }
+
+  async putItems(input: PutItemsCommandInput): Promise<void> {
+    await this.paceItems(() => this.client.send(new PutItemsCommand(input)));
+  }
+
+  async putUsers(input: PutUsersCommandInput): Promise<void> {
+    await this.paceUsers(() => this.client.send(new PutUsersCommand(input)));
+  }
+}
+
+function pacer(perSecond: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  if (!(perSecond > 0)) return (fn) => fn();
+  // One call per slot, evenly spaced: a burst never exceeds the quota within any second.
+  const throttle = pThrottle({ limit: 1, interval: Math.ceil(1000 / perSecond) });
+  const run = throttle((fn: () => Promise<unknown>) => fn());
+  return <T>(fn: () => Promise<T>) => run(fn) as Promise<T>;
+}
+
+/** Personalize's verdict on bad data: retrying cannot help, so it is isolated and dead-lettered. */
+export function isInvalidInput(error: unknown): boolean {
+  return error instanceof Error && error.name === 'InvalidInputException';
+}
+
+export interface Outbound<T> {
+  entry: Entry;
+  payload: T;
+}
+
+export interface ForwardResult {
+  calls: number;
+  delivered: Entry[];
+  /** Rejected by Personalize as invalid, isolated to the offending entry. */
+  rejected: { entry: Entry; reason: string }[];
+  /** Throttled or failed after the SDK's retries: Lambda must retry these. */
+  failed: Entry[];
+}
+
+function emptyResult(): ForwardResult {
+  return { calls: 0, delivered: [], rejected: [], failed: [] };
+}
+
+function merge(into: ForwardResult, from: ForwardResult): void {
+  into.calls += from.calls;
+  into.delivered.push(...from.delivered);
+  into.rejected.push(...from.rejected);
+  into.failed.push(...from.failed);
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Sends one call; on InvalidInputException splits it in halves until the offending entries are
+ * alone, so only they are rejected and the rest are delivered.
+ */
+async function sendIsolating<T>(group: Outbound<T>[], send: (payloads: T[]) => Promise<void>): Promise<ForwardResult> {
+  const result = emptyResult();
+  result.calls++;
+  try {
+    await send(group.map((o) => o.payload));
+    result.delivered.push(...group.map((o) => o.entry));
+  } catch (error) {
+    if (!isInvalidInput(error)) {
+      result.failed.push(...group.map((o) => o.entry));
+    } else if (group.length === 1) {
+      result.rejected.push({ entry: group[0]!.entry, reason: `Personalize rejected the record: ${(error as Error).message}` });
+    } else {
+      const middle = Math.ceil(group.length / 2);
+      merge(result, await sendIsolating(group.slice(0, middle), send));
+      merge(result, await sendIsolating(group.slice(middle), send));
+    }
+  }
+  return result;
+}
+
+export interface EventOutbound extends Outbound<PersonalizeEvent> {
+  sessionId: string;
+  userId: string | undefined;
+}
+
+/** PutEvents grouped by (userId, sessionId), in stream order, at most 10 per call, bounded concurrency. */
+export function planEventCalls(events: readonly EventOutbound[]): EventOutbound[][] {
+  const groups = new Map<string, EventOutbound[]>();
+  for (const event of events) {
+    const key = `${event.userId ?? ''}\u0000${event.sessionId}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push(event);
+  }
+  return [...groups.values()].flatMap((group) => chunk(group, PERSONALIZE_LIMITS.perCall));
+}
+
+export async function forwardEvents(
+  events: readonly EventOutbound[],
+  sender: PersonalizeSender,
+  trackingId: string,
+  concurrency: number,
+): Promise<ForwardResult> {
+  const limit = pLimit(Math.max(1, concurrency));
+  const results = await Promise.all(
+    planEventCalls(events).map((call) =>
+      limit(() =>
+        sendIsolating(call, (eventList) =>
+          sender.putEvents({
+            trackingId,
+            sessionId: call[0]!.sessionId,
+            ...(call[0]!.userId !== undefined && { userId: call[0]!.userId }),
+            eventList,
+          }),
+        ),
+      ),
+    ),
+  );
+  const total = emptyResult();
+  for (const r of results) merge(total, r);
+  return total;
+}
+
+/** Latest version per id wins (event time, then stream order); the rest are superseded. */
+export function coalesceLatest<T>(outbound: readonly Outbound<T>[], idOf: (o: Outbound<T>) => string): { latest: Outbound<T>[]; superseded: Entry[] } {
+  const latest = new Map<string, Outbound<T>>();
+  const superseded: Entry[] = [];
+  for (const o of outbound) {
+    const id = idOf(o);
+    const current = latest.get(id);
+    if (!current) {
+      latest.set(id, o);
+    } else if (o.entry.message.timestamp >= current.entry.message.timestamp) {
+      superseded.push(current.entry);
+      latest.set(id, o);
+    } else {
+      superseded.push(o.entry);
+    }
+  }
+  return { latest: [...latest.values()], superseded };
+}
+
+export async function forwardUpserts<T extends PersonalizeItem | PersonalizeUser>(
+  outbound: readonly Outbound<T>[],
+  send: (payloads: T[]) => Promise<void>,
+): Promise<ForwardResult> {
+  const total = emptyResult();
+  // Sequential: the sender paces these calls to the quota anyway.
+  for (const call of chunk(outbound, PERSONALIZE_LIMITS.perCall)) merge(total, await sendIsolating(call, send));
+  return total;
+}

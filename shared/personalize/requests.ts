@@ -1,0 +1,98 @@
+import type { Event as PersonalizeEvent, Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
+import type { InteractionMessage, ItemMessage, UserMessage } from '../../schemas/canonical.js';
+import type { FieldError } from '../decode.js';
+import { propertiesJson, shapeProperties, type DatasetSchema, type DroppedProperty } from './dataset-schema.js';
+
+/** Personalize pre-flight: everything the API would reject is caught here, with its field and limit. */
+export const PERSONALIZE_LIMITS = {
+  /** FACTS §1a/§2: eventList, items and users take 1–10 entries per call. */
+  perCall: 10,
+  /** FACTS §1b: PutEvents `properties` JSON string, 1–1024 characters. */
+  eventPropertiesChars: 1024,
+  /** FACTS §2 (current model): PutItems 32,000, PutUsers 24,000 characters of properties. */
+  itemPropertiesChars: 32_000,
+  userPropertiesChars: 24_000,
+  /** FACTS §1c: maximum size of one event, 10 KB. */
+  eventBytes: 10 * 1024,
+} as const;
+
+/** FACTS §1b: property keys PutEvents refuses, compared case-insensitively. */
+export const RESERVED_EVENT_PROPERTY_KEYS = new Set(['userid', 'sessionid', 'eventtype', 'timestamp', 'recommendationid', 'impression']);
+
+export type Built<T> =
+  | { ok: true; value: T; dropped: DroppedProperty[] }
+  | { ok: false; reason: string; errors: FieldError[] };
+
+function fail<T>(path: string, message: string): Built<T> {
+  return { ok: false, reason: `${path}: ${message}`, errors: [{ path, message }] };
+}
+
+/** Event time in epoch seconds, as Personalize takes it; never the time we received it. */
+export function sentAtOf(timestampMs: number): Date {
+  return new Date(Math.floor(timestampMs / 1000) * 1000);
+}
+
+export function buildEvent(message: InteractionMessage, schema: DatasetSchema, userId?: string): Built<PersonalizeEvent> {
+  const shaped = shapeProperties(schema, message.properties);
+  const dropped = [...shaped.dropped];
+  for (const key of Object.keys(shaped.properties)) {
+    if (RESERVED_EVENT_PROPERTY_KEYS.has(key.toLowerCase())) {
+      delete shaped.properties[key];
+      dropped.push({ key, reason: `${key} is a reserved PutEvents property key` });
+    }
+  }
+  const properties = propertiesJson(shaped);
+  if (properties !== undefined && properties.length > PERSONALIZE_LIMITS.eventPropertiesChars) {
+    return fail('properties', `serialized properties are ${properties.length} characters, limit ${PERSONALIZE_LIMITS.eventPropertiesChars}`);
+  }
+  const event: PersonalizeEvent = {
+    eventId: message.eventId,
+    eventType: message.eventType,
+    sentAt: sentAtOf(message.timestamp),
+    ...(message.itemId !== undefined && { itemId: message.itemId }),
+    ...(message.eventValue !== undefined && { eventValue: message.eventValue }),
+    ...(properties !== undefined && { properties }),
+    ...(message.recommendationId !== undefined && { recommendationId: message.recommendationId }),
+    ...(message.impression !== undefined && { impression: message.impression }),
+    ...(message.eventAttributionSource !== undefined && {
+      metricAttribution: { eventAttributionSource: message.eventAttributionSource },
+    }),
+  };
+  const bytes = Buffer.byteLength(JSON.stringify({ ...event, sentAt: Math.floor(message.timestamp / 1000), userId, sessionId: message.sessionId }));
+  if (bytes > PERSONALIZE_LIMITS.eventBytes) {
+    return fail('(event)', `event is ${bytes} bytes, limit ${PERSONALIZE_LIMITS.eventBytes}`);
+  }
+  return { ok: true, value: event, dropped };
+}
+
+function buildUpsert<T>(
+  what: 'item' | 'user',
+  properties: Record<string, unknown>,
+  schema: DatasetSchema,
+  limit: number,
+  make: (properties: string) => T,
+): Built<T> {
+  const shaped = shapeProperties(schema, properties);
+  // PutItems/PutUsers replace the whole record: a partial one would wipe the fields it lacks.
+  if (shaped.missing.length > 0) {
+    return fail('properties', `${shaped.missing.join(', ')} required by the ${schema.type} dataset schema (PutItems/PutUsers replace the whole record)`);
+  }
+  const json = propertiesJson(shaped);
+  if (json === undefined) return fail('properties', `no ${what} property matches the ${schema.type} dataset schema`);
+  if (json.length > limit) return fail('properties', `serialized properties are ${json.length} characters, limit ${limit}`);
+  return { ok: true, value: make(json), dropped: shaped.dropped };
+}
+
+export function buildItem(message: ItemMessage, schema: DatasetSchema): Built<PersonalizeItem> {
+  return buildUpsert('item', message.properties, schema, PERSONALIZE_LIMITS.itemPropertiesChars, (properties) => ({
+    itemId: message.itemId,
+    properties,
+  }));
+}
+
+export function buildUser(message: UserMessage, schema: DatasetSchema): Built<PersonalizeUser> {
+  return buildUpsert('user', message.properties, schema, PERSONALIZE_LIMITS.userPropertiesChars, (properties) => ({
+    userId: message.userId,
+    properties,
+  }));
+}

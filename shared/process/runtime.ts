@@ -1,0 +1,42 @@
+import { S3ArchiveStore } from '../archive.js';
+import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
+import { readProcessorEnv } from '../config.js';
+import { SqsDeadLetterQueue } from '../dlq.js';
+import { loadEventMapping } from '../event-mapping.js';
+import { LinkCache } from '../identity/cache.js';
+import { DynamoIdentityStore } from '../identity/store.js';
+import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import { SdkPersonalizeSender } from '../personalize/forward.js';
+import type { ProcessorDeps } from './process-batch.js';
+
+/**
+ * Builds the processor's adapters from the environment, once per container. Everything invalid
+ * (variables, event mapping, dataset schemas) fails here, at start, with an error naming it.
+ */
+export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessorDeps {
+  const config = readProcessorEnv(env);
+  const s3 = s3Client();
+  const archive = new S3ArchiveStore(s3, config.ARCHIVE_BUCKET);
+  return {
+    identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+    linkCache: new LinkCache({
+      positiveTtlMs: config.IDENTITY_CACHE_TTL_SECONDS * 1000,
+      negativeTtlMs: config.IDENTITY_NEGATIVE_CACHE_TTL_SECONDS * 1000,
+      maxEntries: config.IDENTITY_CACHE_MAX_ENTRIES,
+    }),
+    archive,
+    dlq: new SqsDeadLetterQueue(sqsClient(), config.DLQ_URL, archive),
+    personalize: new SdkPersonalizeSender(
+      personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS, retryMode: config.PERSONALIZE_RETRY_MODE }),
+      { itemsPerSecond: config.PUT_ITEMS_PER_SECOND, usersPerSecond: config.PUT_USERS_PER_SECOND },
+    ),
+    settings: {
+      trackingId: config.PERSONALIZE_TRACKING_ID,
+      ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
+      ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
+      forwardConcurrency: config.FORWARD_CONCURRENCY,
+      schemas: loadDatasetSchemas(),
+      mapping: loadEventMapping(env),
+    },
+  };
+}
