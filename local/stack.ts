@@ -149,6 +149,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       reportBatchItemFailures: true,
       onFailure: { sqs, queueUrl: created.dlqUrl },
       functionName: 'personalize-ingest-local-process',
+      // Routine shard chatter stays quiet; warnings and errors reach the console.
+      logger: (line) => {
+        const level = (line as { level?: string }).level;
+        if (level !== 'info' && level !== 'debug') log(JSON.stringify(line));
+      },
     });
 
     const routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>>();
