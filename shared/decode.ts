@@ -40,7 +40,30 @@ export type DecodeResult =
 /** A user record larger than this is not a clickstream message (PutRecords caps records at 1 MiB, FACTS §5d). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
+/**
+ * Deeper than any clickstream message. Deeper input would pass JSON.parse but overflow the stack
+ * wherever it is re-serialized (JSON.stringify recurses: archive, DLQ), failing the whole batch.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** True when arrays/objects nest deeper than `limit` (an iterative scan, safe on hostile input). */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
 
 export function shardIdOf(record: KinesisStreamRecord): string {
   const id = record.eventID ?? '';
@@ -92,6 +115,7 @@ export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
   } catch {
     return rejectRaw('record is not valid UTF-8');
   }
+  if (nestsDeeperThan(text, MAX_NESTING_DEPTH)) return rejectRaw(`record nests deeper than ${MAX_NESTING_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -129,6 +153,10 @@ export function decodeKinesisRecord(record: KinesisStreamRecord): DecodeResult[]
   const outcome = deaggregate(record);
   if ('error' in outcome) {
     return [decodeFailure(Buffer.from(record.kinesis.data ?? '', 'base64'), base, `KPL aggregated record is corrupt: ${outcome.error}`)];
+  }
+  // An aggregate with no user records would otherwise vanish without a trace.
+  if (outcome.userRecords.length === 0) {
+    return [decodeFailure(Buffer.from(record.kinesis.data ?? '', 'base64'), base, 'KPL aggregated record is corrupt: it holds no user records')];
   }
   // Plain records come back alone and without a subSequenceNumber.
   const aggregated = outcome.userRecords.some((r) => r.subSequenceNumber !== undefined);

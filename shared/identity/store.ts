@@ -49,7 +49,7 @@ export class DynamoIdentityStore implements IdentityStore {
       chunk([...new Set(sessionIds)], GET_CHUNK).map(async (ids) => {
         let keys: Record<string, unknown>[] = ids.map((sessionId) => ({ sessionId }));
         for (let attempt = 0; keys.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`identity table: ${keys.length} keys still unprocessed after ${attempt} attempts`);
+          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${keys.length} keys still unprocessed after ${attempt} attempts`);
           if (attempt > 0) await sleep(50 * 2 ** attempt);
           const out = await this.client.send(
             new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
@@ -70,7 +70,7 @@ export class DynamoIdentityStore implements IdentityStore {
       chunk(links, WRITE_CHUNK).map(async (group) => {
         let requests = group.map((link) => ({ PutRequest: { Item: { ...link } } }));
         for (let attempt = 0; requests.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`identity table: ${requests.length} writes still unprocessed after ${attempt} attempts`);
+          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${requests.length} writes still unprocessed after ${attempt} attempts`);
           if (attempt > 0) await sleep(50 * 2 ** attempt);
           const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
           requests = (out.UnprocessedItems?.[this.tableName] as typeof requests | undefined) ?? [];

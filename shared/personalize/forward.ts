@@ -134,7 +134,8 @@ export interface EventOutbound extends Outbound<PersonalizeEvent> {
 export function planEventCalls(events: readonly EventOutbound[]): EventOutbound[][] {
   const groups = new Map<string, EventOutbound[]>();
   for (const event of events) {
-    const key = `${event.userId ?? ''}\u0000${event.sessionId}`;
+    // JSON, not a separator character: ids are free text and could contain any separator.
+    const key = JSON.stringify([event.userId ?? null, event.sessionId]);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = []));
     group.push(event);

@@ -1,0 +1,45 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from './stack.js';
+
+/**
+ * Prints `--env NAME=value` flags for `serverless invoke local`, from the running local stack's
+ * .local/stack.json, so a function invoked on its own talks to the same emulators.
+ */
+interface StackFile {
+  endpoints: Record<string, string>;
+  names: { identityTable: string; archiveBucket: string; dlqUrl: string; streamName: string };
+  region?: string;
+}
+
+const file = resolve(process.env.LOCAL_STATE_DIR ?? '.local', 'stack.json');
+let stack: StackFile;
+try {
+  stack = JSON.parse(await readFile(file, 'utf8')) as StackFile;
+} catch {
+  console.error(`${file} not found: start the local stack first (npm start)`);
+  process.exit(1);
+}
+const env: Record<string, string | undefined> = {
+  AWS_REGION: stack.region ?? 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_ENDPOINT_URL_KINESIS: stack.endpoints.kinesis,
+  AWS_ENDPOINT_URL_DYNAMODB: stack.endpoints.dynamodb,
+  AWS_ENDPOINT_URL_S3: stack.endpoints.s3,
+  AWS_ENDPOINT_URL_SQS: stack.endpoints.sqs,
+  AWS_ENDPOINT_URL_PERSONALIZE_EVENTS: stack.endpoints.personalizeEvents,
+  PERSONALIZE_TRACKING_ID: LOCAL_TRACKING_ID,
+  PERSONALIZE_ITEMS_DATASET_ARN: LOCAL_ITEMS_DATASET_ARN,
+  PERSONALIZE_USERS_DATASET_ARN: LOCAL_USERS_DATASET_ARN,
+  IDENTITY_TABLE: stack.names.identityTable,
+  ARCHIVE_BUCKET: stack.names.archiveBucket,
+  DLQ_URL: stack.names.dlqUrl,
+  STREAM_NAME: stack.names.streamName,
+};
+console.log(
+  Object.entries(env)
+    .filter(([, value]) => value !== undefined && value !== 'aws')
+    .map(([name, value]) => `--env ${name}=${value}`)
+    .join(' '),
+);
