@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { kinesisClient, s3Client, sqsClient } from '../shared/aws/clients.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
+import { invokeHttpLambda } from './apigw.js';
 import { startEmulators, servicesWithEndpoints, EMULATED_SERVICES, type Emulators } from './emulators.js';
 import { startLocalPersonalize, type LocalPersonalize, type LocalPersonalizeOptions } from './personalize-server.js';
 import { startPoller, type Poller } from './poller.js';
@@ -61,6 +62,13 @@ export const DEFAULT_NAMES = {
   dlqName: 'personalize-ingest-dlq',
 } as const;
 export const LOCAL_TRACKING_ID = 'local-tracking-id';
+/** Front-door credentials of the local stack (printed at start; never used in AWS). */
+export const LOCAL_CREDENTIALS = {
+  trackerWriteKey: 'local-write-key',
+  segmentSharedSecret: 'local-segment-secret',
+  mparticleAuthorization: 'Basic bG9jYWw6bG9jYWw=',
+  feedApiKey: 'local-feed-key',
+} as const;
 export const LOCAL_ITEMS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/ITEMS';
 export const LOCAL_USERS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/USERS';
 
@@ -114,6 +122,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       IDENTITY_TABLE: names.identityTable,
       ARCHIVE_BUCKET: names.archiveBucket,
       DLQ_URL: created.dlqUrl,
+      STREAM_NAME: names.streamName,
+      // Local credentials for the front doors; in AWS they come from the secret store.
+      TRACKER_WRITE_KEYS: process.env.TRACKER_WRITE_KEYS ?? LOCAL_CREDENTIALS.trackerWriteKey,
+      SEGMENT_SHARED_SECRET: process.env.SEGMENT_SHARED_SECRET ?? LOCAL_CREDENTIALS.segmentSharedSecret,
+      MPARTICLE_AUTHORIZATION: process.env.MPARTICLE_AUTHORIZATION ?? LOCAL_CREDENTIALS.mparticleAuthorization,
+      FEED_API_KEYS: process.env.FEED_API_KEYS ?? LOCAL_CREDENTIALS.feedApiKey,
+      CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? '*',
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
       ...options.processorEnv,
@@ -122,6 +137,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Imported after the environment is set: the handler reads it once, like a Lambda container.
     const { handler } = await import('../functions/process/handler.js');
     const { batchReports } = await import('../shared/process/handle.js');
+    const collector = await import('../functions/collect/handler.js');
+    const { COLLECTOR_PATHS } = await import('../shared/collect/collector.js');
     const totals = emptySummary();
     const unsubscribe = batchReports.subscribe((r: BatchReport) => {
       totals.batches++;
@@ -170,9 +187,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const activePoller = poller;
     routes.set('GET /health', (_req, res) => sendJson(res, 200, { status: 'ok', endpoints, stream: names.streamName }));
     routes.set('GET /stats', (_req, res) => sendJson(res, 200, { summary: totals, poller: activePoller.stats() }));
+    const collectorPaths = new Set(COLLECTOR_PATHS);
     http = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      const route = routes.get(`${req.method ?? 'GET'} ${path}`);
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const route = collectorPaths.has(path)
+        ? () => invokeHttpLambda(req, res, (event, context) => collector.handler(event, context), 'personalize-ingest-local-collect')
+        : routes.get(`${req.method ?? 'GET'} ${path}`);
       if (!route) return sendJson(res, 404, { message: `no route ${req.method} ${path}` });
       Promise.resolve(route(req, res)).catch((error: unknown) => {
         log(`route ${req.method} ${path} failed: ${(error as Error).message}`);

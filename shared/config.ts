@@ -14,16 +14,22 @@ const datasetArn = optionalString.refine((v) => v === undefined || /^arn:([a-z\d
   message: 'must be a Personalize dataset ARN (arn:aws:personalize:<region>:<account>:dataset/<group>/<TYPE>)',
 });
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-const nonNegative = (fallback: number) => z.coerce.number().min(0).default(fallback);
+/** A blank variable is unset, as for the ARNs above: coercing '' would give 0 (no pacing, no cache). */
+const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().int().positive().default(fallback));
+const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().min(0).default(fallback));
+
+/** A required variable: missing and blank get the same message, naming what it is. */
+const required = (what: string) =>
+  z.string({ error: `is required (${what})` }).trim().min(1, `is required (${what})`);
 
 export const processorEnvSchema = z.object({
-  PERSONALIZE_TRACKING_ID: z.string().trim().min(1, 'is required (the event tracker id from CreateEventTracker)').max(256),
+  PERSONALIZE_TRACKING_ID: required('the event tracker id from CreateEventTracker').max(256),
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
-  IDENTITY_TABLE: z.string().trim().min(1, 'is required (the DynamoDB identity table name)'),
-  ARCHIVE_BUCKET: z.string().trim().min(1, 'is required (the S3 archive bucket name)'),
-  DLQ_URL: z.string().trim().url('must be the SQS dead-letter queue URL'),
+  IDENTITY_TABLE: required('the DynamoDB identity table name'),
+  ARCHIVE_BUCKET: required('the S3 archive bucket name'),
+  DLQ_URL: required('the SQS dead-letter queue URL').url('must be the SQS dead-letter queue URL'),
   FORWARD_CONCURRENCY: positiveInt(8),
   PUT_ITEMS_PER_SECOND: nonNegative(10),
   PUT_USERS_PER_SECOND: nonNegative(10),
@@ -32,7 +38,7 @@ export const processorEnvSchema = z.object({
   PERSONALIZE_RETRY_MODE: z.enum(['standard', 'adaptive']).default('standard'),
   IDENTITY_CACHE_TTL_SECONDS: nonNegative(900),
   IDENTITY_NEGATIVE_CACHE_TTL_SECONDS: nonNegative(5),
-  IDENTITY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
+  IDENTITY_CACHE_MAX_ENTRIES: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).default(100_000)),
 });
 
 export type ProcessorEnv = z.infer<typeof processorEnvSchema>;
@@ -51,4 +57,28 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv,
 
 export function readProcessorEnv(env: NodeJS.ProcessEnv = process.env): ProcessorEnv {
   return parseEnv(processorEnvSchema, env, 'processor');
+}
+
+export const collectorEnvSchema = z
+  .object({
+    STREAM_NAME: optionalString,
+    STREAM_ARN: optionalString,
+    /** Segment's tracking API takes up to 500 KB per batch and 32 KB per event. */
+    COLLECTOR_MAX_BODY_BYTES: positiveInt(512_000),
+    COLLECTOR_MAX_MESSAGE_BYTES: positiveInt(32_768),
+    /** Segment's Actions webhook batches up to 4,000 events (FACTS §6a). */
+    COLLECTOR_MAX_MESSAGES: positiveInt(4_000),
+    KINESIS_PUT_ATTEMPTS: positiveInt(5),
+    /** Comma-separated origins allowed to call from browsers; empty: no CORS headers. */
+    CORS_ALLOWED_ORIGINS: optionalString,
+  })
+  .refine((env) => env.STREAM_NAME !== undefined || env.STREAM_ARN !== undefined, {
+    message: 'is required: set STREAM_NAME or STREAM_ARN (the Kinesis stream the collector writes to)',
+    path: ['STREAM_NAME'],
+  });
+
+export type CollectorEnv = z.infer<typeof collectorEnvSchema>;
+
+export function readCollectorEnv(env: NodeJS.ProcessEnv = process.env): CollectorEnv {
+  return parseEnv(collectorEnvSchema, env, 'collector');
 }

@@ -1,0 +1,210 @@
+import { partitionKeyOf, type CanonicalMessage } from '../../schemas/canonical.js';
+import { fromMParticleBatch } from '../adapters/mparticle.js';
+import { fromSegmentBatch, fromSegmentMessage } from '../adapters/segment.js';
+import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
+import type { AdapterContext, AdapterResult, Rejection } from '../adapters/types.js';
+import type { EventMapping } from '../event-mapping.js';
+import type { PutOutcome, StreamRecord } from '../stream-producer.js';
+import { basicAuthUser, bearerToken, matchesAnyKey, safeEqual, verifySegmentSignature } from './auth.js';
+import type { HttpRequest, HttpResponse } from './http.js';
+import type { CollectorSecrets } from './secrets.js';
+
+/**
+ * The front doors: authenticate, decode the source format into canonical messages, validate,
+ * put them on the stream, and answer per message. Nothing downstream knows which door a message
+ * came through except its `source`.
+ */
+
+export type Door = 'tracker' | 'segment-webhook' | 'mparticle-webhook' | 'items-feed' | 'users-feed';
+
+export interface StreamWriter {
+  put(records: readonly StreamRecord[]): Promise<PutOutcome>;
+}
+
+export interface CollectorSettings {
+  /** Whole request body; Segment's tracking API takes up to 500 KB per batch. */
+  maxBodyBytes: number;
+  /** One canonical message; Segment's tracking API takes up to 32 KB per event. */
+  maxMessageBytes: number;
+  /** Source messages per request. */
+  maxMessages: number;
+  mapping: EventMapping;
+}
+
+export interface CollectorDeps {
+  stream: StreamWriter;
+  secrets: () => Promise<CollectorSecrets>;
+  settings: CollectorSettings;
+}
+
+export interface CollectReport {
+  door?: Door;
+  status: number;
+  accepted: number;
+  rejected: number;
+  filtered: number;
+  notStored: number;
+}
+
+type SegmentCall = 'track' | 'page' | 'screen' | 'identify' | 'alias' | 'group';
+
+interface Route {
+  door: Door;
+  adapt(body: unknown, ctx: AdapterContext): AdapterResult;
+  /** Source messages in the body, for the per-request limit (undefined: not countable yet). */
+  count(body: unknown): number | undefined;
+}
+
+const arrayLength = (value: unknown) => (Array.isArray(value) ? value.length : undefined);
+const field = (body: unknown, name: string) =>
+  body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined;
+
+const segmentCall = (type: SegmentCall): Route => ({
+  door: 'tracker',
+  adapt: (body, ctx) => fromSegmentMessage(body, type, ctx),
+  count: () => 1,
+});
+
+/** Segment's webhook posts one message per request; the Actions webhook can batch them. */
+function adaptSegmentWebhook(body: unknown, ctx: AdapterContext): AdapterResult {
+  if (Array.isArray(body)) return fromSegmentBatch({ batch: body }, ctx);
+  if (Array.isArray(field(body, 'batch'))) return fromSegmentBatch(body, ctx);
+  return fromSegmentMessage(body, undefined, ctx);
+}
+
+export const ROUTES: Readonly<Record<string, Route>> = {
+  '/v1/batch': { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) },
+  '/v1/import': { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) },
+  '/v1/track': segmentCall('track'),
+  '/v1/page': segmentCall('page'),
+  '/v1/screen': segmentCall('screen'),
+  '/v1/identify': segmentCall('identify'),
+  '/v1/alias': segmentCall('alias'),
+  '/v1/group': segmentCall('group'),
+  '/v1/webhooks/segment': {
+    door: 'segment-webhook',
+    adapt: adaptSegmentWebhook,
+    count: (b) => arrayLength(b) ?? arrayLength(field(b, 'batch')) ?? 1,
+  },
+  '/v1/webhooks/mparticle': { door: 'mparticle-webhook', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
+  '/v1/items': { door: 'items-feed', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
+  '/v1/users': { door: 'users-feed', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
+};
+
+export const COLLECTOR_PATHS = Object.keys(ROUTES);
+
+function answer(status: number, body: Record<string, unknown>, headers?: Record<string, string>): HttpResponse {
+  return headers ? { status, body, headers } : { status, body };
+}
+
+const UNAUTHORIZED = answer(401, { success: false, message: 'missing or invalid credentials' });
+
+/** Checks the door's credentials; the body is parsed only where the credential can live in it. */
+function authenticate(door: Door, request: HttpRequest, secrets: CollectorSecrets, body: () => unknown): boolean {
+  const { headers } = request;
+  switch (door) {
+    case 'tracker': {
+      // Segment SDKs send the write key as the Basic-auth user; browser beacons put it in the body.
+      const fromHeader = basicAuthUser(headers.authorization);
+      if (fromHeader !== undefined) return matchesAnyKey(fromHeader, secrets.trackerWriteKeys);
+      const fromBody = field(body(), 'writeKey');
+      return typeof fromBody === 'string' && matchesAnyKey(fromBody, secrets.trackerWriteKeys);
+    }
+    case 'segment-webhook':
+      return secrets.segmentSharedSecret !== undefined && verifySegmentSignature(request.rawBody, headers['x-signature'], secrets.segmentSharedSecret);
+    case 'mparticle-webhook':
+      return (
+        secrets.mparticleAuthorization !== undefined &&
+        headers.authorization !== undefined &&
+        safeEqual(headers.authorization.trim(), secrets.mparticleAuthorization.trim())
+      );
+    case 'items-feed':
+    case 'users-feed':
+      return matchesAnyKey(bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.feedApiKeys);
+  }
+}
+
+export async function collect(request: HttpRequest, deps: CollectorDeps): Promise<{ response: HttpResponse; report: CollectReport }> {
+  const report: CollectReport = { status: 0, accepted: 0, rejected: 0, filtered: 0, notStored: 0 };
+  const done = (response: HttpResponse) => {
+    report.status = response.status;
+    return { response, report };
+  };
+  const route = Object.hasOwn(ROUTES, request.path) ? ROUTES[request.path] : undefined;
+  if (!route) return done(answer(404, { success: false, message: `no route ${request.path}` }));
+  report.door = route.door;
+  if (request.method !== 'POST') return done(answer(405, { success: false, message: 'use POST' }, { allow: 'POST, OPTIONS' }));
+
+  const { settings } = deps;
+  if (request.rawBody.length > settings.maxBodyBytes) {
+    return done(answer(413, { success: false, message: `request body is ${request.rawBody.length} bytes, limit ${settings.maxBodyBytes}` }));
+  }
+
+  let parsed: { ok: true; value: unknown } | { ok: false; error: string } | undefined;
+  const parse = () => {
+    if (!parsed) {
+      try {
+        parsed = { ok: true, value: JSON.parse(request.rawBody.toString('utf8')) as unknown };
+      } catch (error) {
+        parsed = { ok: false, error: (error as Error).message };
+      }
+    }
+    return parsed;
+  };
+  const secrets = await deps.secrets();
+  if (!authenticate(route.door, request, secrets, () => {
+    const p = parse();
+    return p.ok ? p.value : undefined;
+  })) {
+    return done(UNAUTHORIZED);
+  }
+
+  const body = parse();
+  if (!body.ok) return done(answer(400, { success: false, message: `request body is not valid JSON: ${body.error}` }));
+  const count = route.count(body.value);
+  if (count !== undefined && count > settings.maxMessages) {
+    return done(answer(400, { success: false, message: `request carries ${count} messages, limit ${settings.maxMessages} per request` }));
+  }
+
+  const adapted = route.adapt(body.value, { receivedAt: request.receivedAt, mapping: settings.mapping });
+  const rejections: Rejection[] = [...adapted.rejections];
+  const records: StreamRecord[] = [];
+  const recordIndex: number[] = [];
+  const accepted = new Set<number>();
+  for (const { index, message } of adapted.messages) {
+    const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));
+    if (data.length > settings.maxMessageBytes) {
+      rejections.push({ index, reason: `message is ${data.length} bytes, limit ${settings.maxMessageBytes} per message` });
+      continue;
+    }
+    records.push({ partitionKey: partitionKeyOf(message), data });
+    recordIndex.push(index);
+  }
+  // One rejected part of a source message (e.g. one product of an order) rejects none of the others.
+  const rejectedIndexes = new Set(rejections.map((r) => r.index));
+
+  const outcome = records.length > 0 ? await deps.stream.put(records) : { stored: [], failed: [], calls: 0 };
+  const notStored = new Set(outcome.failed.map((f) => recordIndex[f.index]!));
+  // Batch-level messages (index -1: mParticle links and profile) are not one of the caller's messages.
+  for (const i of outcome.stored) if (recordIndex[i]! >= 0) accepted.add(recordIndex[i]!);
+  for (const i of notStored) accepted.delete(i);
+  report.accepted = accepted.size;
+  report.rejected = rejectedIndexes.size;
+  report.filtered = adapted.filtered.length;
+  report.notStored = notStored.size;
+
+  const rejected = rejections.sort((a, b) => a.index - b.index).map((r) => ({ index: r.index, reason: r.reason, ...(r.errors && { errors: r.errors }) }));
+  if (notStored.size > 0) {
+    // A 5xx makes trackers retry; stable eventIds make the retried messages recognisable.
+    return done(
+      answer(
+        503,
+        { success: false, message: 'some messages could not be stored; retry them', notStored: [...notStored].sort((a, b) => a - b), accepted: accepted.size, rejected },
+        { 'retry-after': '1' },
+      ),
+    );
+  }
+  if (rejected.length === 0) return done(answer(200, { success: true, accepted: accepted.size, filtered: adapted.filtered.length }));
+  if (accepted.size === 0 && adapted.filtered.length === 0) return done(answer(400, { success: false, accepted: 0, rejected }));
+  return done(answer(207, { success: false, accepted: accepted.size, filtered: adapted.filtered.length, rejected }));
+}

@@ -1,0 +1,25 @@
+import { kinesisClient } from '../aws/clients.js';
+import { readCollectorEnv, type CollectorEnv } from '../config.js';
+import { loadEventMapping } from '../event-mapping.js';
+import { putRecords } from '../stream-producer.js';
+import type { CollectorDeps } from './collector.js';
+import { loadCollectorSecrets } from './secrets.js';
+
+/** The collector's adapters, built once per container from the environment. */
+export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): CollectorDeps & { config: CollectorEnv } {
+  const config = readCollectorEnv(env);
+  const kinesis = kinesisClient();
+  const target = config.STREAM_ARN ? { streamArn: config.STREAM_ARN } : { streamName: config.STREAM_NAME! };
+  return {
+    config,
+    stream: { put: (records) => putRecords(kinesis, records, { ...target, maxAttempts: config.KINESIS_PUT_ATTEMPTS }) },
+    // Cached by Powertools in AWS (refreshed every few minutes for rotation); env locally.
+    secrets: () => loadCollectorSecrets(env),
+    settings: {
+      maxBodyBytes: config.COLLECTOR_MAX_BODY_BYTES,
+      maxMessageBytes: config.COLLECTOR_MAX_MESSAGE_BYTES,
+      maxMessages: config.COLLECTOR_MAX_MESSAGES,
+      mapping: loadEventMapping(env),
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import { z } from 'zod';
+import { ConfigError } from '../config.js';
+
+/**
+ * The collector's credentials. In AWS they live in one Secrets Manager secret (JSON), read once per
+ * container and cached (COLLECTOR_SECRET_ID); locally they come from environment variables.
+ * They are never logged.
+ */
+export interface CollectorSecrets {
+  /** Write keys trackers send as the Basic-auth user (several, for rotation). */
+  trackerWriteKeys: string[];
+  /** Segment Webhook destination shared secret (X-Signature HMAC). */
+  segmentSharedSecret?: string;
+  /** The exact Authorization header value configured in mParticle's webhook output. */
+  mparticleAuthorization?: string;
+  /** Keys for the catalog and profile feeds (/v1/items, /v1/users). */
+  feedApiKeys: string[];
+}
+
+const list = z
+  .union([z.array(z.string()), z.string()])
+  .optional()
+  .transform((v) => (v === undefined ? [] : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s !== '')));
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const secretDocument = z.object({
+  trackerWriteKeys: list,
+  segmentSharedSecret: optional,
+  mparticleAuthorization: optional,
+  feedApiKeys: list,
+});
+
+/** Secret refresh interval: rotation takes effect within this time without a redeploy. */
+const SECRET_MAX_AGE_SECONDS = 300;
+
+export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env): Promise<CollectorSecrets> {
+  const secretId = env.COLLECTOR_SECRET_ID?.trim();
+  if (secretId) {
+    const raw = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
+    let parsed: unknown;
+    try {
+      parsed = typeof raw === 'string' ? JSON.parse(raw) : JSON.parse(Buffer.from(raw as Uint8Array).toString('utf8'));
+    } catch {
+      throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} is not a JSON document`);
+    }
+    const result = secretDocument.safeParse(parsed);
+    if (!result.success) {
+      throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} has invalid fields: ${result.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+    }
+    return withoutUndefined(result.data);
+  }
+  return withoutUndefined(
+    secretDocument.parse({
+      trackerWriteKeys: env.TRACKER_WRITE_KEYS,
+      segmentSharedSecret: env.SEGMENT_SHARED_SECRET,
+      mparticleAuthorization: env.MPARTICLE_AUTHORIZATION,
+      feedApiKeys: env.FEED_API_KEYS,
+    }),
+  );
+}
+
+function withoutUndefined(s: z.infer<typeof secretDocument>): CollectorSecrets {
+  return {
+    trackerWriteKeys: s.trackerWriteKeys,
+    feedApiKeys: s.feedApiKeys,
+    ...(s.segmentSharedSecret !== undefined && { segmentSharedSecret: s.segmentSharedSecret }),
+    ...(s.mparticleAuthorization !== undefined && { mparticleAuthorization: s.mparticleAuthorization }),
+  };
+}
