@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseEnv } from '../shared/config.js';
-import { DEFAULT_NAMES, DEFAULT_PORTS, startLocalStack } from './stack.js';
+import { DEFAULT_NAMES, DEFAULT_PORTS, LOCAL_CREDENTIALS, startLocalStack } from './stack.js';
 
 /** `npm start`: the whole pipeline on this machine, no AWS account. */
 
@@ -51,6 +51,10 @@ console.log(
     `  sqs (DLQ)         ${stack.names.dlqUrl}`,
     `  personalize       ${e.personalizeEvents}${stack.personalize ? `   (local; received: ${stack.personalize.url}/_local/received)` : ''}`,
     `  state             ${stateDir}`,
+    // Only the built-in development defaults are printed; credentials a user set stay unprinted.
+    process.env.TRACKER_WRITE_KEYS === LOCAL_CREDENTIALS.trackerWriteKey
+      ? `  door credentials  write key ${LOCAL_CREDENTIALS.trackerWriteKey}, feed key ${LOCAL_CREDENTIALS.feedApiKey} (local defaults, see README)`
+      : '  door credentials  from TRACKER_WRITE_KEYS / FEED_API_KEYS / SEGMENT_SHARED_SECRET / MPARTICLE_AUTHORIZATION',
     'Send events:  npm run send -- events/sample.ndjson      Stop: Ctrl-C',
   ].join('\n'),
 );
