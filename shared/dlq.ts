@@ -1,6 +1,7 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ArchiveStore } from './archive.js';
 import type { FieldError } from './decode.js';
+import { packBySize } from './util/batching.js';
 
 /**
  * Dead-letter records (DESIGN "Contracts"): enough to understand a failure and re-drive the
@@ -64,7 +65,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
         failed.push(record);
       }
     }
-    for (const batch of packBatches(bodies)) {
+    for (const batch of packBySize(bodies, (b) => Buffer.byteLength(b.body), MAX_BATCH_ENTRIES, MAX_BODY_BYTES)) {
       try {
         const out = await this.sqs.send(
           new SendMessageBatchCommand({
@@ -97,22 +98,4 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
     await this.overflow.put(key, Buffer.from(record.payload, 'utf8'));
     return sqsSafeJson({ ...record, payload: record.payload.slice(0, PAYLOAD_PREVIEW_CHARS), payloadS3Key: key });
   }
-}
-
-function packBatches<T extends { body: string }>(items: readonly T[]): T[][] {
-  const batches: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = Buffer.byteLength(item.body);
-    if (current.length === MAX_BATCH_ENTRIES || (current.length > 0 && bytes + size > MAX_BODY_BYTES)) {
-      batches.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(item);
-    bytes += size;
-  }
-  if (current.length > 0) batches.push(current);
-  return batches;
 }

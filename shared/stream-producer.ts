@@ -1,4 +1,5 @@
 import { PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import { packBySize } from './util/batching.js';
 
 /**
  * Kinesis PutRecords within its limits (FACTS §5d): at most 500 records and 5 MiB per call, 1 MiB
@@ -41,21 +42,7 @@ function recordBytes(record: StreamRecord): number {
 
 /** Pure: splits records into PutRecords calls within the count and size limits. */
 export function planPutRecords(indexes: readonly number[], records: readonly StreamRecord[]): number[][] {
-  const calls: number[][] = [];
-  let current: number[] = [];
-  let bytes = 0;
-  for (const index of indexes) {
-    const size = recordBytes(records[index]!);
-    if (current.length === KINESIS_LIMITS.recordsPerCall || (current.length > 0 && bytes + size > KINESIS_LIMITS.bytesPerCall)) {
-      calls.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(index);
-    bytes += size;
-  }
-  if (current.length > 0) calls.push(current);
-  return calls;
+  return packBySize(indexes, (i) => recordBytes(records[i]!), KINESIS_LIMITS.recordsPerCall, KINESIS_LIMITS.bytesPerCall);
 }
 
 export async function putRecords(kinesis: KinesisClient, records: readonly StreamRecord[], options: ProducerOptions): Promise<PutOutcome> {

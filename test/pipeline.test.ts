@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { InteractionMessage } from '../schemas/canonical.js';
@@ -6,6 +5,7 @@ import { kinesisClient } from '../shared/aws/clients.js';
 import { putRecords } from '../shared/stream-producer.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators, uniqueName } from './support/env.js';
+import { kplAggregate } from './support/kpl.js';
 import { drainDlq, eventTime, isDeadLetter, readArchive, send } from './support/stack.js';
 
 useEmulators();
@@ -192,28 +192,8 @@ describe('the processor on the local stack', () => {
   });
 
   it('processes a KPL-aggregated record like its plain equivalent', async () => {
-    const require = createRequire(import.meta.url);
-    const agg = require('aws-kinesis-agg') as {
-      aggregate: (
-        records: { partitionKey: string; data: Buffer }[],
-        onEncoded: (encoded: { partitionKey: string; data: Buffer }, done: (err?: Error) => void) => void,
-        afterAll: () => void,
-        onError: (err: Error) => void,
-      ) => void;
-    };
     const messages = [interaction('kpl-s', 'kpl-1'), interaction('kpl-s', 'kpl-2', { userId: 'kpl-user' }), interaction('kpl-s', 'kpl-3')];
-    const encoded: { partitionKey: string; data: Buffer }[] = [];
-    await new Promise<void>((resolve, reject) => {
-      agg.aggregate(
-        messages.map((m) => ({ partitionKey: m.sessionId, data: Buffer.from(JSON.stringify(m)) })),
-        (record, done) => {
-          encoded.push(record);
-          done();
-        },
-        resolve,
-        reject,
-      );
-    });
+    const encoded = await kplAggregate(messages.map((m) => ({ partitionKey: m.sessionId, data: Buffer.from(JSON.stringify(m)) })));
     expect(encoded).toHaveLength(1);
     await putRecords(kinesisClient(), encoded, { streamName: stack.names.streamName });
     await stack.poller.idle();

@@ -11,6 +11,7 @@ import {
   type User as PersonalizeUser,
 } from '@aws-sdk/client-personalize-events';
 import pLimit from 'p-limit';
+import { chunk } from '../util/batching.js';
 import pThrottle from 'p-throttle';
 import type { Entry } from '../process/entry.js';
 import { PERSONALIZE_LIMITS } from './requests.js';
@@ -93,12 +94,6 @@ function merge(into: ForwardResult, from: ForwardResult): void {
   into.delivered.push(...from.delivered);
   into.rejected.push(...from.rejected);
   into.failed.push(...from.failed);
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /**

@@ -1,19 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { kplAggregate } from '../support/kpl.js';
 import { decodeKinesisRecord, decodeMessage, MAX_NESTING_DEPTH, type DecodeResult, type RecordRef } from '../../shared/decode.js';
 
-// aws-kinesis-agg's typings import the v2 'aws-sdk', which is not installed: load it untyped, as test/pipeline.test.ts does.
-const require = createRequire(import.meta.url);
-const agg = require('aws-kinesis-agg') as {
-  aggregate: (
-    records: { partitionKey: string; data: Buffer }[],
-    onEncoded: (encoded: { partitionKey: string; data: Buffer }, done: (err?: Error) => void) => void,
-    afterAll: () => void,
-    onError: (err: Error) => void,
-  ) => void;
-};
 
 const KPL_MAGIC = Buffer.from('f3899ac2', 'hex');
 const NOW = Date.now();
@@ -39,19 +29,7 @@ function kinesisRecord(data: Buffer, sequenceNumber = REF.sequenceNumber, partit
 }
 
 async function aggregate(records: { partitionKey: string; data: Buffer }[]): Promise<Buffer[]> {
-  const encoded: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    agg.aggregate(
-      records,
-      (record, done) => {
-        encoded.push(record.data);
-        done();
-      },
-      resolve,
-      reject,
-    );
-  });
-  return encoded;
+  return (await kplAggregate(records)).map((r) => r.data);
 }
 
 const md5 = (bytes: Buffer): Buffer => createHash('md5').update(bytes).digest();

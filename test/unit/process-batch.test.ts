@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
 import type { KinesisStreamRecord } from 'aws-lambda';
@@ -10,18 +9,9 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import { kplAggregate } from '../support/kpl.js';
 import { processBatch, type BatchReport, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
 
-// aws-kinesis-agg's typings import the v2 'aws-sdk', which is not installed: load it untyped, as test/pipeline.test.ts does.
-const require = createRequire(import.meta.url);
-const agg = require('aws-kinesis-agg') as {
-  aggregate: (
-    records: { partitionKey: string; data: Buffer }[],
-    onEncoded: (encoded: { partitionKey: string; data: Buffer }, done: (err?: Error) => void) => void,
-    afterAll: () => void,
-    onError: (err: Error) => void,
-  ) => void;
-};
 
 // ------------------------------------------------------------------------------------------------
 // In-memory fakes of the ports
@@ -156,21 +146,10 @@ function kinesisRecords(payloads: readonly Payload[], firstIndex = 1): KinesisSt
   });
 }
 
-async function kplAggregate(payloads: readonly Payload[]): Promise<Buffer> {
-  const encoded: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    agg.aggregate(
-      payloads.map((p, i) => ({ partitionKey: `kpl-${i}`, data: bytesOf(p) })),
-      (record, done) => {
-        encoded.push(record.data);
-        done();
-      },
-      resolve,
-      reject,
-    );
-  });
+async function kplAggregateOne(payloads: readonly Payload[]): Promise<Buffer> {
+  const encoded = await kplAggregate(payloads.map((p, i) => ({ partitionKey: `kpl-${i}`, data: bytesOf(p) })));
   if (encoded.length !== 1) throw new Error(`expected one aggregated record, got ${encoded.length}`);
-  return encoded[0]!;
+  return encoded[0]!.data;
 }
 
 const view = (sessionId: string, eventId: string, extra: Record<string, unknown> = {}) => ({
@@ -391,7 +370,7 @@ describe('processBatch', () => {
 
   it('dead-letters the bad user record of a KPL aggregate with its sub-sequence number, and forwards the rest', async () => {
     const { personalize, dlq, deps } = setup();
-    const aggregate = await kplAggregate([view('k', 'k1'), '{bad', view('k', 'k2')]);
+    const aggregate = await kplAggregateOne([view('k', 'k1'), '{bad', view('k', 'k2')]);
     const outcome = await processBatch(kinesisRecords([aggregate]), deps);
     expect(failures(outcome)).toEqual([]);
     expect(personalize.delivered.map((d) => d.eventId)).toEqual(['k1', 'k2']);
@@ -458,7 +437,7 @@ async function generateBatch(seed: number): Promise<{ records: KinesisStreamReco
     if (rnd() < 0.08) {
       const group = Array.from({ length: 2 + Math.floor(rnd() * 4) }, (_, j) => next(i * 100 + j));
       sent.push(...group);
-      records.push(await kplAggregate(group));
+      records.push(await kplAggregateOne(group));
       messages += group.length;
     } else {
       const payload = next(i);
