@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from './stack.js';
+import { LOCAL_CREDENTIALS, LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from './stack.js';
 
 /**
  * Prints `--env NAME=value` flags for `serverless invoke local`, from the running local stack's
@@ -36,7 +36,19 @@ const env: Record<string, string | undefined> = {
   ARCHIVE_BUCKET: stack.names.archiveBucket,
   DLQ_URL: stack.names.dlqUrl,
   STREAM_NAME: stack.names.streamName,
+  // The collector's door credentials, as `npm start` configures them (no Secrets Manager locally).
+  TRACKER_WRITE_KEYS: process.env.TRACKER_WRITE_KEYS ?? LOCAL_CREDENTIALS.trackerWriteKey,
+  SEGMENT_SHARED_SECRET: process.env.SEGMENT_SHARED_SECRET ?? LOCAL_CREDENTIALS.segmentSharedSecret,
+  FEED_API_KEYS: process.env.FEED_API_KEYS ?? LOCAL_CREDENTIALS.feedApiKey,
 };
+// The flags are expanded unquoted by the shell (`$(npx tsx local/invoke-env.ts)`), so a value with
+// whitespace cannot travel that way (hence no MPARTICLE_AUTHORIZATION, a "Basic ..." header).
+for (const [name, value] of Object.entries(env)) {
+  if (value !== undefined && /\s/.test(value)) {
+    console.error(`${name} not passed (contains whitespace)`);
+    delete env[name];
+  }
+}
 console.log(
   Object.entries(env)
     .filter(([, value]) => value !== undefined && value !== 'aws')
