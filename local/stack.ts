@@ -7,7 +7,8 @@ import type { BatchReport } from '../shared/process/process-batch.js';
 import { invokeHttpLambda } from './apigw.js';
 import { startEmulators, servicesWithEndpoints, EMULATED_SERVICES, type Emulators } from './emulators.js';
 import { startLocalPersonalize, type LocalPersonalize, type LocalPersonalizeOptions } from './personalize-server.js';
-import { startPoller, type Poller } from './poller.js';
+import { startLocalPersonalizeControl, type LocalPersonalizeControl } from './personalize-control.js';
+import { startPoller, type Poller, type PollerHandler } from './poller.js';
 import { createResources } from './resources.js';
 
 /**
@@ -18,7 +19,7 @@ import { createResources } from './resources.js';
 
 export interface LocalStackOptions {
   /** Ports; 0 lets the OS pick (tests). */
-  ports?: { http?: number; kinesis?: number; dynamodb?: number; s3?: number; sqs?: number; personalize?: number };
+  ports?: { http?: number; kinesis?: number; dynamodb?: number; s3?: number; sqs?: number; personalize?: number; personalizeControl?: number };
   names?: { streamName?: string; shardCount?: number; identityTable?: string; archiveBucket?: string; dlqName?: string };
   /** Where the local Personalize endpoint appends what it receives and the stack writes stack.json. */
   stateDir?: string;
@@ -26,6 +27,8 @@ export interface LocalStackOptions {
   poller?: { batchSize?: number; maxBatchingWindowMs?: number; pollIntervalMs?: number; maxRetryAttempts?: number; maxRecordAgeSeconds?: number };
   /** Extra processor environment (overrides the local defaults). */
   processorEnv?: Record<string, string>;
+  /** Wraps each processor invocation the poller makes (chaos runs inject crashes here). */
+  wrapProcessor?: (handler: PollerHandler) => PollerHandler;
   log?: (line: string) => void;
 }
 
@@ -46,6 +49,8 @@ export interface LocalStack {
   names: { streamName: string; streamArn: string; identityTable: string; archiveBucket: string; dlqUrl: string };
   /** The local Personalize endpoint, when this stack started it. */
   personalize?: LocalPersonalize;
+  /** The local Personalize control plane (dataset import jobs, for the export), when this stack started it. */
+  personalizeControl?: LocalPersonalizeControl;
   poller: Poller;
   summary(): StackSummary;
   /** Lets a later issue mount more routes (the collector) on the stack's HTTP port. */
@@ -53,7 +58,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_PORTS = { http: 4000, kinesis: 4567, dynamodb: 4568, s3: 4569, sqs: 4570, personalize: 4571 } as const;
+export const DEFAULT_PORTS = { http: 4000, kinesis: 4567, dynamodb: 4568, s3: 4569, sqs: 4570, personalize: 4571, personalizeControl: 4572 } as const;
 export const DEFAULT_NAMES = {
   streamName: 'personalize-ingest-events',
   shardCount: 2,
@@ -71,6 +76,19 @@ export const LOCAL_CREDENTIALS = {
 } as const;
 export const LOCAL_ITEMS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/ITEMS';
 export const LOCAL_USERS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/USERS';
+export const LOCAL_INTERACTIONS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/INTERACTIONS';
+/** The role the export names in CreateDatasetImportJob; locally only its form is checked. */
+export const LOCAL_IMPORT_ROLE_ARN = 'arn:aws:iam::000000000000:role/personalize-ingest-local-import';
+
+/** What `npm run export` needs besides endpoints and names: the datasets and role this stack configured. */
+function exportSettings(): Record<string, string | undefined> {
+  return {
+    interactionsDatasetArn: process.env.PERSONALIZE_INTERACTIONS_DATASET_ARN,
+    itemsDatasetArn: process.env.PERSONALIZE_ITEMS_DATASET_ARN,
+    usersDatasetArn: process.env.PERSONALIZE_USERS_DATASET_ARN,
+    importRoleArn: process.env.PERSONALIZE_IMPORT_ROLE_ARN,
+  };
+}
 
 function emptySummary(): StackSummary {
   return { received: 0, forwarded: 0, archived: 0, deadLettered: 0, stitched: 0, duplicates: 0, retried: 0, batches: 0 };
@@ -89,12 +107,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const toStart = EMULATED_SERVICES.filter((s) => !preset.has(s));
   let emulators: Emulators | undefined;
   let personalize: LocalPersonalize | undefined;
+  let personalizeControl: LocalPersonalizeControl | undefined;
   let poller: Poller | undefined;
   let http: Server | undefined;
   const stopAll = async () => {
     await poller?.stop();
     await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
     await personalize?.close();
+    await personalizeControl?.close();
     await emulators?.close();
   };
 
@@ -110,6 +130,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       });
       Object.assign(process.env, personalize.env);
     }
+    if (!process.env.AWS_ENDPOINT_URL_PERSONALIZE && !process.env.AWS_ENDPOINT_URL) {
+      personalizeControl = await startLocalPersonalizeControl({ port: ports.personalizeControl ?? 0, s3: s3Client() });
+      Object.assign(process.env, personalizeControl.env);
+    }
 
     const kinesis = kinesisClient();
     const sqs = sqsClient();
@@ -119,6 +143,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       PERSONALIZE_TRACKING_ID: process.env.PERSONALIZE_TRACKING_ID ?? LOCAL_TRACKING_ID,
       PERSONALIZE_ITEMS_DATASET_ARN: process.env.PERSONALIZE_ITEMS_DATASET_ARN ?? LOCAL_ITEMS_DATASET_ARN,
       PERSONALIZE_USERS_DATASET_ARN: process.env.PERSONALIZE_USERS_DATASET_ARN ?? LOCAL_USERS_DATASET_ARN,
+      PERSONALIZE_INTERACTIONS_DATASET_ARN: process.env.PERSONALIZE_INTERACTIONS_DATASET_ARN ?? LOCAL_INTERACTIONS_DATASET_ARN,
+      PERSONALIZE_IMPORT_ROLE_ARN: process.env.PERSONALIZE_IMPORT_ROLE_ARN ?? LOCAL_IMPORT_ROLE_ARN,
       IDENTITY_TABLE: names.identityTable,
       ARCHIVE_BUCKET: names.archiveBucket,
       DLQ_URL: created.dlqUrl,
@@ -156,7 +182,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       streamName: names.streamName,
       streamArn: created.streamArn,
       // The poller passes a plain Lambda context; middy's types want its own request shape.
-      handler: (event, context) => handler(event, context),
+      handler: (options.wrapProcessor ?? ((h: PollerHandler) => h))((event, context) => handler(event, context)),
       batchSize: options.poller?.batchSize ?? 100,
       maxBatchingWindowMs: options.poller?.maxBatchingWindowMs ?? 200,
       pollIntervalMs: options.poller?.pollIntervalMs ?? 250,
@@ -180,6 +206,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       s3: process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL ?? 'aws',
       sqs: process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL ?? 'aws',
       personalizeEvents: process.env.AWS_ENDPOINT_URL_PERSONALIZE_EVENTS ?? process.env.AWS_ENDPOINT_URL ?? 'aws',
+      personalize: process.env.AWS_ENDPOINT_URL_PERSONALIZE ?? process.env.AWS_ENDPOINT_URL ?? 'aws',
     };
     const sendJson = (res: ServerResponse, status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -211,6 +238,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       endpoints,
       names: { streamName: names.streamName, streamArn: created.streamArn, identityTable: names.identityTable, archiveBucket: names.archiveBucket, dlqUrl: created.dlqUrl },
       ...(personalize && { personalize }),
+      ...(personalizeControl && { personalizeControl }),
       poller,
       summary: () => ({ ...totals }),
       route: (method, path, handler) => void routes.set(`${method.toUpperCase()} ${path}`, handler),
@@ -221,7 +249,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     if (options.stateDir) {
       await mkdir(options.stateDir, { recursive: true });
-      await writeFile(join(options.stateDir, 'stack.json'), `${JSON.stringify({ endpoints, names: stack.names, region: process.env.AWS_REGION }, null, 2)}\n`);
+      await writeFile(join(options.stateDir, 'stack.json'), `${JSON.stringify({ endpoints, names: stack.names, region: process.env.AWS_REGION, export: exportSettings() }, null, 2)}\n`);
     }
     return stack;
   } catch (error) {

@@ -14,6 +14,7 @@ const env = parseEnv(
     LOCAL_S3_PORT: port(DEFAULT_PORTS.s3),
     LOCAL_SQS_PORT: port(DEFAULT_PORTS.sqs),
     LOCAL_PERSONALIZE_PORT: port(DEFAULT_PORTS.personalize),
+    LOCAL_PERSONALIZE_CONTROL_PORT: port(DEFAULT_PORTS.personalizeControl),
     LOCAL_STATE_DIR: z.string().default('.local'),
     LOCAL_SUMMARY_SECONDS: z.coerce.number().min(0).default(10),
     STREAM_NAME: z.string().min(1).default(DEFAULT_NAMES.streamName),
@@ -33,6 +34,7 @@ const stack = await startLocalStack({
     s3: env.LOCAL_S3_PORT,
     sqs: env.LOCAL_SQS_PORT,
     personalize: env.LOCAL_PERSONALIZE_PORT,
+    personalizeControl: env.LOCAL_PERSONALIZE_CONTROL_PORT,
   },
   names: { streamName: env.STREAM_NAME, shardCount: env.STREAM_SHARDS, identityTable: process.env.IDENTITY_TABLE ?? DEFAULT_NAMES.identityTable, archiveBucket: process.env.ARCHIVE_BUCKET ?? DEFAULT_NAMES.archiveBucket },
   stateDir,
@@ -50,12 +52,13 @@ console.log(
     `  s3                ${e.s3}   bucket ${stack.names.archiveBucket}`,
     `  sqs (DLQ)         ${stack.names.dlqUrl}`,
     `  personalize       ${e.personalizeEvents}${stack.personalize ? `   (local; received: ${stack.personalize.url}/_local/received)` : ''}`,
+    `  import jobs       ${e.personalize}${stack.personalizeControl ? `   (local control plane; jobs: ${stack.personalizeControl.url}/_local/jobs)` : ''}`,
     `  state             ${stateDir}`,
     // Only the built-in development defaults are printed; credentials a user set stay unprinted.
     process.env.TRACKER_WRITE_KEYS === LOCAL_CREDENTIALS.trackerWriteKey
       ? `  door credentials  write key ${LOCAL_CREDENTIALS.trackerWriteKey}, feed key ${LOCAL_CREDENTIALS.feedApiKey} (local defaults, see README)`
       : '  door credentials  from TRACKER_WRITE_KEYS / FEED_API_KEYS / SEGMENT_SHARED_SECRET / MPARTICLE_AUTHORIZATION',
-    'Send events:  npm run send -- events/sample.ndjson      Stop: Ctrl-C',
+    'Send events:  npm run send -- events/sample.ndjson      Export a day:  npm run export -- --date YYYY-MM-DD      Stop: Ctrl-C',
   ].join('\n'),
 );
 

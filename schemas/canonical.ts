@@ -123,12 +123,23 @@ export const aliasSchema = z.object({
   userId: userIdSchema,
 });
 
+/**
+ * A user's deletion request (Segment `delete`, or the delete-user tool): the processor removes the
+ * user's identity links and records the deletion so every later export leaves the user out.
+ */
+export const deleteSchema = z.object({
+  kind: z.literal('delete'),
+  ...base,
+  userId: userIdSchema,
+});
+
 export const canonicalMessageSchema = z.discriminatedUnion('kind', [
   interactionSchema,
   itemSchema,
   userSchema,
   identifySchema,
   aliasSchema,
+  deleteSchema,
 ]);
 
 export type InteractionMessage = z.infer<typeof interactionSchema>;
@@ -136,6 +147,7 @@ export type ItemMessage = z.infer<typeof itemSchema>;
 export type UserMessage = z.infer<typeof userSchema>;
 export type IdentifyMessage = z.infer<typeof identifySchema>;
 export type AliasMessage = z.infer<typeof aliasSchema>;
+export type DeleteMessage = z.infer<typeof deleteSchema>;
 export type CanonicalMessage = z.infer<typeof canonicalMessageSchema>;
 export type MessageKind = CanonicalMessage['kind'];
 
@@ -150,6 +162,7 @@ export function partitionKeyOf(message: CanonicalMessage): string {
     case 'item':
       return message.itemId;
     case 'user':
+    case 'delete':
       return message.userId;
   }
 }

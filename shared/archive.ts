@@ -38,8 +38,10 @@ export function archiveKindOf(kind: MessageKind): ArchiveKind {
       return 'items';
     case 'user':
       return 'users';
+    // A deletion request is an audit record of the identity table: archived beside the links.
     case 'identify':
     case 'alias':
+    case 'delete':
       return 'identity';
   }
 }
@@ -71,6 +73,8 @@ export interface ArchiveObject {
   records: number;
 }
 
+const HOUR_MS = 3_600_000;
+
 function partitionOf(timestampMs: number): string {
   const iso = new Date(timestampMs).toISOString();
   return `dt=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}`;
@@ -79,8 +83,15 @@ function partitionOf(timestampMs: number): string {
 /** Pure: groups a batch's entries into archive objects (by kind and event-time hour), gzip NDJSON. */
 export function buildArchiveObjects(entries: readonly Entry[], range: BatchRange): ArchiveObject[] {
   const groups = new Map<string, string[]>();
+  // A batch spans few hours: formatting a date per entry was a visible cost, so prefixes are reused.
+  const prefixes = new Map<ArchiveKind, Map<number, string>>();
   for (const entry of entries) {
-    const prefix = `archive/${archiveKindOf(entry.message.kind)}/${partitionOf(entry.message.timestamp)}`;
+    const kind = archiveKindOf(entry.message.kind);
+    const hour = Math.floor(entry.message.timestamp / HOUR_MS);
+    let byHour = prefixes.get(kind);
+    if (!byHour) prefixes.set(kind, (byHour = new Map<number, string>()));
+    let prefix = byHour.get(hour);
+    if (prefix === undefined) byHour.set(hour, (prefix = `archive/${kind}/${partitionOf(hour * HOUR_MS)}`));
     let lines = groups.get(prefix);
     if (!lines) groups.set(prefix, (lines = []));
     lines.push(JSON.stringify(toArchivedRecord(entry)));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './export/limits.js';
 
 /**
  * Configuration is read once per container, at the edge, from environment variables (set by
@@ -39,6 +40,14 @@ export const processorEnvSchema = z.object({
   IDENTITY_CACHE_TTL_SECONDS: nonNegative(900),
   IDENTITY_NEGATIVE_CACHE_TTL_SECONDS: nonNegative(5),
   IDENTITY_CACHE_MAX_ENTRIES: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).default(100_000)),
+  /** Comma-separated property/trait names treated as PII (case and `_` ignored); blank: the defaults in shared/pii.ts. */
+  PII_FIELDS: optionalString,
+  /** `drop` removes PII fields before the archive and Personalize; `hash` replaces them with HMAC-SHA256(PII_HASH_KEY). */
+  PII_MODE: z.preprocess(blankAsUnset, z.enum(['drop', 'hash']).default('drop')),
+  PII_HASH_KEY: optionalString,
+}).refine((env) => env.PII_MODE !== 'hash' || env.PII_HASH_KEY !== undefined, {
+  message: 'is required when PII_MODE is "hash" (the HMAC key for PII fields)',
+  path: ['PII_HASH_KEY'],
 });
 
 export type ProcessorEnv = z.infer<typeof processorEnvSchema>;
@@ -81,4 +90,43 @@ export type CollectorEnv = z.infer<typeof collectorEnvSchema>;
 
 export function readCollectorEnv(env: NodeJS.ProcessEnv = process.env): CollectorEnv {
   return parseEnv(collectorEnvSchema, env, 'collector');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export (functions/export, npm run export)
+
+const importRoleArn = optionalString.refine((v) => v === undefined || ROLE_ARN_PATTERN.test(v), {
+  message: 'must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) that Personalize may assume to read the imports',
+});
+
+export const exportEnvSchema = z.object({
+  ARCHIVE_BUCKET: required('the S3 archive bucket name'),
+  IDENTITY_TABLE: required('the DynamoDB identity table name'),
+  /** Unset: the CSV is written but no import job is started for that dataset. */
+  PERSONALIZE_INTERACTIONS_DATASET_ARN: datasetArn,
+  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
+  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  PERSONALIZE_IMPORT_ROLE_ARN: importRoleArn,
+  /** auto: INCREMENTAL once the dataset has an ACTIVE bulk import, FULL before (FACTS §4d). */
+  EXPORT_IMPORT_MODE: z.preprocess(blankAsUnset, z.enum(['auto', 'INCREMENTAL', 'FULL']).default('auto')),
+  /** Where partitions and CSV parts are spilled; default os.tmpdir(). */
+  EXPORT_WORK_DIR: optionalString,
+  /** Anonymous interactions with no link: leave out, or use the sessionId as USER_ID (FACTS §1d). */
+  EXPORT_ANONYMOUS: z.preprocess(blankAsUnset, z.enum(['skip', 'session-as-user']).default('skip')),
+  /** Largest CSV part (and INCREMENTAL job); at most the 1 GB limit (FACTS §4c). Smaller values are for tests. */
+  EXPORT_PART_MAX_BYTES: z.preprocess(
+    blankAsUnset,
+    z.coerce
+      .number()
+      .int()
+      .min(1024, 'must be at least 1024 bytes')
+      .max(IMPORT_LIMITS.incrementalJobBytes, `must be at most ${IMPORT_LIMITS.incrementalJobBytes} (INCREMENTAL import limit, FACTS §4c)`)
+      .default(IMPORT_LIMITS.incrementalJobBytes),
+  ),
+});
+
+export type ExportEnv = z.infer<typeof exportEnvSchema>;
+
+export function readExportEnv(env: NodeJS.ProcessEnv = process.env): ExportEnv {
+  return parseEnv(exportEnvSchema, env, 'export');
 }

@@ -129,7 +129,7 @@ function convert(
     return;
   }
   if (type === 'delete') {
-    result.filtered.push({ index, reason: 'user deletion is handled by the deletion tool (issue 4)' });
+    deletion(message, index, defaults, ctx, result);
     return;
   }
 
@@ -420,6 +420,31 @@ function identify(common: Common, anonymousId: string | undefined, result: Adapt
       paths,
     );
   }
+}
+
+/**
+ * delete (FACTS §6a: `{type:"delete", userId, timestamp}`) -> a deletion request for that user.
+ * Without a usable time the request's arrival stands in: a deletion is never refused for its timestamp.
+ */
+function deletion(message: Record<string, unknown>, index: number, defaults: BatchDefaults, ctx: AdapterContext, result: AdapterResult): void {
+  const userId = idOf(message.userId);
+  if (userId === undefined) {
+    reject(result, index, [{ path: 'userId', message: 'missing: a delete message needs the userId to delete' }]);
+    return;
+  }
+  const time = eventTime(message, defaults, ctx);
+  accept(
+    result,
+    index,
+    {
+      kind: 'delete',
+      source: 'segment',
+      eventId: idOf(message.messageId) ?? contentEventId(omitKeys(message, TRANSPORT_KEYS)),
+      timestamp: time.ok ? time.value : ctx.receivedAt,
+      userId,
+    },
+    { eventId: 'messageId', userId: 'userId', timestamp: 'timestamp' },
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { PersonalizeClient } from '@aws-sdk/client-personalize';
 import { PersonalizeEventsClient } from '@aws-sdk/client-personalize-events';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -56,4 +57,9 @@ export function sqsClient(o: ClientOptions = {}): SQSClient {
 
 export function personalizeEventsClient(o: ClientOptions = {}): PersonalizeEventsClient {
   return new PersonalizeEventsClient({ ...o, requestHandler: httpHandler() });
+}
+
+/** The Personalize control plane (dataset import jobs); AWS_ENDPOINT_URL_PERSONALIZE points it elsewhere. */
+export function personalizeClient(o: ClientOptions = {}): PersonalizeClient {
+  return new PersonalizeClient({ ...o, requestHandler: httpHandler() });
 }

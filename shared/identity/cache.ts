@@ -47,8 +47,9 @@ export class LinkCache {
   }
 
   private put(sessionId: string, link: IdentityLink | null, ttlMs: number): void {
-    if (ttlMs <= 0 || this.options.maxEntries <= 0) return;
+    // Always drop the old entry: with caching of links off, a "no link yet" entry must not outlive the link.
     this.entries.delete(sessionId);
+    if (ttlMs <= 0 || this.options.maxEntries <= 0) return;
     this.entries.set(sessionId, { link, expiresAt: this.now() + ttlMs });
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next().value;

@@ -1,4 +1,4 @@
-import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Source } from '../../schemas/canonical.js';
 
 /** A session -> user link, as stored in the identity table (one item per session). */
@@ -15,6 +15,14 @@ export interface IdentityLink {
 export interface IdentityStore {
   getLinks(sessionIds: readonly string[]): Promise<Map<string, IdentityLink>>;
   putLinks(links: readonly IdentityLink[]): Promise<void>;
+  /**
+   * Removes every link of a user (a deletion request) and returns the removed links.
+   * `alsoSessions`: sessions just linked (this batch) that the user index, read eventually
+   * consistently, may not show yet; they are read consistently and removed if they are the user's.
+   * Optional so in-memory stores of tests and benchmarks need not have it; the processor
+   * dead-letters a deletion request when its store cannot delete.
+   */
+  deleteLinksOfUser?(userId: string, alsoSessions?: readonly string[]): Promise<IdentityLink[]>;
 }
 
 export const IDENTITY_TABLE_KEYS = {
@@ -77,6 +85,45 @@ export class DynamoIdentityStore implements IdentityStore {
         }
       }),
     );
+  }
+
+  async deleteLinksOfUser(userId: string, alsoSessions: readonly string[] = []): Promise<IdentityLink[]> {
+    const owned = new Map<string, IdentityLink>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: IDENTITY_TABLE_KEYS.userIndex,
+          KeyConditionExpression: '#user = :user',
+          ExpressionAttributeNames: { '#user': IDENTITY_TABLE_KEYS.userIndexKey },
+          ExpressionAttributeValues: { ':user': userId },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const link = toLink(item);
+        if (link?.userId === userId) owned.set(link.sessionId, link);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    const unseen = alsoSessions.filter((s) => !owned.has(s));
+    if (unseen.length > 0) {
+      for (const link of (await this.getLinks(unseen)).values()) if (link.userId === userId) owned.set(link.sessionId, link);
+    }
+    const removed = [...owned.values()];
+    await Promise.all(
+      chunk(removed, WRITE_CHUNK).map(async (group) => {
+        let requests = group.map((link) => ({ DeleteRequest: { Key: { [IDENTITY_TABLE_KEYS.partitionKey]: link.sessionId } } }));
+        for (let attempt = 0; requests.length > 0; attempt++) {
+          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${requests.length} deletes still unprocessed after ${attempt} attempts`);
+          if (attempt > 0) await sleep(50 * 2 ** attempt);
+          const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
+          requests = (out.UnprocessedItems?.[this.tableName] as typeof requests | undefined) ?? [];
+        }
+      }),
+    );
+    return removed;
   }
 }
 

@@ -6,7 +6,7 @@ import { decodeKinesisRecord, type RecordRef } from '../decode.js';
 import type { DeadLetterQueue, DeadLetterRecord, DeadLetterStage } from '../dlq.js';
 import { mapEvent, type EventMapping } from '../event-mapping.js';
 import type { LinkCache } from '../identity/cache.js';
-import { stitchBatch } from '../identity/stitch.js';
+import { linkCarriedBy, stitchBatch } from '../identity/stitch.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { DatasetSchema } from '../personalize/dataset-schema.js';
 import {
@@ -19,6 +19,7 @@ import {
   type PersonalizeSender,
 } from '../personalize/forward.js';
 import { buildEvent, buildItem, buildUser, type Built } from '../personalize/requests.js';
+import { withoutPii, type PiiPolicy } from '../pii.js';
 import { effectiveUserId, type Entry } from './entry.js';
 
 export interface ProcessorSettings {
@@ -28,10 +29,19 @@ export interface ProcessorSettings {
   forwardConcurrency: number;
   schemas: { interactions: DatasetSchema; items: DatasetSchema; users: DatasetSchema };
   mapping: EventMapping;
+  /** PII fields dropped or hashed before the archive and Personalize (unset: properties kept as sent). */
+  pii?: PiiPolicy;
+}
+
+/** Where deletion requests are recorded so every later export leaves the user out (shared/deletion.ts). */
+export interface DeletionRegistry {
+  record(userId: string, requestedAt: number): Promise<void>;
 }
 
 export interface ProcessorDeps {
   identity: IdentityStore;
+  /** Unset: `delete` messages are dead-lettered (nothing is lost; redrive them once configured). */
+  deletions?: DeletionRegistry;
   linkCache: LinkCache;
   archive: ArchiveStore;
   dlq: DeadLetterQueue;
@@ -50,6 +60,10 @@ export interface BatchReport {
   items: number;
   users: number;
   links: number;
+  /** Deletion requests carried out (links removed, deletion recorded); nothing is sent to Personalize. */
+  deletions: number;
+  /** Identity links removed by those requests. */
+  linksDeleted: number;
   linksRecorded: number;
   linkConflicts: number;
   stitched: number;
@@ -87,6 +101,8 @@ function emptyReport(kinesisRecords: number): BatchReport {
     items: 0,
     users: 0,
     links: 0,
+    deletions: 0,
+    linksDeleted: 0,
     linksRecorded: 0,
     linkConflicts: 0,
     stitched: 0,
@@ -188,6 +204,8 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         continue;
       }
       seen.add(entry.message.eventId);
+      // Before anything is stored or sent: the archive is kept for years, and Personalize is a third store.
+      if (settings.pii) entry.message = withoutPii(entry.message, settings.pii);
       entries.push(entry);
     }
   }
@@ -210,6 +228,33 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     return failAll(`identity table: ${(error as Error).message}`);
   }
 
+  // Deletion requests, after this batch's links are recorded so that a link it carries goes too.
+  const { deletions } = deps;
+  const deleteLinks = deps.identity.deleteLinksOfUser?.bind(deps.identity);
+  const canDelete = deletions !== undefined && deleteLinks !== undefined;
+  const deletionRequests = new Map<string, number>();
+  for (const { message } of entries) {
+    if (message.kind === 'delete') deletionRequests.set(message.userId, Math.max(deletionRequests.get(message.userId) ?? 0, message.timestamp));
+  }
+  if (canDelete && deletionRequests.size > 0) {
+    try {
+      for (const [userId, requestedAt] of deletionRequests) {
+        // The registry first: from then on exports leave the user out, even while link removal is retried.
+        await deletions.record(userId, requestedAt);
+        const batchSessions = entries.flatMap((e) => {
+          const link = linkCarriedBy(e);
+          return link?.userId === userId ? [link.sessionId] : [];
+        });
+        const removed = await deleteLinks(userId, batchSessions);
+        // Only this container's cache can be cleared; others keep a link up to IDENTITY_CACHE_TTL_SECONDS.
+        for (const sessionId of [...batchSessions, ...removed.map((l) => l.sessionId)]) deps.linkCache.delete(sessionId);
+        report.linksDeleted += removed.length;
+      }
+    } catch (error) {
+      return failAll(`deletion: ${(error as Error).message}`);
+    }
+  }
+
   // Pre-flight every Personalize limit; what would be rejected goes to the DLQ now, with its field.
   const accepted: Entry[] = [];
   const events: EventOutbound[] = [];
@@ -219,7 +264,7 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     if (!built.ok) return;
     for (const d of built.dropped) {
       report.propertiesDropped++;
-      const key = d.reason.replace(/"[^"]*"/g, '""').slice(0, 120);
+      const key = reasonKey(d.reason);
       report.droppedPropertyReasons[key] = (report.droppedPropertyReasons[key] ?? 0) + 1;
     }
   };
@@ -252,6 +297,15 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
       case 'identify':
       case 'alias':
         report.links++;
+        break;
+      case 'delete':
+        if (!canDelete) {
+          report.invalid++;
+          rejectEntry(entry, 'validate', 'deletion requests need a deletion registry and an identity store that can delete links (processor configuration)');
+          continue;
+        }
+        // Archived under identity/ as an audit record; never forwarded.
+        report.deletions++;
         break;
     }
     if (built && !built.ok) {
@@ -327,6 +381,22 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   const failedSequences = [...new Set(transient.map((r) => r.sequenceNumber))];
   report.retried = failedSequences.length;
   return { response: { batchItemFailures: failedSequences.map((itemIdentifier) => ({ itemIdentifier })) }, report };
+}
+
+/**
+ * A dropped-property reason as a metric key: quoted values blanked, so keys do not grow with values.
+ * Memoised: the same few reasons recur on every event of a batch, and the regex was a visible cost.
+ */
+const reasonKeys = new Map<string, string>();
+function reasonKey(reason: string): string {
+  let key = reasonKeys.get(reason);
+  if (key === undefined) {
+    key = reason.replace(/"[^"]*"/g, '""').slice(0, 120);
+    // Bounded: reasons carry caller-chosen key names.
+    if (reasonKeys.size >= 10_000) reasonKeys.clear();
+    reasonKeys.set(reason, key);
+  }
+  return key;
 }
 
 function lowestSequence(refs: readonly RecordRef[]): bigint | undefined {

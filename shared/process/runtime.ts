@@ -1,11 +1,13 @@
 import { S3ArchiveStore } from '../archive.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
 import { readProcessorEnv } from '../config.js';
+import { recordDeletion } from '../deletion.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { loadEventMapping } from '../event-mapping.js';
 import { LinkCache } from '../identity/cache.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import { parsePiiFields, piiPolicy } from '../pii.js';
 import { SdkPersonalizeSender } from '../personalize/forward.js';
 import type { ProcessorDeps } from './process-batch.js';
 
@@ -19,6 +21,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
   const archive = new S3ArchiveStore(s3, config.ARCHIVE_BUCKET);
   return {
     identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+    deletions: { record: (userId, requestedAt) => recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt) },
     linkCache: new LinkCache({
       positiveTtlMs: config.IDENTITY_CACHE_TTL_SECONDS * 1000,
       negativeTtlMs: config.IDENTITY_NEGATIVE_CACHE_TTL_SECONDS * 1000,
@@ -37,6 +40,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       forwardConcurrency: config.FORWARD_CONCURRENCY,
       schemas: loadDatasetSchemas(),
       mapping: loadEventMapping(env),
+      pii: piiPolicy({ fields: parsePiiFields(config.PII_FIELDS), mode: config.PII_MODE, ...(config.PII_HASH_KEY !== undefined && { hashKey: config.PII_HASH_KEY }) }),
     },
   };
 }

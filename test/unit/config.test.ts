@@ -30,6 +30,7 @@ describe('readProcessorEnv', () => {
       IDENTITY_CACHE_TTL_SECONDS: 900,
       IDENTITY_NEGATIVE_CACHE_TTL_SECONDS: 5,
       IDENTITY_CACHE_MAX_ENTRIES: 100_000,
+      PII_MODE: 'drop',
     });
   });
 

@@ -269,19 +269,31 @@ describe('Segment page, screen, identify, alias, group, delete', () => {
     expect(result.rejections).toMatchObject([{ index: 2, errors: [{ path: 'previousId' }] }]);
   });
 
-  it('group and delete are filtered with their reasons', () => {
+  it('group is filtered with its reason', () => {
     const result = fromSegmentBatch(
-      tracker([
-        { type: 'group', messageId: 'g-1', userId: USER, groupId: 'acct_41', traits: { name: 'Northpeak GmbH' }, timestamp: '2024-05-14T09:00:00Z' },
-        { type: 'delete', userId: USER, timestamp: '2024-05-14T09:00:00Z' },
-      ]),
+      tracker([{ type: 'group', messageId: 'g-1', userId: USER, groupId: 'acct_41', traits: { name: 'Northpeak GmbH' }, timestamp: '2024-05-14T09:00:00Z' }]),
       ctx,
     );
     expect(result.messages).toEqual([]);
-    expect(result.filtered).toEqual([
-      { index: 0, reason: 'group calls (accounts) are not sent to Personalize' },
-      { index: 1, reason: 'user deletion is handled by the deletion tool (issue 4)' },
+    expect(result.filtered).toEqual([{ index: 0, reason: 'group calls (accounts) are not sent to Personalize' }]);
+  });
+
+  it('delete -> a deletion request for the userId; without a time it takes the arrival time; without a userId it is refused', () => {
+    const result = fromSegmentMessage(
+      { type: 'delete', messageId: 'del-1', userId: USER, receivedAt: '2024-05-14T09:00:01Z', timestamp: '2024-05-14T09:00:00Z' },
+      undefined,
+      ctx,
+    );
+    expect(result.messages.map((m) => m.message)).toEqual([
+      { kind: 'delete', source: 'segment', eventId: 'del-1', userId: USER, timestamp: Date.parse('2024-05-14T09:00:00Z') },
     ]);
+    const untimed = fromSegmentMessage({ type: 'delete', userId: USER }, undefined, ctx);
+    expect(untimed.messages[0]?.message).toMatchObject({ kind: 'delete', userId: USER, timestamp: RECEIVED_AT });
+    // No messageId: the content is the id, so Segment re-sending the request is the same event.
+    expect(untimed.messages[0]?.message.eventId).toBe(fromSegmentMessage({ type: 'delete', userId: USER, sentAt: 'x' }, undefined, ctx).messages[0]?.message.eventId);
+    const anonymous = fromSegmentMessage({ type: 'delete', anonymousId: ANON, timestamp: '2024-05-14T09:00:00Z' }, undefined, ctx);
+    expect(anonymous.messages).toEqual([]);
+    expect(anonymous.rejections).toMatchObject([{ index: 0, errors: [{ path: 'userId' }] }]);
   });
 });
 

@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
+import { parseEnv } from '../shared/config.js';
+import { deletionKey, recordDeletion } from '../shared/deletion.js';
+import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
+import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
+
+/**
+ * `npm run delete-user -- <userId> [--aws]`: removes the user's identity links and records the
+ * deletion so every later export leaves the user out; then says what is left to do.
+ */
+
+const USAGE = 'usage: npm run delete-user -- <userId> [--aws]';
+
+const envSchema = z.object({
+  IDENTITY_TABLE: z.string({ error: 'is required (the DynamoDB identity table)' }).trim().min(1, 'is required (the DynamoDB identity table)'),
+  ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket holding the deletion registry)' }).trim().min(1, 'is required (the S3 archive bucket)'),
+});
+
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const args = parseArgs(argv, ['aws', 'help'], []);
+  if (args.flags.has('help')) {
+    io.out(USAGE);
+    return 0;
+  }
+  const [userId, ...rest] = args.positional;
+  if (userId === undefined || rest.length > 0) throw new CliError(USAGE);
+  if (!args.flags.has('aws')) await useLocalStackFile(io.env);
+  const config = parseEnv(envSchema, io.env, 'delete-user');
+  const s3 = s3Client();
+  let result;
+  try {
+    result = await deleteUser(userId, {
+      identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+      registry: { record: (id, requestedAt) => recordDeletion(s3, config.ARCHIVE_BUCKET, id, requestedAt) },
+    });
+  } catch (error) {
+    if (error instanceof InvalidUserIdError) throw new CliError(error.message);
+    throw error;
+  }
+  const ttl = io.env.IDENTITY_CACHE_TTL_SECONDS ?? '900';
+  io.out(`deleted user ${userId}:`);
+  io.out(`  identity links removed: ${result.linksRemoved.length} (the user's anonymous sessions are no longer attributed to them)`);
+  io.out(`  deletion recorded: s3://${config.ARCHIVE_BUCKET}/${deletionKey(userId)} (every later export and replay leaves the user out)`);
+  io.out('still to do (see README, "Deleting a user"):');
+  io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);
+  io.out('  - the raw archive keeps the user\'s records until its lifecycle rule expires them (archiveRetentionDays, 365 days by default)');
+  io.out('  - Personalize keeps what it already has: remove the user from your datasets (a FULL bulk re-import without them, or a data deletion job) and retrain');
+  return 0;
+}
+
+if (isMain(import.meta.url)) runCli(main);

@@ -1,0 +1,17 @@
+/** Export dates are UTC calendar days, as the archive's `dt=` partitions are. */
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** True for a real calendar date written YYYY-MM-DD (2026-02-30 is not). */
+export function isExportDate(text: string): boolean {
+  const m = DATE.exec(text);
+  if (!m) return false;
+  const [, y, mo, d] = m;
+  const date = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  return date.toISOString().slice(0, 10) === text;
+}
+
+/** The UTC day before `now`: what the nightly run exports. */
+export function previousUtcDay(now: Date): string {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - 1)).toISOString().slice(0, 10);
+}

@@ -1,0 +1,113 @@
+import type { ImportMode } from './ports.js';
+import type { RequestedMode } from './plan.js';
+import type { ExportKind } from './rows.js';
+
+/** The run's record, written to `imports/manifests/<date>.json` and returned by the handler and CLI. */
+
+export type FileState = 'imported' | 'pending' | 'exported' | 'already-imported';
+
+export interface ManifestFile {
+  key: string;
+  rows: number;
+  bytes: number;
+  /** imported: in a job folder with a job started; pending: held for the next run; exported: no import configured. */
+  state: FileState;
+}
+
+export interface ManifestJob {
+  kind: ExportKind;
+  jobName: string;
+  jobArn?: string;
+  importMode: ImportMode;
+  dataLocation: string;
+  /** started now; already-started by an earlier run (same name); not-started: the files were held, see reason. */
+  status: 'started' | 'already-started' | 'not-started';
+  rows: number;
+  bytes: number;
+  files: string[];
+  reason?: string;
+}
+
+export interface KindReport {
+  kind: ExportKind;
+  archive: { objects: number; bytes: number; unreadableObjects: string[] };
+  /** Non-empty archive lines read. */
+  read: number;
+  rejected: number;
+  rejectedByReason: Record<string, number>;
+  /** Where the first rejections are (object key and line number), never the content. */
+  rejectedSamples: { key: string; line: number; reason: string }[];
+  /** Lines whose eventId was already exported (retried batches, redrive, replay). */
+  duplicates: number;
+  /** Items/users: older versions of an id replaced by a later one of the day. */
+  superseded: number;
+  /** Anonymous interactions given a userId from the identity table at export time. */
+  backfilled: number;
+  /** Anonymous interactions with no link, left out (EXPORT_ANONYMOUS=skip). */
+  anonymousWithoutLink: number;
+  /** Anonymous interactions with no link, written with the sessionId as USER_ID (EXPORT_ANONYMOUS=session-as-user). */
+  sessionAsUser: number;
+  deletedUserRows: number;
+  /** Properties dropped from rows (unknown to the schema, wrong type, over a limit), by reason. */
+  propertiesDropped: Record<string, number>;
+  /** CSV rows written for this date. */
+  exported: number;
+  files: ManifestFile[];
+  /** What waits in `imports/<kind>/pending/` after this run (earlier days' files included). */
+  held: { rows: number; files: string[]; reasons: string[] };
+  importJobs: ManifestJob[];
+  notes: string[];
+}
+
+export interface ExportManifest {
+  date: string;
+  startedAt: string;
+  finishedAt: string;
+  options: {
+    mode: RequestedMode;
+    import: boolean;
+    anonymous: 'skip' | 'session-as-user';
+    partMaxBytes: number;
+    partitions: Record<ExportKind, number>;
+  };
+  kinds: Record<ExportKind, KindReport>;
+  importJobs: ManifestJob[];
+}
+
+export const REJECTED_SAMPLES_MAX = 20;
+/** Distinct rejection reasons kept; more are counted under one "other" reason. */
+export const REASONS_MAX = 50;
+
+export function emptyKindReport(kind: ExportKind): KindReport {
+  return {
+    kind,
+    archive: { objects: 0, bytes: 0, unreadableObjects: [] },
+    read: 0,
+    rejected: 0,
+    rejectedByReason: {},
+    rejectedSamples: [],
+    duplicates: 0,
+    superseded: 0,
+    backfilled: 0,
+    anonymousWithoutLink: 0,
+    sessionAsUser: 0,
+    deletedUserRows: 0,
+    propertiesDropped: {},
+    exported: 0,
+    files: [],
+    held: { rows: 0, files: [], reasons: [] },
+    importJobs: [],
+    notes: [],
+  };
+}
+
+/** Adds one to a bounded reason table. */
+export function countReason(table: Record<string, number>, reason: string): void {
+  const keys = Object.keys(table);
+  const key = Object.hasOwn(table, reason) || keys.length < REASONS_MAX ? reason : 'other reasons';
+  table[key] = (table[key] ?? 0) + 1;
+}
+
+export function manifestKey(date: string): string {
+  return `imports/manifests/${date}.json`;
+}

@@ -1,0 +1,68 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The export's I/O, behind small interfaces: S3 and Personalize in production
+ * (./s3-adapters.ts, ./personalize-jobs.ts), a directory in the benchmark (./fs-adapters.ts).
+ */
+
+export interface ArchiveObjectInfo {
+  key: string;
+  bytes: number;
+}
+
+/** Reads the archive: gzip NDJSON objects. */
+export interface ArchiveSource {
+  list(prefix: string): Promise<ArchiveObjectInfo[]>;
+  /** The object's raw (still gzipped) bytes as a stream. */
+  open(key: string): Promise<Readable>;
+}
+
+export interface StoredFile {
+  key: string;
+  bytes: number;
+  /** Data rows (header excluded), from the object's metadata; 0 when unknown. */
+  rows: number;
+}
+
+/** Where the CSV files, the manifest and the import ledger go (the `imports/` prefix). */
+export interface ImportStore {
+  /** The `dataLocation` for a key or folder (`s3://bucket/key`). */
+  location(key: string): string;
+  list(prefix: string): Promise<StoredFile[]>;
+  upload(key: string, localPath: string, rows: number): Promise<void>;
+  copy(fromKey: string, toKey: string): Promise<void>;
+  delete(keys: readonly string[]): Promise<void>;
+  putJson(key: string, value: unknown): Promise<void>;
+  /** undefined when the object does not exist. */
+  getJson(key: string): Promise<unknown>;
+}
+
+/** Session -> user links (the identity table). */
+export interface LinkLookup {
+  getLinks(sessionIds: readonly string[]): Promise<Map<string, { userId: string }>>;
+}
+
+export type ImportMode = 'FULL' | 'INCREMENTAL';
+
+export interface ImportJobSummary {
+  jobName: string;
+  jobArn: string;
+  /** CREATE PENDING | CREATE IN_PROGRESS | ACTIVE | CREATE FAILED (FACTS §4d). */
+  status: string;
+  importMode?: string;
+}
+
+export interface CreateImportJobRequest {
+  jobName: string;
+  datasetArn: string;
+  dataLocation: string;
+  roleArn: string;
+  importMode: ImportMode;
+}
+
+/** The Personalize control-plane calls the export makes. */
+export interface ImportJobs {
+  list(datasetArn: string): Promise<ImportJobSummary[]>;
+  /** `alreadyExists` when a job of that name exists (a re-run): never a second job for the same data. */
+  create(request: CreateImportJobRequest): Promise<{ jobArn: string } | { alreadyExists: true }>;
+}

@@ -1,0 +1,47 @@
+import { dynamoDocumentClient, personalizeClient, s3Client } from '../aws/clients.js';
+import { readExportEnv } from '../config.js';
+import { loadDeletedUsers } from '../deletion.js';
+import { DynamoIdentityStore } from '../identity/store.js';
+import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import type { ExportDeps, ExportOptions } from './export-day.js';
+import { SdkImportJobs } from './personalize-jobs.js';
+import { S3ArchiveSource, S3ImportStore } from './s3-adapters.js';
+
+export interface ExportRuntime {
+  deps: ExportDeps;
+  /** The options the environment sets; the CLI's flags and the handler's event override them. */
+  defaults: Required<Pick<ExportOptions, 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & { workDir?: string };
+}
+
+/** Builds the export's adapters from the environment; a bad variable fails here, named. */
+export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): ExportRuntime {
+  const config = readExportEnv(env);
+  const s3 = s3Client();
+  const bucket = config.ARCHIVE_BUCKET;
+  return {
+    deps: {
+      archive: new S3ArchiveSource(s3, bucket),
+      store: new S3ImportStore(s3, bucket),
+      links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+      deletedUsers: () => loadDeletedUsers(s3, bucket),
+      jobs: new SdkImportJobs(personalizeClient()),
+      settings: {
+        schemas: loadDatasetSchemas(),
+        datasets: {
+          ...(config.PERSONALIZE_INTERACTIONS_DATASET_ARN !== undefined && { interactions: config.PERSONALIZE_INTERACTIONS_DATASET_ARN }),
+          ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { items: config.PERSONALIZE_ITEMS_DATASET_ARN }),
+          ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { users: config.PERSONALIZE_USERS_DATASET_ARN }),
+        },
+        ...(config.PERSONALIZE_IMPORT_ROLE_ARN !== undefined && { roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN }),
+      },
+    },
+    defaults: {
+      mode: config.EXPORT_IMPORT_MODE,
+      anonymous: config.EXPORT_ANONYMOUS,
+      partMaxBytes: config.EXPORT_PART_MAX_BYTES,
+      // S3 GETs are latency-bound and a day holds one object per batch and hour: read many at once.
+      readConcurrency: 32,
+      ...(config.EXPORT_WORK_DIR !== undefined && { workDir: config.EXPORT_WORK_DIR }),
+    },
+  };
+}

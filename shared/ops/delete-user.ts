@@ -1,0 +1,36 @@
+import { userIdSchema } from '../../schemas/canonical.js';
+import type { IdentityLink, IdentityStore } from '../identity/store.js';
+import type { DeletionRegistry } from '../process/process-batch.js';
+
+/**
+ * A user's deletion, carried out directly (the delete-user tool), with the same effect as a
+ * `delete` message through the processor: the deletion is recorded in the registry (every later
+ * export leaves the user out), then every identity link of the user is removed (so the user's old
+ * anonymous sessions are no longer attributed to them).
+ */
+
+export interface DeleteUserDeps {
+  identity: Required<Pick<IdentityStore, 'deleteLinksOfUser'>>;
+  registry: DeletionRegistry;
+  now?: () => number;
+}
+
+export interface DeleteUserResult {
+  userId: string;
+  requestedAt: number;
+  linksRemoved: IdentityLink[];
+}
+
+export class InvalidUserIdError extends Error {
+  override name = 'InvalidUserIdError';
+}
+
+export async function deleteUser(userId: string, deps: DeleteUserDeps): Promise<DeleteUserResult> {
+  const valid = userIdSchema.safeParse(userId);
+  if (!valid.success) throw new InvalidUserIdError(`not a userId: ${valid.error.issues.map((i) => i.message).join('; ')}`);
+  const requestedAt = (deps.now ?? Date.now)();
+  // The registry first: if removing links fails, running the tool again finishes the job.
+  await deps.registry.record(userId, requestedAt);
+  const linksRemoved = await deps.identity.deleteLinksOfUser(userId);
+  return { userId, requestedAt, linksRemoved };
+}

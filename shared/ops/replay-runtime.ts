@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { personalizeEventsClient, s3Client } from '../aws/clients.js';
+import { parseEnv } from '../config.js';
+import { loadDeletedUsers } from '../deletion.js';
+import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import { SdkPersonalizeSender } from '../personalize/forward.js';
+import { S3ObjectReader } from './aws-io.js';
+import { pacedSender, type ReplayDeps, type ReplayKind, type ReplaySettings } from './replay.js';
+import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';
+
+/** The replay's configuration and adapters, from the environment (the CLI). */
+
+const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().int().positive().default(fallback));
+const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().min(0).default(fallback));
+const optional = z.preprocess(blankAsUnset, z.string().trim().optional());
+const datasetArn = optional.refine((v) => v === undefined || /^arn:[a-z\d-]+:personalize:/.test(v), {
+  message: 'must be a Personalize dataset ARN (arn:aws:personalize:<region>:<account>:dataset/<group>/<TYPE>)',
+});
+
+export const replayEnvSchema = z.object({
+  ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket)' }).trim().min(1, 'is required (the S3 archive bucket)'),
+  /** The event tracker of the dataset group being fed (a new one, when seeding). */
+  PERSONALIZE_TRACKING_ID: optional,
+  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
+  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  /** FACTS §3: PutItems and PutUsers, 10 requests/s per dataset group. */
+  PUT_ITEMS_PER_SECOND: nonNegative(10),
+  PUT_USERS_PER_SECOND: nonNegative(10),
+  PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
+  FORWARD_CONCURRENCY: positiveInt(8),
+});
+
+export interface ReplayRunOptions {
+  from: string;
+  to: string;
+  kinds: readonly ReplayKind[];
+  checkpointPath: string;
+  reportPath: string;
+  /** PutEvents calls per second; 0 disables pacing. */
+  putEventsPerSecond: number;
+  signal?: AbortSignal;
+  onProgress?: ReplayDeps['onProgress'];
+}
+
+export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunOptions): { deps: ReplayDeps; settings: ReplaySettings } {
+  const config = parseEnv(replayEnvSchema, env, 'replay');
+  if (options.kinds.includes('interactions') && config.PERSONALIZE_TRACKING_ID === undefined) {
+    throw new Error('replay configuration is invalid: PERSONALIZE_TRACKING_ID is required to replay interactions (the event tracker to send them to)');
+  }
+  const s3 = s3Client();
+  const sender = new SdkPersonalizeSender(personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS }), {
+    itemsPerSecond: config.PUT_ITEMS_PER_SECOND,
+    usersPerSecond: config.PUT_USERS_PER_SECOND,
+  });
+  return {
+    deps: {
+      archive: new S3ObjectReader(s3, config.ARCHIVE_BUCKET),
+      sender: pacedSender(sender, options.putEventsPerSecond),
+      checkpoint: new FileCheckpointStore(options.checkpointPath),
+      rejections: new FileRejectionSink(options.reportPath),
+      deletedUsers: () => loadDeletedUsers(s3, config.ARCHIVE_BUCKET),
+      ...(options.signal && { signal: options.signal }),
+      ...(options.onProgress && { onProgress: options.onProgress }),
+    },
+    settings: {
+      from: options.from,
+      to: options.to,
+      kinds: options.kinds,
+      trackingId: config.PERSONALIZE_TRACKING_ID ?? '',
+      ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
+      ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
+      schemas: loadDatasetSchemas(),
+      forwardConcurrency: config.FORWARD_CONCURRENCY,
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { IdentifyMessage, InteractionMessage } from '../schemas/canonical.js';
+import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
+import { segmentSignature } from '../shared/collect/auth.js';
+import { loadDeletedUsers } from '../shared/deletion.js';
+import { DynamoIdentityStore } from '../shared/identity/store.js';
+import type { BatchReport } from '../shared/process/process-batch.js';
+import { main as deleteUserCli } from '../local/delete-user.js';
+import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
+import { useEmulators, uniqueName } from './support/env.js';
+import { eventTime, readArchive, send } from './support/stack.js';
+
+useEmulators();
+
+let stack: LocalStack;
+let stateDir: string;
+// Imported once the stack has set the processor's environment (the logger reads its level at import).
+let processor: typeof import('../shared/process/handle.js');
+let processorDepsFromEnv: typeof import('../shared/process/runtime.js').processorDepsFromEnv;
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'deletion-'));
+  stack = await startLocalStack({
+    ports: { http: 0, personalize: 0 },
+    stateDir,
+    names: {
+      streamName: uniqueName('deletion'),
+      shardCount: 1,
+      identityTable: uniqueName('identity'),
+      archiveBucket: uniqueName('archive'),
+      dlqName: uniqueName('dlq'),
+    },
+    poller: { batchSize: 100, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
+    // No warm-cache links: a deletion by the CLI cannot reach a running processor's cache.
+    processorEnv: { IDENTITY_CACHE_TTL_SECONDS: '0' },
+  });
+  processor = await import('../shared/process/handle.js');
+  ({ processorDepsFromEnv } = await import('../shared/process/runtime.js'));
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await stack.poller.idle();
+  stack.personalize!.reset();
+});
+
+afterEach(() => {
+  processor.setProcessorDeps(undefined);
+});
+
+const links = () => new DynamoIdentityStore(dynamoDocumentClient(), stack.names.identityTable);
+const userOf = (eventId: string) => stack.personalize!.receivedEvents().find((e) => e.eventId === eventId);
+const recent = () => new Date(eventTime()).toISOString();
+
+async function postSegment(message: Record<string, unknown>): Promise<number> {
+  const raw = JSON.stringify(message);
+  const res = await fetch(`${stack.http.url}/v1/webhooks/segment`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-signature': segmentSignature(raw, LOCAL_CREDENTIALS.segmentSharedSecret) },
+    body: raw,
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('a Segment delete message, end to end', () => {
+  it('removes the user\'s links (and the processor\'s cached ones), records the deletion, archives it for audit and sends nothing to Personalize', async () => {
+    // A warm cache, as in a long-lived Lambda container.
+    processor.setProcessorDeps(processorDepsFromEnv({ ...process.env, IDENTITY_CACHE_TTL_SECONDS: '900' }));
+    const reports: BatchReport[] = [];
+    const unsubscribe = processor.batchReports.subscribe((r) => reports.push(r));
+    try {
+      const view = (messageId: string) => ({ type: 'track', anonymousId: 'seg-anon', event: 'Product Viewed', messageId, timestamp: recent(), properties: { product_id: 'p-1' } });
+      expect(await postSegment({ type: 'identify', anonymousId: 'seg-anon', userId: 'seg-user', messageId: 'seg-login', timestamp: recent() })).toBe(200);
+      expect(await postSegment(view('seg-before'))).toBe(200);
+      await stack.poller.idle();
+      expect(userOf('seg-before')?.userId).toBe('seg-user');
+      const callsBefore = stack.personalize!.received().length;
+
+      expect(await postSegment({ type: 'delete', userId: 'seg-user', messageId: 'seg-delete', timestamp: recent() })).toBe(200);
+      await stack.poller.idle();
+
+      expect(stack.personalize!.received()).toHaveLength(callsBefore);
+      expect(reports.reduce((n, r) => n + r.deletions, 0)).toBe(1);
+      expect(reports.reduce((n, r) => n + r.linksDeleted, 0)).toBe(1);
+      expect(await links().getLinks(['seg-anon'])).toEqual(new Map());
+      expect(await loadDeletedUsers(s3Client(), stack.names.archiveBucket)).toEqual(new Set(['seg-user']));
+      const audit = [...(await readArchive(stack.names.archiveBucket, 'archive/identity/')).values()].flatMap((o) => o.records);
+      expect(audit.find((r) => r.kind === 'delete')).toMatchObject({ kind: 'delete', source: 'segment', eventId: 'seg-delete', userId: 'seg-user' });
+
+      // The same container, right after: its cache no longer attributes the old session.
+      expect(await postSegment(view('seg-after'))).toBe(200);
+      await stack.poller.idle();
+      expect(userOf('seg-after')).toBeDefined();
+      expect(userOf('seg-after')?.userId).toBeUndefined();
+    } finally {
+      unsubscribe();
+    }
+  });
+});
+
+describe('npm run delete-user', () => {
+  const identify = (sessionId: string, userId: string): IdentifyMessage => ({ kind: 'identify', source: 'native', eventId: `login-${sessionId}`, sessionId, userId, timestamp: eventTime() });
+  const anonymous = (sessionId: string, eventId: string): InteractionMessage => ({ kind: 'interaction', source: 'native', eventId, sessionId, eventType: 'View', itemId: 'i-1', timestamp: eventTime() });
+
+  it("removes every link of the user, records the deletion, and the user's old sessions are anonymous from then on", async () => {
+    await send(stack, [identify('cli-s1', 'cli-user'), identify('cli-s2', 'cli-user'), identify('cli-s3', 'cli-other')]);
+    await stack.poller.idle();
+    expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()].sort()).toEqual(['cli-s1', 'cli-s2', 'cli-s3']);
+
+    const lines: string[] = [];
+    const code = await deleteUserCli(['cli-user'], { env: { ...process.env, LOCAL_STATE_DIR: stateDir }, out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    expect(code).toBe(0);
+    const output = lines.join('\n');
+    expect(output).toMatch(/identity links removed: 2/);
+    expect(output).toMatch(/control\/deletions\/[0-9a-f]{64}\.json/);
+    expect(output).toMatch(/Personalize keeps what it already has/);
+
+    expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()]).toEqual(['cli-s3']);
+    expect(await loadDeletedUsers(s3Client(), stack.names.archiveBucket)).toContain('cli-user');
+
+    await send(stack, [anonymous('cli-s1', 'cli-after-1'), anonymous('cli-s3', 'cli-after-3')]);
+    await stack.poller.idle();
+    expect(userOf('cli-after-1')).toBeDefined();
+    expect(userOf('cli-after-1')?.userId).toBeUndefined();
+    expect(userOf('cli-after-3')?.userId).toBe('cli-other');
+  });
+
+  it('refuses a userId the pipeline would never have stored', async () => {
+    const io = { env: { ...process.env, LOCAL_STATE_DIR: stateDir }, out: () => undefined, err: () => undefined };
+    await expect(deleteUserCli(['undefined'], io)).rejects.toThrow(/not a userId/);
+    await expect(deleteUserCli([], io)).rejects.toThrow(/usage: npm run delete-user/);
+  });
+});

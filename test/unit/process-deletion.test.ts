@@ -1,0 +1,115 @@
+import { gunzipSync } from 'node:zlib';
+import type { KinesisStreamRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import type { DeadLetterRecord } from '../../shared/dlq.js';
+import { loadEventMapping } from '../../shared/event-mapping.js';
+import { LinkCache } from '../../shared/identity/cache.js';
+import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
+import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
+import { processBatch, type DeletionRegistry, type ProcessorDeps } from '../../shared/process/process-batch.js';
+
+const T = Date.now() - 3_600_000;
+
+class Links implements IdentityStore {
+  readonly links = new Map<string, IdentityLink>();
+  deletes: { userId: string; alsoSessions: readonly string[] }[] = [];
+  getLinks(sessionIds: readonly string[]): Promise<Map<string, IdentityLink>> {
+    return Promise.resolve(new Map(sessionIds.flatMap((id) => (this.links.has(id) ? [[id, this.links.get(id)!] as const] : []))));
+  }
+  putLinks(links: readonly IdentityLink[]): Promise<void> {
+    for (const link of links) this.links.set(link.sessionId, link);
+    return Promise.resolve();
+  }
+  deleteLinksOfUser(userId: string, alsoSessions: readonly string[] = []): Promise<IdentityLink[]> {
+    this.deletes.push({ userId, alsoSessions });
+    const removed = [...this.links.values()].filter((l) => l.userId === userId);
+    for (const link of removed) this.links.delete(link.sessionId);
+    return Promise.resolve(removed);
+  }
+}
+
+function setup(registry: DeletionRegistry | undefined) {
+  const identity = new Links();
+  const archived = new Map<string, Buffer>();
+  const dead: DeadLetterRecord[] = [];
+  const sent: unknown[] = [];
+  const linkCache = new LinkCache({ positiveTtlMs: 900_000, negativeTtlMs: 5_000, maxEntries: 1_000 });
+  const deps: ProcessorDeps = {
+    identity,
+    linkCache,
+    archive: { put: (key, body) => Promise.resolve(void archived.set(key, body)) },
+    dlq: { send: (records) => Promise.resolve(void dead.push(...records)).then(() => []) },
+    personalize: {
+      putEvents: (input) => Promise.resolve(void sent.push(input)),
+      putItems: (input) => Promise.resolve(void sent.push(input)),
+      putUsers: (input) => Promise.resolve(void sent.push(input)),
+    },
+    ...(registry && { deletions: registry }),
+    settings: { trackingId: 't', forwardConcurrency: 2, schemas: loadDatasetSchemas(), mapping: loadEventMapping({}) },
+  };
+  return { identity, linkCache, archived, dead, sent, deps };
+}
+
+let seq = 0;
+function records(messages: readonly Record<string, unknown>[]): KinesisStreamRecord[] {
+  return messages.map((m) => {
+    const sequenceNumber = String(49_600_000_000_000_000_000n + BigInt(++seq));
+    return {
+      kinesis: { kinesisSchemaVersion: '1.0', partitionKey: 'pk', sequenceNumber, data: Buffer.from(JSON.stringify(m)).toString('base64'), approximateArrivalTimestamp: T / 1000 },
+      eventSource: 'aws:kinesis',
+      eventVersion: '1.0',
+      eventID: `shardId-000000000000:${sequenceNumber}`,
+      eventName: 'aws:kinesis:record',
+      invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
+      awsRegion: 'us-east-1',
+      eventSourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/events',
+    };
+  });
+}
+
+const identify = (sessionId: string, userId: string, t = T) => ({ kind: 'identify', eventId: `login-${sessionId}`, sessionId, userId, timestamp: t });
+const deletion = (userId: string, t = T + 1000) => ({ kind: 'delete', eventId: `delete-${userId}`, userId, timestamp: t });
+const view = (sessionId: string, eventId: string) => ({ kind: 'interaction', eventId, sessionId, eventType: 'View', itemId: 'i', timestamp: T + 2000 });
+
+describe('a delete message in the processor', () => {
+  it("removes the user's links, this batch's included, clears them from the warm cache, records the deletion and sends nothing", async () => {
+    const recorded: [string, number][] = [];
+    const { identity, linkCache, archived, sent, deps } = setup({ record: (u, t) => Promise.resolve(void recorded.push([u, t])) });
+    await processBatch(records([identify('s-old', 'u-1'), identify('s-other', 'u-2')]), deps);
+    expect(linkCache.get('s-old')?.userId).toBe('u-1');
+
+    const { report, response } = await processBatch(records([identify('s-new', 'u-1'), deletion('u-1')]), deps);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(report).toMatchObject({ deletions: 1, linksDeleted: 2, forwardedEvents: 0 });
+    expect(recorded).toEqual([['u-1', T + 1000]]);
+    expect(identity.deletes).toEqual([{ userId: 'u-1', alsoSessions: ['s-new'] }]);
+    expect([...identity.links.keys()]).toEqual(['s-other']);
+    expect(linkCache.get('s-old')).toBeUndefined();
+    expect(linkCache.get('s-new')).toBeUndefined();
+    expect(sent).toEqual([]);
+    const audit = [...archived.entries()].filter(([key]) => key.startsWith('archive/identity/')).flatMap(([, body]) => gunzipSync(body).toString().trim().split('\n'));
+    expect(audit.map((l) => JSON.parse(l) as { kind: string }).map((r) => r.kind)).toContain('delete');
+
+    await processBatch(records([view('s-old', 'after')]), deps);
+    expect(sent).toMatchObject([{ sessionId: 's-old', eventList: [{ eventId: 'after' }] }]);
+    expect(sent[0]).not.toHaveProperty('userId');
+  });
+
+  it('retries the whole batch when the registry cannot be written, before anything is archived or sent', async () => {
+    const { archived, deps } = setup({ record: () => Promise.reject(new Error('S3 SlowDown')) });
+    const batch = records([view('s-x', 'v-1'), deletion('u-9')]);
+    const { report, response } = await processBatch(batch, deps);
+    expect(report.failure).toMatch(/^deletion: S3 SlowDown/);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: batch[0]!.kinesis.sequenceNumber }]);
+    expect(archived.size).toBe(0);
+  });
+
+  it('is dead-lettered, with the reason, when no deletion registry is configured', async () => {
+    const { dead, identity, deps } = setup(undefined);
+    await processBatch(records([identify('s-1', 'u-1')]), deps);
+    const { report } = await processBatch(records([deletion('u-1')]), deps);
+    expect(report).toMatchObject({ deletions: 0, deadLettered: 1 });
+    expect(dead[0]).toMatchObject({ stage: 'validate', kind: 'delete', reason: expect.stringContaining('deletion registry') as string });
+    expect(identity.links.size).toBe(1);
+  });
+});
