@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dynalite from 'dynalite';
@@ -60,6 +61,34 @@ export interface Emulators {
   close(): Promise<void>;
 }
 
+/**
+ * s3rver encrypts ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 (Node 18+)
+ * refuses, so every listing of more than 1,000 keys answered 500. Triple DES with the key repeated
+ * three times is the same cipher and is still provided. Only 'des' calls on the CommonJS crypto
+ * object (what s3rver requires) are rerouted; nothing in the pipeline uses DES.
+ */
+function allowS3rverContinuationTokens(): void {
+  const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto') & { s3rverDes?: true };
+  if (crypto.s3rverDes) return;
+  try {
+    crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+    return; // DES available (e.g. --openssl-legacy-provider): nothing to do
+  } catch {
+    // OpenSSL 3 without the legacy provider
+  }
+  const widen = (args: unknown[]): unknown[] => {
+    const [algorithm, key, ...rest] = args;
+    return typeof algorithm === 'string' && algorithm.toLowerCase() === 'des' && Buffer.isBuffer(key) && key.length === 8
+      ? ['des-ede3-cbc', Buffer.concat([key, key, key]), ...rest]
+      : args;
+  };
+  const { createCipheriv, createDecipheriv } = crypto;
+  // Every argument passes through; only the algorithm and key of 'des' calls change.
+  crypto.createCipheriv = ((...args: unknown[]) => Reflect.apply(createCipheriv, crypto, widen(args)) as unknown) as typeof createCipheriv;
+  crypto.createDecipheriv = ((...args: unknown[]) => Reflect.apply(createDecipheriv, crypto, widen(args)) as unknown) as typeof createDecipheriv;
+  crypto.s3rverDes = true;
+}
+
 /** Starts the emulators (all four unless `only` says otherwise); port 0 (the default) lets the OS pick. */
 export async function startEmulators(
   ports: EmulatorPorts = {},
@@ -81,6 +110,7 @@ export async function startEmulators(
     closers.push(() => closeServer(dynamo));
   }
   if (wanted.has('s3')) {
+    allowS3rverContinuationTokens();
     const s3Dir = options.dataDir ? join(options.dataDir, 's3') : await mkdtemp(join(tmpdir(), 'pi-s3-'));
     const s3 = new S3rver({ port: ports.s3 ?? 0, address: HOST, silent: true, directory: s3Dir });
     endpoints.s3 = url((await s3.run()).port);
