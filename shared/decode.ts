@@ -65,6 +65,19 @@ function nestsDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
+/**
+ * True when the text has at most `limit` opening brackets, so it cannot nest deeper: a native
+ * indexOf per bracket is far cheaper than scanning every character, which only the rare message
+ * with many brackets then needs.
+ */
+function opensAtMost(text: string, limit: number): boolean {
+  let opens = 0;
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i !== -1; i = text.indexOf(bracket, i + 1)) if (++opens > limit) return false;
+  }
+  return true;
+}
+
 export function shardIdOf(record: KinesisStreamRecord): string {
   const id = record.eventID ?? '';
   const colon = id.indexOf(':');
@@ -115,7 +128,7 @@ export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
   } catch {
     return rejectRaw('record is not valid UTF-8');
   }
-  if (nestsDeeperThan(text, MAX_NESTING_DEPTH)) return rejectRaw(`record nests deeper than ${MAX_NESTING_DEPTH} levels`);
+  if (!opensAtMost(text, MAX_NESTING_DEPTH) && nestsDeeperThan(text, MAX_NESTING_DEPTH)) return rejectRaw(`record nests deeper than ${MAX_NESTING_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -150,13 +163,17 @@ export function decodeKinesisRecord(record: KinesisStreamRecord): DecodeResult[]
     partitionKey: record.kinesis.partitionKey,
     arrivedAt: Math.round(record.kinesis.approximateArrivalTimestamp * 1000),
   };
+  const data = Buffer.from(record.kinesis.data ?? '', 'base64');
+  // Plain records, the common case, are decoded once here: the KPL library would decode the base64,
+  // find no magic, and hand back the same base64 to decode again.
+  if (!isKplAggregate(data)) return [decodeMessage(data, base)];
   const outcome = deaggregate(record);
   if ('error' in outcome) {
-    return [decodeFailure(Buffer.from(record.kinesis.data ?? '', 'base64'), base, `KPL aggregated record is corrupt: ${outcome.error}`)];
+    return [decodeFailure(data, base, `KPL aggregated record is corrupt: ${outcome.error}`)];
   }
   // An aggregate with no user records would otherwise vanish without a trace.
   if (outcome.userRecords.length === 0) {
-    return [decodeFailure(Buffer.from(record.kinesis.data ?? '', 'base64'), base, 'KPL aggregated record is corrupt: it holds no user records')];
+    return [decodeFailure(data, base, 'KPL aggregated record is corrupt: it holds no user records')];
   }
   // Plain records come back alone and without a subSequenceNumber.
   const aggregated = outcome.userRecords.some((r) => r.subSequenceNumber !== undefined);
@@ -166,6 +183,11 @@ export function decodeKinesisRecord(record: KinesisStreamRecord): DecodeResult[]
       : base;
     return decodeMessage(Buffer.from(userRecord.data, 'base64'), ref);
   });
+}
+
+/** The KPL aggregation magic number, 0xF3899AC2 (FACTS §5d). */
+function isKplAggregate(data: Buffer): boolean {
+  return data.length >= 4 && data[0] === 0xf3 && data[1] === 0x89 && data[2] === 0x9a && data[3] === 0xc2;
 }
 
 function decodeFailure(data: Buffer, ref: RecordRef, reason: string): DecodeResult {

@@ -513,10 +513,17 @@ function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: un
   }
 }
 
+type KeyMatch = { field: DatasetField } | { reason: string };
+
 interface Lookup {
   byKey: Map<string, DatasetField>;
   metadata: Set<DatasetField>;
+  /** Input key as spelled -> its field or why it is dropped: the same few keys recur on every message. */
+  matches: Map<string, KeyMatch>;
 }
+
+/** Bound on remembered input keys (callers choose them). */
+const MAX_REMEMBERED_KEYS = 1_000;
 const lookups = new WeakMap<DatasetSchema, Lookup>();
 
 function lookupOf(schema: DatasetSchema): Lookup {
@@ -525,10 +532,24 @@ function lookupOf(schema: DatasetSchema): Lookup {
     lookup = {
       byKey: new Map(schema.fields.map((f) => [inputKey(f.name), f])),
       metadata: new Set(schema.metadata),
+      matches: new Map(),
     };
     lookups.set(schema, lookup);
   }
   return lookup;
+}
+
+function matchKey(schema: DatasetSchema, lookup: Lookup, key: string): KeyMatch {
+  let match = lookup.matches.get(key);
+  if (match === undefined) {
+    const field = lookup.byKey.get(inputKey(key));
+    if (!field) match = { reason: `${key}: not a field of the ${schema.type} schema` };
+    else if (!lookup.metadata.has(field)) match = { reason: `${key}: ${field.name} is a top-level field of the request, not a property` };
+    else match = { field };
+    if (lookup.matches.size >= MAX_REMEMBERED_KEYS) lookup.matches.clear();
+    lookup.matches.set(key, match);
+  }
+  return match;
 }
 
 const entryLength = (key: string, value: Scalar): number => JSON.stringify({ [key]: value }).length - 2;
@@ -552,7 +573,7 @@ export function shapeProperties(
   const dropped: DroppedProperty[] = [];
   // A Map, so hostile keys such as "__proto__" can never reach an object's prototype.
   const accepted = new Map<DatasetField, { key: string; value: Scalar }>();
-  const { byKey, metadata } = lookupOf(schema);
+  const lookup = lookupOf(schema);
 
   if (input !== undefined && input !== null) {
     if (!isRecord(input)) {
@@ -561,15 +582,12 @@ export function shapeProperties(
       for (const key of Object.keys(input)) {
         const raw = input[key];
         if (raw === undefined || raw === null) continue;
-        const field = byKey.get(inputKey(key));
-        if (!field) {
-          dropped.push({ key, reason: `${key}: not a field of the ${schema.type} schema` });
+        const match = matchKey(schema, lookup, key);
+        if ('reason' in match) {
+          dropped.push({ key, reason: match.reason });
           continue;
         }
-        if (!metadata.has(field)) {
-          dropped.push({ key, reason: `${key}: ${field.name} is a top-level field of the request, not a property` });
-          continue;
-        }
+        const { field } = match;
         const previous = accepted.get(field);
         if (previous) {
           dropped.push({ key, reason: `${key}: ${field.name} already set from key ${previous.key}` });
@@ -589,7 +607,8 @@ export function shapeProperties(
     });
 
   const max = options.maxJsonLength ?? PROPERTIES_MAX_LENGTH[schema.type];
-  let length = JSON.stringify(Object.fromEntries(build())).length;
+  let properties = Object.fromEntries(build()) as Record<string, Scalar>;
+  let length = JSON.stringify(properties).length;
   while (length > max && accepted.size > 0) {
     // Drop the single largest value: it frees the most room while keeping the most fields.
     let largest: { field: DatasetField; size: number } | undefined;
@@ -608,11 +627,11 @@ export function shapeProperties(
         reason: `${hit.key}: dropped so the properties JSON (${length} characters) fits the ${max}-character limit (${API_OF[schema.type]}); this entry took ${largest.size}`,
       });
     }
-    length = JSON.stringify(Object.fromEntries(build())).length;
+    properties = Object.fromEntries(build());
+    length = JSON.stringify(properties).length;
   }
 
   // Object.fromEntries defines own data properties, so even a hostile key could not set a prototype.
-  const properties = Object.fromEntries(build()) as Record<string, Scalar>;
   const missing = schema.metadata.filter((f) => !f.nullable && !accepted.has(f)).map((f) => f.name);
   return { properties, dropped, missing };
 }

@@ -127,15 +127,21 @@ export interface EventOutbound extends Outbound<PersonalizeEvent> {
 
 /** PutEvents grouped by (userId, sessionId), in stream order, at most 10 per call, bounded concurrency. */
 export function planEventCalls(events: readonly EventOutbound[]): EventOutbound[][] {
-  const groups = new Map<string, EventOutbound[]>();
+  // Nested maps, not a joined key: ids are free text (no separator is safe), and serialising a key
+  // per event was a visible cost. Groups keep the order of their first event.
+  const index = new Map<string | undefined, Map<string, EventOutbound[]>>();
+  const groups: EventOutbound[][] = [];
   for (const event of events) {
-    // JSON, not a separator character: ids are free text and could contain any separator.
-    const key = JSON.stringify([event.userId ?? null, event.sessionId]);
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = []));
+    let bySession = index.get(event.userId);
+    if (!bySession) index.set(event.userId, (bySession = new Map<string, EventOutbound[]>()));
+    let group = bySession.get(event.sessionId);
+    if (!group) {
+      bySession.set(event.sessionId, (group = []));
+      groups.push(group);
+    }
     group.push(event);
   }
-  return [...groups.values()].flatMap((group) => chunk(group, PERSONALIZE_LIMITS.perCall));
+  return groups.flatMap((group) => chunk(group, PERSONALIZE_LIMITS.perCall));
 }
 
 export async function forwardEvents(

@@ -58,11 +58,31 @@ export function buildEvent(message: InteractionMessage, schema: DatasetSchema, u
       metricAttribution: { eventAttributionSource: message.eventAttributionSource },
     }),
   };
+  // Serialising every event to measure it costs more than the rest of building it: only events whose
+  // worst-case size could exceed the limit are measured exactly.
+  if (eventBytesBound(event, properties, userId, message.sessionId) <= PERSONALIZE_LIMITS.eventBytes) return { ok: true, value: event, dropped };
   const bytes = Buffer.byteLength(JSON.stringify({ ...event, sentAt: Math.floor(message.timestamp / 1000), userId, sessionId: message.sessionId }));
   if (bytes > PERSONALIZE_LIMITS.eventBytes) {
     return fail('(event)', `event is ${bytes} bytes, limit ${PERSONALIZE_LIMITS.eventBytes}`);
   }
   return { ok: true, value: event, dropped };
+}
+
+/** Room for key names, punctuation and numbers (eventValue, sentAt) in an event's JSON. */
+const EVENT_JSON_OVERHEAD = 512;
+
+/**
+ * An upper bound on the event's JSON size in bytes: JSON.stringify turns one UTF-16 code unit into
+ * at most 6 bytes (a \uXXXX escape), so 6 x the characters of every string, plus the overhead.
+ */
+function eventBytesBound(event: PersonalizeEvent, properties: string | undefined, userId: string | undefined, sessionId: string): number {
+  // `properties` as built: the SDK types the event's field loosely.
+  let chars = (event.eventId?.length ?? 0) + (event.eventType?.length ?? 0) + (event.itemId?.length ?? 0) + (properties?.length ?? 0);
+  chars += (event.recommendationId?.length ?? 0) + (event.metricAttribution?.eventAttributionSource?.length ?? 0);
+  chars += (userId?.length ?? 0) + sessionId.length;
+  // Each impression id also brings two quotes and a comma.
+  for (const id of event.impression ?? []) chars += id.length + 3;
+  return 6 * chars + EVENT_JSON_OVERHEAD;
 }
 
 function buildUpsert<T>(
