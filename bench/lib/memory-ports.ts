@@ -1,0 +1,66 @@
+import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
+import type { ArchiveStore } from '../../shared/archive.js';
+import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
+import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
+import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import type { CapturedRequests } from './fake-aws.js';
+
+/**
+ * The processor's ports answered in memory, for CPU measurements: no SDK command objects, no
+ * serialisation, so what is timed is the processor's own work.
+ */
+
+export class MemoryIdentityStore implements IdentityStore {
+  readonly links = new Map<string, IdentityLink>();
+  getLinks(sessionIds: readonly string[]): Promise<Map<string, IdentityLink>> {
+    const found = new Map<string, IdentityLink>();
+    for (const id of sessionIds) {
+      const link = this.links.get(id);
+      if (link) found.set(id, link);
+    }
+    return Promise.resolve(found);
+  }
+  putLinks(links: readonly IdentityLink[]): Promise<void> {
+    for (const link of links) this.links.set(link.sessionId, link);
+    return Promise.resolve();
+  }
+}
+
+export class MemoryArchive implements ArchiveStore {
+  objects = 0;
+  bytes = 0;
+  put(_key: string, body: Buffer): Promise<void> {
+    this.objects++;
+    this.bytes += body.length;
+    return Promise.resolve();
+  }
+}
+
+export class MemoryDlq implements DeadLetterQueue {
+  readonly records: DeadLetterRecord[] = [];
+  send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]> {
+    this.records.push(...records);
+    return Promise.resolve([]);
+  }
+}
+
+export class MemoryPersonalize implements PersonalizeSender {
+  /** Set to keep every request. */
+  captured: CapturedRequests | undefined;
+  calls = 0;
+  putEvents(input: PutEventsCommandInput): Promise<void> {
+    this.calls++;
+    this.captured?.putEvents.push(input);
+    return Promise.resolve();
+  }
+  putItems(input: PutItemsCommandInput): Promise<void> {
+    this.calls++;
+    this.captured?.putItems.push(input);
+    return Promise.resolve();
+  }
+  putUsers(input: PutUsersCommandInput): Promise<void> {
+    this.calls++;
+    this.captured?.putUsers.push(input);
+    return Promise.resolve();
+  }
+}
