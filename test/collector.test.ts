@@ -6,8 +6,8 @@ import { segmentSignature } from '../shared/collect/auth.js';
 import { collectorDeps, setCollectorDeps } from '../shared/collect/handle.js';
 import { putRecords } from '../shared/stream-producer.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { drainDlq } from './support/stack.js';
+import { useEmulators } from './support/env.js';
+import { drainDlq, isolatedStack } from './support/stack.js';
 
 useEmulators();
 
@@ -16,14 +16,7 @@ const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base6
 
 beforeAll(async () => {
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
-    names: {
-      streamName: uniqueName('collect'),
-      shardCount: 1,
-      identityTable: uniqueName('identity'),
-      archiveBucket: uniqueName('archive'),
-      dlqName: uniqueName('dlq'),
-    },
+    ...isolatedStack('collect', 1),
     poller: { batchSize: 500, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
     processorEnv: { COLLECTOR_MAX_MESSAGES: '50' },
   });

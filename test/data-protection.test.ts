@@ -4,8 +4,8 @@ import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
 import { processorDepsFromEnv } from '../shared/process/runtime.js';
 import { segmentSignature } from '../shared/collect/auth.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { drainDlq, readArchive } from './support/stack.js';
+import { useEmulators } from './support/env.js';
+import { drainDlq, readArchive, isolatedStack } from './support/stack.js';
 
 /**
  * No secrets and no raw PII in logs, and PII traits dropped (or hashed) before PutUsers and the
@@ -52,8 +52,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 beforeAll(async () => {
   captureOutput();
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
-    names: { streamName: uniqueName('pii'), shardCount: 1, identityTable: uniqueName('identity'), archiveBucket: uniqueName('archive'), dlqName: uniqueName('dlq') },
+    ...isolatedStack('pii', 1),
     poller: { batchSize: 500, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
     // Everything the pipeline would ever log, at the most talkative level.
     processorEnv: { POWERTOOLS_LOG_LEVEL: 'DEBUG', POWERTOOLS_METRICS_DISABLED: 'false' },

@@ -10,8 +10,8 @@ import { DynamoIdentityStore } from '../shared/identity/store.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
 import { main as deleteUserCli } from '../local/delete-user.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { eventTime, readArchive, send } from './support/stack.js';
+import { useEmulators } from './support/env.js';
+import { eventTime, readArchive, send, isolatedStack } from './support/stack.js';
 
 useEmulators();
 
@@ -24,15 +24,8 @@ let processorDepsFromEnv: typeof import('../shared/process/runtime.js').processo
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'deletion-'));
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
+    ...isolatedStack('deletion', 1),
     stateDir,
-    names: {
-      streamName: uniqueName('deletion'),
-      shardCount: 1,
-      identityTable: uniqueName('identity'),
-      archiveBucket: uniqueName('archive'),
-      dlqName: uniqueName('dlq'),
-    },
     poller: { batchSize: 100, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
     // No warm-cache links: a deletion by the CLI cannot reach a running processor's cache.
     processorEnv: { IDENTITY_CACHE_TTL_SECONDS: '0' },

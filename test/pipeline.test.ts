@@ -4,9 +4,9 @@ import type { InteractionMessage } from '../schemas/canonical.js';
 import { kinesisClient } from '../shared/aws/clients.js';
 import { putRecords } from '../shared/stream-producer.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
-import { useEmulators, uniqueName } from './support/env.js';
+import { useEmulators } from './support/env.js';
 import { kplAggregate } from './support/kpl.js';
-import { drainDlq, eventTime, isDeadLetter, readArchive, send } from './support/stack.js';
+import { drainDlq, eventTime, isDeadLetter, readArchive, send, isolatedStack } from './support/stack.js';
 
 useEmulators();
 
@@ -14,14 +14,7 @@ let stack: LocalStack;
 
 beforeAll(async () => {
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
-    names: {
-      streamName: uniqueName('events'),
-      shardCount: 2,
-      identityTable: uniqueName('identity'),
-      archiveBucket: uniqueName('archive'),
-      dlqName: uniqueName('dlq'),
-    },
+    ...isolatedStack('events', 2),
     // One batch per shard when everything is put at once: lets the tests count calls exactly.
     poller: { batchSize: 10_000, maxBatchingWindowMs: 1_500, pollIntervalMs: 50, maxRetryAttempts: 20 },
     processorEnv: { PERSONALIZE_MAX_ATTEMPTS: '3' },

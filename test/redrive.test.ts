@@ -10,8 +10,8 @@ import type { RedriveSummary } from '../shared/ops/redrive.js';
 import { main as redriveCli } from '../local/redrive.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import type { KinesisOnFailureRecord } from '../local/poller.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { drainDlq, eventTime, isDeadLetter, send } from './support/stack.js';
+import { useEmulators } from './support/env.js';
+import { drainDlq, eventTime, isDeadLetter, send, isolatedStack } from './support/stack.js';
 
 useEmulators();
 
@@ -28,15 +28,8 @@ let processorDepsFromEnv: typeof import('../shared/process/runtime.js').processo
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'redrive-'));
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
+    ...isolatedStack('redrive', 1),
     stateDir,
-    names: {
-      streamName: uniqueName('redrive'),
-      shardCount: 1,
-      identityTable: uniqueName('identity'),
-      archiveBucket: uniqueName('archive'),
-      dlqName: uniqueName('dlq'),
-    },
     poller: { batchSize: 100, maxBatchingWindowMs: 100, pollIntervalMs: 50, maxRetryAttempts: 1 },
     processorEnv: { EVENT_MAPPING: STRICT_MAPPING, PERSONALIZE_MAX_ATTEMPTS: '1' },
   });

@@ -10,8 +10,8 @@ import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
 import type { PersonalizeSender } from '../shared/personalize/forward.js';
 import { main as replayCli } from '../local/replay.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { eventTime, readArchive, send } from './support/stack.js';
+import { useEmulators } from './support/env.js';
+import { eventTime, readArchive, send, isolatedStack } from './support/stack.js';
 
 useEmulators();
 
@@ -21,15 +21,8 @@ let stateDir: string;
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'replay-'));
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
+    ...isolatedStack('replay', 1),
     stateDir,
-    names: {
-      streamName: uniqueName('replay'),
-      shardCount: 1,
-      identityTable: uniqueName('identity'),
-      archiveBucket: uniqueName('archive'),
-      dlqName: uniqueName('dlq'),
-    },
     poller: { batchSize: 100, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
   });
 }, 60_000);

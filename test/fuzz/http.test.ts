@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { segmentSignature } from '../../shared/collect/auth.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../../local/stack.js';
-import { useEmulators, uniqueName } from '../support/env.js';
-import { drainDlq, isDeadLetter } from '../support/stack.js';
+import { useEmulators } from '../support/env.js';
+import { drainDlq, isDeadLetter, isolatedStack } from '../support/stack.js';
 import { assertNoPollution, bodyFor, FUZZ_SEED, itemsFeed, mparticleBatch, segmentBatch, segmentMessage, usersFeed } from './arbitraries.js';
 
 /**
@@ -18,8 +18,7 @@ let stack: LocalStack;
 
 beforeAll(async () => {
   stack = await startLocalStack({
-    ports: { http: 0, personalize: 0 },
-    names: { streamName: uniqueName('fuzz'), shardCount: 1, identityTable: uniqueName('identity'), archiveBucket: uniqueName('archive'), dlqName: uniqueName('dlq') },
+    ...isolatedStack('fuzz', 1),
     poller: { batchSize: 500, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
     // The catalog and profile quotas would pace a burst of fuzzed feeds for minutes.
     personalize: { rates: false },

@@ -6,7 +6,8 @@ import type { ArchivedRecord } from '../../shared/archive.js';
 import { kinesisClient, s3Client, sqsClient } from '../../shared/aws/clients.js';
 import type { DeadLetterRecord } from '../../shared/dlq.js';
 import { putRecords } from '../../shared/stream-producer.js';
-import type { LocalStack } from '../../local/stack.js';
+import type { LocalStack, LocalStackOptions } from '../../local/stack.js';
+import { uniqueName } from './env.js';
 
 /** Puts canonical messages (or raw lines) on the stack's stream, partitioned by session. */
 export async function send(stack: LocalStack, messages: readonly (CanonicalMessage | Record<string, unknown> | string)[]): Promise<void> {
@@ -64,4 +65,18 @@ let counter = 0;
 export function eventTime(offsetMs = 0): number {
   counter += 1;
   return Date.now() - 3_600_000 + counter * 10 + offsetMs;
+}
+
+/** OS-picked ports and resource names no other test file uses: spread into startLocalStack's options. */
+export function isolatedStack(prefix: string, shardCount = 1): Pick<LocalStackOptions, 'ports' | 'names'> {
+  return {
+    ports: { http: 0, personalize: 0 },
+    names: {
+      streamName: uniqueName(prefix),
+      shardCount,
+      identityTable: uniqueName('identity'),
+      archiveBucket: uniqueName('archive'),
+      dlqName: uniqueName('dlq'),
+    },
+  };
 }
