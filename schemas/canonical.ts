@@ -39,11 +39,11 @@ const id = (what: string) =>
  */
 export const sessionIdSchema = id('sessionId').refine(
   (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
-  { message: 'sessionId is blank or a literal "null"/"undefined"' },
+  { message: 'sessionId is blank or the literal text null, undefined or nan' },
 );
 export const userIdSchema = id('userId').refine(
   (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
-  { message: 'userId is blank or a literal "null"/"undefined"' },
+  { message: 'userId is blank or the literal text null, undefined or nan' },
 );
 
 export const eventTimeSchema = z

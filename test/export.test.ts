@@ -218,7 +218,7 @@ describe('the nightly export', () => {
     });
     expect(interactions.rejectedByReason).toEqual({
       'invalid JSON': 1,
-      'schema: sessionId: sessionId is blank or a literal "null"/"undefined"': 1,
+      'schema: sessionId: sessionId is blank or the literal text null, undefined or nan': 1,
       'kind "item" in the interactions archive': 1,
       'not a JSON object': 1,
       'unreadable gzip object (its lines before the damage are kept)': 1,

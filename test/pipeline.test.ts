@@ -135,7 +135,7 @@ describe('the processor on the local stack', () => {
 
     const invalid = dlq.find((d) => d.stage === 'validate');
     expect(invalid?.errors?.map((e) => e.path).sort()).toEqual(['sessionId', 'timestamp']);
-    expect(invalid?.reason).toMatch(/sessionId: sessionId is blank or a literal "null"\/"undefined"/);
+    expect(invalid?.reason).toMatch(/sessionId: sessionId is blank or the literal text null, undefined or nan/);
     expect(invalid?.reason).toMatch(/timestamp: .*epoch seconds/);
     expect(dlq).toHaveLength(3);
   });

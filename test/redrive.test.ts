@@ -117,7 +117,7 @@ describe('npm run redrive', () => {
     expect(kept).toHaveLength(1);
     expect(kept[0]).toMatchObject({ stage: 'validate', redriveAttempts: 2 });
     expect(JSON.parse(kept[0]!.payload)).toMatchObject({ eventId: 'rd-bad' });
-    expect(kept[0]!.reason).toMatch(/sessionId is blank or a literal "null"/);
+    expect(kept[0]!.reason).toMatch(/sessionId is blank or the literal text null/);
     expect(Date.parse((kept[0] as { lastRedriveAt?: string }).lastRedriveAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
   });
 
