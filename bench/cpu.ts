@@ -5,7 +5,7 @@ import { LinkCache } from '../shared/identity/cache.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
 import type { CapturedRequests } from './lib/fake-aws.js';
 import { entry, gcIfExposed, isMain, median, row, timed, type Measure } from './lib/harness.js';
-import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize } from './lib/memory-ports.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize } from '../local/memory-ports.js';
 import { collectDay, esmBatches, processorSettings } from './lib/pipeline-data.js';
 
 /**

@@ -5,12 +5,10 @@ import {
   PutItemsCommand,
   PutUsersCommand,
   type PersonalizeEventsClient,
-  type PutEventsCommandInput,
-  type PutItemsCommandInput,
-  type PutUsersCommandInput,
 } from '@aws-sdk/client-personalize-events';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { CapturedRequests } from '../../local/memory-ports.js';
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamRecord } from 'aws-lambda';
 
@@ -163,12 +161,6 @@ export class FakeSqs {
   }
 }
 
-export interface CapturedRequests {
-  putEvents: PutEventsCommandInput[];
-  putItems: PutItemsCommandInput[];
-  putUsers: PutUsersCommandInput[];
-}
-
 export class FakePersonalizeEvents {
   /** Set to keep every request (the CPU floor re-serialises them). */
   captured: CapturedRequests | undefined;
@@ -265,3 +257,5 @@ export class FakeKinesis {
     return this as unknown as KinesisClient;
   }
 }
+
+export type { CapturedRequests };

@@ -1,14 +1,12 @@
 import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
 import type { KinesisStreamRecord } from 'aws-lambda';
-import type { ArchiveStore } from '../../shared/archive.js';
-import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
 import { loadEventMapping } from '../../shared/event-mapping.js';
 import { LinkCache } from '../../shared/identity/cache.js';
-import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import { piiPolicy } from '../../shared/pii.js';
 import type { ProcessorDeps } from '../../shared/process/process-batch.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore } from '../../local/memory-ports.js';
 import { formatValidationErrors, validatePutEvents, validatePutItems, validatePutUsers } from '../../local/personalize-validation.js';
 
 /** In-memory ports for fuzzing processBatch, and a Personalize sender that checks every request like the real API. */
@@ -49,44 +47,12 @@ export class ValidatingSender implements PersonalizeSender {
   }
 }
 
-export class MemoryIdentity implements IdentityStore {
-  readonly links = new Map<string, IdentityLink>();
-  getLinks(sessionIds: readonly string[]): Promise<Map<string, IdentityLink>> {
-    const found = new Map<string, IdentityLink>();
-    for (const id of sessionIds) {
-      const link = this.links.get(id);
-      if (link) found.set(id, link);
-    }
-    return Promise.resolve(found);
-  }
-  putLinks(links: readonly IdentityLink[]): Promise<void> {
-    for (const link of links) if (!this.links.has(link.sessionId)) this.links.set(link.sessionId, link);
-    return Promise.resolve();
-  }
-}
-
-export class MemoryArchive implements ArchiveStore {
-  objects = 0;
-  put(_key: string, _body: Buffer): Promise<void> {
-    this.objects++;
-    return Promise.resolve();
-  }
-}
-
-export class MemoryDlq implements DeadLetterQueue {
-  readonly records: DeadLetterRecord[] = [];
-  send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]> {
-    this.records.push(...records);
-    return Promise.resolve([]);
-  }
-}
-
 const schemas = loadDatasetSchemas();
 const mapping = loadEventMapping({});
 
-export function fuzzDeps(sender: ValidatingSender): ProcessorDeps & { identity: MemoryIdentity; archive: MemoryArchive; dlq: MemoryDlq } {
+export function fuzzDeps(sender: ValidatingSender): ProcessorDeps & { identity: MemoryIdentityStore; archive: MemoryArchive; dlq: MemoryDlq } {
   return {
-    identity: new MemoryIdentity(),
+    identity: new MemoryIdentityStore(),
     linkCache: new LinkCache({ positiveTtlMs: 60_000, negativeTtlMs: 1_000, maxEntries: 10_000 }),
     archive: new MemoryArchive(),
     dlq: new MemoryDlq(),

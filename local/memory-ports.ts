@@ -1,14 +1,19 @@
 import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
-import type { ArchiveStore } from '../../shared/archive.js';
-import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
-import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
-import type { PersonalizeSender } from '../../shared/personalize/forward.js';
-import type { CapturedRequests } from './fake-aws.js';
+import type { ArchiveStore } from '../shared/archive.js';
+import type { DeadLetterQueue, DeadLetterRecord } from '../shared/dlq.js';
+import type { IdentityLink, IdentityStore } from '../shared/identity/store.js';
+import type { PersonalizeSender } from '../shared/personalize/forward.js';
 
 /**
- * The processor's ports answered in memory, for CPU measurements: no SDK command objects, no
- * serialisation, so what is timed is the processor's own work.
+ * The processor's ports answered in memory, for benchmarks and property-based tests: no SDK
+ * command objects, no serialisation, so what is measured or fuzzed is the processor's own work.
  */
+
+export interface CapturedRequests {
+  putEvents: PutEventsCommandInput[];
+  putItems: PutItemsCommandInput[];
+  putUsers: PutUsersCommandInput[];
+}
 
 export class MemoryIdentityStore implements IdentityStore {
   readonly links = new Map<string, IdentityLink>();
@@ -21,7 +26,8 @@ export class MemoryIdentityStore implements IdentityStore {
     return Promise.resolve(found);
   }
   putLinks(links: readonly IdentityLink[]): Promise<void> {
-    for (const link of links) this.links.set(link.sessionId, link);
+    // First link wins, as in the table: the stitcher only writes sessions it found unlinked.
+    for (const link of links) if (!this.links.has(link.sessionId)) this.links.set(link.sessionId, link);
     return Promise.resolve();
   }
 }
