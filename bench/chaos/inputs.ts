@@ -1,3 +1,4 @@
+import { seededRandom } from '../../local/seeded-random.js';
 import { segmentSignature } from '../../shared/collect/auth.js';
 
 /**
@@ -92,18 +93,6 @@ export interface Inputs {
   piiValues: string[];
 }
 
-/** mulberry32: small, fast, good enough to pick faults; deterministic per seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base64')}`;
 
 /** Per-message invalid variants per door, with what the door should say. */
@@ -116,7 +105,7 @@ const MALFORMED_AT = 7;
 const TOO_LARGE_AT = 11;
 
 export function generateInputs(options: InputOptions): Inputs {
-  const random = rng(options.seed);
+  const random = seededRandom(options.seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   const int = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
   const ledger = new Map<string, LedgerEntry>();

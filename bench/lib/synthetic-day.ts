@@ -1,3 +1,4 @@
+import { seededRandom } from '../../local/seeded-random.js';
 /**
  * A realistic synthetic day of clickstream, as trackers and back-office feeds would post it to the
  * collector: Segment tracking-API batches (`POST /v1/batch`) per device, catalog feeds
@@ -66,18 +67,6 @@ export interface SyntheticDay {
 
 const DAY_MS = 86_400_000;
 
-/** mulberry32: small, fast, good enough for synthetic data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Samples 0..n-1 with probability ∝ 1/(rank+1)^s. */
 function zipf(n: number, s: number, random: () => number): () => number {
   const cdf = new Float64Array(n);
@@ -132,7 +121,7 @@ export function yesterdayUtc(now = Date.now()): number {
 }
 
 export function generateDay(options: DayOptions): SyntheticDay {
-  const random = prng(options.seed ?? 20_240_601);
+  const random = seededRandom(options.seed ?? 20_240_601);
   const dayStartMs = options.dayStartMs ?? yesterdayUtc();
   const catalogSize = options.catalogSize ?? 5_000;
   const userCount = options.users ?? Math.max(50, Math.round(options.sessions * 0.6));

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalMessageSchema } from '../../schemas/canonical.js';
 import { decodeKinesisRecord } from '../../shared/decode.js';
 import { processBatch } from '../../shared/process/process-batch.js';
-import { rng } from '../../bench/chaos/inputs.js';
+import { seededRandom } from '../../local/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { assertNoPollution, deeplyNested, fuzzParams, fuzzTimeout, hostileKey, hostileNumber, hostileString, hostileTime, hostileValue, propertiesArb, toBodyText } from './arbitraries.js';
 import { fuzzDeps, kinesisRecords, ValidatingSender } from './fakes.js';
@@ -159,7 +159,7 @@ describe('hostile Kinesis records', () => {
     const sender = new ValidatingSender();
     await fc.assert(
       fc.asyncProperty(fc.array(batchRecord, { minLength: 1, maxLength: 12 }), fc.integer(), async (records, seed) => {
-        const random = rng(seed);
+        const random = seededRandom(seed);
         const batchSender = new ValidatingSender(random);
         const deps = fuzzDeps(batchSender);
         const sequences = new Set(records.map((r) => r.kinesis.sequenceNumber));

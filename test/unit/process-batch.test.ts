@@ -9,6 +9,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import { seededRandom } from '../../local/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { processBatch, type BatchReport, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
 
@@ -391,20 +392,8 @@ describe('processBatch', () => {
 // ------------------------------------------------------------------------------------------------
 // Nothing lost: generated mixed batches
 
-/** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function generateBatch(seed: number): Promise<{ records: KinesisStreamRecord[]; messages: number; settings: Partial<ProcessorSettings> }> {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;
   const sessions = ['s0', 's1', 's2', 's3', 's4', 's5'];
   const names = ['Product Viewed', 'Product Added', 'Order Completed', 'Video Played', 'View'];
