@@ -12,7 +12,8 @@ export const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 export type HttpLambda = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+/** The whole request body, or undefined once it passes `limit` bytes (the rest is read and dropped). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { DATASET_ARN_PATTERN, IMPORT_LIMITS, ROLE_ARN_PATTERN } from '../shared/export/limits.js';
+import { readBody } from './apigw.js';
 
 /**
  * A local Amazon Personalize control plane for the dataset-import calls the export makes
@@ -145,19 +146,6 @@ async function checkDataLocation(s3: S3Client, location: string): Promise<string
   return undefined;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 function send(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -287,7 +275,7 @@ export async function startLocalPersonalizeControl(options: LocalPersonalizeCont
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://local');
-    const bytes = await readBody(req);
+    const bytes = await readBody(req, MAX_BODY_BYTES);
     if (url.pathname.startsWith('/_local/')) return control(req, res, url);
     const target = req.headers['x-amz-target'];
     const operation = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : '';
