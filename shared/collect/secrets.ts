@@ -37,30 +37,40 @@ const secretDocument = z.object({
 /** Secret refresh interval: rotation takes effect within this time without a redeploy. */
 const SECRET_MAX_AGE_SECONDS = 300;
 
+/** The last document parsed, keyed by its raw text: requests reuse it until the secret changes. */
+let parsedCache: { raw: string; secrets: CollectorSecrets } | undefined;
+
+function parseOnce(raw: string, parse: () => CollectorSecrets): CollectorSecrets {
+  if (parsedCache?.raw !== raw) parsedCache = { raw, secrets: parse() };
+  return parsedCache.secrets;
+}
+
 export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env): Promise<CollectorSecrets> {
   const secretId = env.COLLECTOR_SECRET_ID?.trim();
   if (secretId) {
-    const raw = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
-    let parsed: unknown;
-    try {
-      parsed = typeof raw === 'string' ? JSON.parse(raw) : JSON.parse(Buffer.from(raw as Uint8Array).toString('utf8'));
-    } catch {
-      throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} is not a JSON document`);
-    }
-    const result = secretDocument.safeParse(parsed);
-    if (!result.success) {
-      throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} has invalid fields: ${result.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-    }
-    return withoutUndefined(result.data);
+    const value = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
+    const raw = typeof value === 'string' ? value : Buffer.from(value as Uint8Array).toString('utf8');
+    return parseOnce(`secret:${secretId}:${raw}`, () => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} is not a JSON document`);
+      }
+      const result = secretDocument.safeParse(parsed);
+      if (!result.success) {
+        throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} has invalid fields: ${result.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      }
+      return withoutUndefined(result.data);
+    });
   }
-  return withoutUndefined(
-    secretDocument.parse({
-      trackerWriteKeys: env.TRACKER_WRITE_KEYS,
-      segmentSharedSecret: env.SEGMENT_SHARED_SECRET,
-      mparticleAuthorization: env.MPARTICLE_AUTHORIZATION,
-      feedApiKeys: env.FEED_API_KEYS,
-    }),
-  );
+  const fromEnv = {
+    trackerWriteKeys: env.TRACKER_WRITE_KEYS,
+    segmentSharedSecret: env.SEGMENT_SHARED_SECRET,
+    mparticleAuthorization: env.MPARTICLE_AUTHORIZATION,
+    feedApiKeys: env.FEED_API_KEYS,
+  };
+  return parseOnce(`env:${JSON.stringify(fromEnv)}`, () => withoutUndefined(secretDocument.parse(fromEnv)));
 }
 
 function withoutUndefined(s: z.infer<typeof secretDocument>): CollectorSecrets {
