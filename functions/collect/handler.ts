@@ -6,6 +6,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { collectHttp } from '../../shared/collect/handle.js';
+import { cors } from '../../shared/collect/http-contract.js';
 import { logger, metrics } from '../../shared/observability.js';
 
 /** HTTP front doors (trackers, Segment and mParticle webhooks, catalog and profile feeds). Wiring only. */
@@ -18,7 +19,17 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics))
   .use(httpHeaderNormalizer())
-  .use(httpCors({ origins, disableBeforePreflightResponse: false, methods: 'POST,OPTIONS', headers: 'content-type,authorization,x-api-key,x-signature', maxAge: 600 }))
+  // Preflights answered here locally; in AWS, API Gateway answers them with the same contract (serverless.yml).
+  .use(
+    httpCors({
+      origins,
+      disableBeforePreflightResponse: false,
+      methods: cors.allowMethods.join(','),
+      headers: cors.allowHeaders.join(','),
+      exposeHeaders: cors.exposeHeaders.join(','),
+      maxAge: cors.maxAgeSeconds,
+    }),
+  )
   // Anything unexpected becomes a plain 500 without internals; client errors are answered by the core.
   .use(httpErrorHandler({ fallbackMessage: JSON.stringify({ success: false, message: 'internal error' }) }))
   .handler((event) => collectHttp(event));

@@ -8,6 +8,8 @@ import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 import { basicAuthUser, bearerToken, matchesAnyKey, safeEqual, verifySegmentSignature } from './auth.js';
 import type { HttpRequest, HttpResponse } from './http.js';
 import type { CollectorSecrets } from './secrets.js';
+import { decodeBody } from './body.js';
+import { routeKinds } from './http-contract.js';
 
 /**
  * The front doors: authenticate, decode the source format into canonical messages, validate,
@@ -72,24 +74,39 @@ function adaptSegmentWebhook(body: unknown, ctx: AdapterContext): AdapterResult 
   return fromSegmentMessage(body, undefined, ctx);
 }
 
-export const ROUTES: Readonly<Record<string, Route>> = {
-  '/v1/batch': { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) },
-  '/v1/import': { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) },
-  '/v1/track': segmentCall('track'),
-  '/v1/page': segmentCall('page'),
-  '/v1/screen': segmentCall('screen'),
-  '/v1/identify': segmentCall('identify'),
-  '/v1/alias': segmentCall('alias'),
-  '/v1/group': segmentCall('group'),
-  '/v1/webhooks/segment': {
+const segmentBatch: Route = { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) };
+
+/** What each route name in http-contract.json does. */
+const ROUTE_KINDS = {
+  batch: segmentBatch,
+  import: segmentBatch,
+  track: segmentCall('track'),
+  page: segmentCall('page'),
+  screen: segmentCall('screen'),
+  identify: segmentCall('identify'),
+  alias: segmentCall('alias'),
+  group: segmentCall('group'),
+  'segment-webhook': {
     door: 'segment-webhook',
     adapt: adaptSegmentWebhook,
     count: (b) => arrayLength(b) ?? arrayLength(field(b, 'batch')) ?? 1,
   },
-  '/v1/webhooks/mparticle': { door: 'mparticle-webhook', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
-  '/v1/items': { door: 'items-feed', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
-  '/v1/users': { door: 'users-feed', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
-};
+  'mparticle-webhook': { door: 'mparticle-webhook', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
+  'items-feed': { door: 'items-feed', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
+  'users-feed': { door: 'users-feed', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
+} satisfies Record<string, Route>;
+
+function routesFromContract(): Record<string, Route> {
+  const routes: Record<string, Route> = {};
+  for (const [path, kind] of Object.entries(routeKinds)) {
+    if (!Object.hasOwn(ROUTE_KINDS, kind)) throw new Error(`http-contract.json: route ${path} names unknown kind "${kind}"`);
+    routes[path] = ROUTE_KINDS[kind as keyof typeof ROUTE_KINDS];
+  }
+  return routes;
+}
+
+/** Path -> door; short paths (`/v1/t`, `/v1/b`, ...) are the same doors as the long ones. */
+export const ROUTES: Readonly<Record<string, Route>> = routesFromContract();
 
 export const COLLECTOR_PATHS = Object.keys(ROUTES);
 
@@ -97,10 +114,12 @@ function answer(status: number, body: Record<string, unknown>, headers?: Record<
   return headers ? { status, body, headers } : { status, body };
 }
 
+const withoutBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
 const UNAUTHORIZED = answer(401, { success: false, message: 'missing or invalid credentials' });
 
 /** Checks the door's credentials; the body is parsed only where the credential can live in it. */
-function authenticate(door: Door, request: HttpRequest, secrets: CollectorSecrets, body: () => unknown): boolean {
+function authenticate(door: Door, request: HttpRequest, bodyBytes: Buffer, secrets: CollectorSecrets, body: () => unknown): boolean {
   const { headers } = request;
   switch (door) {
     case 'tracker': {
@@ -111,7 +130,7 @@ function authenticate(door: Door, request: HttpRequest, secrets: CollectorSecret
       return typeof fromBody === 'string' && matchesAnyKey(fromBody, secrets.trackerWriteKeys);
     }
     case 'segment-webhook':
-      return secrets.segmentSharedSecret !== undefined && verifySegmentSignature(request.rawBody, headers['x-signature'], secrets.segmentSharedSecret);
+      return secrets.segmentSharedSecret !== undefined && verifySegmentSignature(bodyBytes, headers['x-signature'], secrets.segmentSharedSecret);
     case 'mparticle-webhook':
       return (
         secrets.mparticleAuthorization !== undefined &&
@@ -140,11 +159,18 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     return done(answer(413, { success: false, message: `request body is ${request.rawBody.length} bytes, limit ${settings.maxBodyBytes}` }));
   }
 
+  // Compressed bodies (mobile SDKs, rudder-sdk-node) are inflated first: their write key is inside.
+  const decoded = decodeBody(request.rawBody, request.headers['content-encoding'], settings.maxBodyBytes);
+  if (!decoded.ok) return done(answer(decoded.status, { success: false, message: decoded.message }));
+  const bodyBytes = decoded.body;
+
+  // JSON whatever the Content-Type says: analytics.js sends text/plain (a CORS-simple type),
+  // rudder-sdk-node application/x-www-form-urlencoded.
   let parsed: { ok: true; value: unknown } | { ok: false; error: string } | undefined;
   const parse = () => {
     if (!parsed) {
       try {
-        parsed = { ok: true, value: JSON.parse(request.rawBody.toString('utf8')) as unknown };
+        parsed = { ok: true, value: JSON.parse(withoutBom(bodyBytes.toString('utf8'))) as unknown };
       } catch (error) {
         parsed = { ok: false, error: (error as Error).message };
       }
@@ -152,7 +178,7 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     return parsed;
   };
   const secrets = await deps.secrets();
-  if (!authenticate(route.door, request, secrets, () => {
+  if (!authenticate(route.door, request, bodyBytes, secrets, () => {
     const p = parse();
     return p.ok ? p.value : undefined;
   })) {

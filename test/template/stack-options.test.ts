@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cors as httpCors } from '../../shared/collect/http-contract.js';
 import { loadEventMapping } from '../../shared/event-mapping.js';
 import { parseEnv, readCollectorEnv, readExportEnv, readProcessorEnv } from '../../shared/config.js';
 import { redriveEnvSchema } from '../../shared/ops/redrive-runtime.js';
@@ -68,6 +69,17 @@ describe('stack parameters', () => {
     expect(cors.AllowOrigins).toEqual({ 'Fn::Split': [',', ORIGINS] });
     expect(cors.AllowMethods).toEqual(['POST', 'OPTIONS']);
     expect(environmentOf(resource('CollectLambdaFunction')).CORS_ALLOWED_ORIGINS).toBe(ORIGINS);
+  });
+
+  it('lets browsers send the headers real SDKs add on first and retried requests, and read Retry-After', () => {
+    const cors = props(resource('HttpApi')).CorsConfiguration as JsonObject;
+    // analytics.js: authorization, x-retry-count; RudderStack: anonymousid, sentat, rsa-* (docs/trackers.md).
+    for (const header of ['content-type', 'authorization', 'x-retry-count', 'anonymousid', 'sentat', 'rsa-retry-attempt', 'rsa-retry-reason', 'rsa-since-first-attempt', 'rsa-since-last-attempt']) {
+      expect(cors.AllowHeaders).toContain(header);
+    }
+    expect(cors.AllowHeaders).toEqual(httpCors.allowHeaders);
+    expect(cors.ExposeHeaders).toEqual(['retry-after']);
+    expect(cors.MaxAge).toBe(600);
   });
 
   it('uses an existing collector secret instead of creating one, and reads only that one', () => {

@@ -313,6 +313,8 @@ describe('front door', () => {
   it('routes every collector path, POST only, to the collect function with payload 2.0', () => {
     const routes = resourcesOfType(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => scalar(props(r).RouteKey));
     expect(routes.sort()).toEqual(COLLECTOR_PATHS.map((path) => `POST ${path}`).sort());
+    // The short paths analytics.js 2.0 and the mobile SDKs post to are routes of their own.
+    for (const short of ['/v1/t', '/v1/p', '/v1/i', '/v1/a', '/v1/g', '/v1/s', '/v1/b']) expect(routes).toContain(`POST ${short}`);
     const integrations = resourcesOfType(t, 'AWS::ApiGatewayV2::Integration');
     expect(integrations).toHaveLength(1);
     const [, integration] = integrations[0]!;
