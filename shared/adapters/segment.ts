@@ -392,9 +392,11 @@ function identify(common: Common, anonymousId: string | undefined, result: Adapt
     result.filtered.push({ index, reason: 'identify without userId: anonymous traits are not sent (Personalize users are keyed by userId)' });
     return;
   }
-  const rawTraits = common.raw.traits;
+  // Segment's libraries send traits at the top level; RudderStack's browser SDK in context.traits.
+  const traitsPath = common.raw.traits === undefined || common.raw.traits === null ? 'context.traits' : 'traits';
+  const rawTraits = traitsPath === 'traits' ? common.raw.traits : common.context.traits;
   if (rawTraits !== undefined && rawTraits !== null && !isRecord(rawTraits)) {
-    reject(result, index, [{ path: 'traits', message: `must be an object, got ${describeType(rawTraits)}` }]);
+    reject(result, index, [{ path: traitsPath, message: `must be an object, got ${describeType(rawTraits)}` }]);
     return;
   }
   const traits = asRecord(rawTraits);
@@ -403,7 +405,7 @@ function identify(common: Common, anonymousId: string | undefined, result: Adapt
     result.filtered.push({ index, reason: 'identify with only a userId and no traits: nothing to record' });
     return;
   }
-  const paths = { eventId: 'messageId', sessionId: 'anonymousId', userId: 'userId', timestamp: 'timestamp', properties: 'traits' };
+  const paths = { eventId: 'messageId', sessionId: 'anonymousId', userId: 'userId', timestamp: 'timestamp', properties: traitsPath };
   if (anonymousId !== undefined) {
     accept(
       result,

@@ -240,6 +240,16 @@ describe('Segment page, screen, identify, alias, group, delete', () => {
     expect(result.messages.every((m) => m.index === 0)).toBe(true);
   });
 
+  it('identify takes traits from context.traits when there are none at the top level (RudderStack browser SDK)', () => {
+    const rudder = { type: 'identify', messageId: 'rs-id-1', anonymousId: ANON, userId: USER, timestamp: '2024-05-14T09:29:40Z', context: { ...browserContext, traits: { plan: 'gold' } } };
+    expect(only(fromSegmentBatch(tracker([rudder]), ctx), 'user')).toMatchObject({ userId: USER, properties: { plan: 'gold' } });
+    // Top-level traits win: Segment's libraries also copy some traits into context.traits.
+    const both = { ...rudder, traits: { plan: 'silver' } };
+    expect(only(fromSegmentBatch(tracker([both]), ctx), 'user')).toMatchObject({ properties: { plan: 'silver' } });
+    const wrongShape = { ...rudder, context: { traits: 'gold' } };
+    expect(fromSegmentBatch(tracker([wrongShape]), ctx).rejections[0]?.reason).toMatch(/context\.traits/);
+  });
+
   it('identify with only a userId and no traits, or without a userId, is filtered', () => {
     const result = fromSegmentBatch(
       tracker([
