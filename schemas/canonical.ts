@@ -27,11 +27,34 @@ export const SOURCES = ['native', 'segment', 'mparticle', 'feed'] as const;
 export const sourceSchema = z.enum(SOURCES);
 export type Source = z.infer<typeof sourceSchema>;
 
+/**
+ * Control characters, lone surrogates and Unicode non-characters (U+FFFE, U+FDD0, ...): not text.
+ * Personalize's JSON API would take some and the bulk CSV would carry them into training data
+ * (a NUL or a lone surrogate is not valid UTF-8), so ids carrying them are refused at the door.
+ */
+const NOT_TEXT = /[\p{Cc}\p{Cs}\p{Noncharacter_Code_Point}]/u;
+
+/** Where `value` stops being text, as a field error's message; undefined when it is all text. */
+export function notTextAt(value: string): number | undefined {
+  const match = NOT_TEXT.exec(value);
+  return match?.index;
+}
+
 const id = (what: string) =>
   z
     .string({ error: `${what} must be a string` })
     .min(1, `${what} must not be empty`)
-    .max(ID_MAX, `${what} is longer than ${ID_MAX} characters (Personalize limit)`);
+    .max(ID_MAX, `${what} is longer than ${ID_MAX} characters (Personalize limit)`)
+    .check((ctx) => {
+      const at = notTextAt(ctx.value);
+      if (at !== undefined) {
+        const code = ctx.value.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0');
+        ctx.issues.push({ code: 'custom', input: ctx.value, message: `${what} contains U+${code} at character ${at}: control characters, lone surrogates and non-characters are not allowed` });
+      }
+    });
+
+/** Personalize's EVENT_VALUE is an Avro float (docs/FACTS.md §4): finite and within float32 range. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * A session id Personalize can attribute: not blank, and not the stringified `null`/`undefined`
@@ -71,7 +94,11 @@ export const interactionSchema = z.object({
   /** Personalize event type, or a source event name that the event mapping translates. */
   eventType: id('eventType'),
   itemId: id('itemId').optional(),
-  eventValue: z.number().finite('eventValue must be a finite number').optional(),
+  eventValue: z
+    .number()
+    .finite('eventValue must be a finite number')
+    .refine((v) => Math.abs(v) <= FLOAT32_MAX, { message: `eventValue is outside the float range Personalize stores (±${FLOAT32_MAX})` })
+    .optional(),
   recommendationId: z
     .string()
     .min(1, 'recommendationId must not be empty')
@@ -165,4 +192,13 @@ export function partitionKeyOf(message: CanonicalMessage): string {
     case 'delete':
       return message.userId;
   }
+}
+
+/**
+ * What makes two messages "the same" for deduplication: a re-send of one message repeats its kind,
+ * its entity (session, item, user) and its eventId. Two items, users or sessions that share a
+ * caller's eventId are different messages.
+ */
+export function dedupeKey(message: CanonicalMessage): string {
+  return `${message.kind}\u0000${partitionKeyOf(message)}\u0000${message.eventId}`;
 }

@@ -77,6 +77,12 @@ export const collectorEnvSchema = z
     COLLECTOR_MAX_MESSAGE_BYTES: positiveInt(32_768),
     /** Segment's Actions webhook batches up to 4,000 events (FACTS §6a). */
     COLLECTOR_MAX_MESSAGES: positiveInt(4_000),
+    /** Interactions one source message may expand to (products of an order): one shard takes 1,000 records/s (FACTS §5). */
+    COLLECTOR_MAX_EXPANDED_PER_MESSAGE: positiveInt(250),
+    /** Stream records one request may produce, after expansion. */
+    COLLECTOR_MAX_RECORDS_PER_REQUEST: positiveInt(10_000),
+    /** A tracker's sentAt this far ahead of our clock is a wrong device clock and is corrected (README "Event time"). */
+    COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS: positiveInt(60),
     KINESIS_PUT_ATTEMPTS: positiveInt(5),
     /** Comma-separated origins allowed to call from browsers; empty: no CORS headers. */
     CORS_ALLOWED_ORIGINS: optionalString,

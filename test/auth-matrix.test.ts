@@ -38,7 +38,7 @@ const stream = new CountingStream();
 const deps: CollectorDeps = {
   stream,
   secrets: () => Promise.resolve(SECRETS),
-  settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, mapping: loadEventMapping({}) },
+  settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) },
 };
 
 const time = new Date(Date.now() - 3_600_000).toISOString();

@@ -40,7 +40,7 @@ export function collectorDeps(kinesis: FakeKinesis): CollectorDeps {
   return {
     stream: { put: (records) => putRecords(kinesis.asClient(), records, { streamName: 'bench', maxAttempts: 1 }) },
     secrets: () => Promise.resolve(BENCH_SECRETS),
-    settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, mapping: loadEventMapping({}) },
+    settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) },
   };
 }
 

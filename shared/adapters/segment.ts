@@ -187,29 +187,32 @@ function timeField(message: Record<string, unknown>, field: string): Time | unde
 }
 
 /**
- * The event time (FACTS §6a: timestamp = receivedAt − (sentAt − originalTimestamp)).
- * - Already through Segment (webhook: the message has `receivedAt` or `originalTimestamp`):
- *   `timestamp` is the corrected time; without it, correct `originalTimestamp` with the message's
- *   `sentAt` and `receivedAt`.
- * - Straight from a tracker (tracking API): the library's `timestamp` is the device-clock time of the
- *   call, i.e. what Segment stores as `originalTimestamp`, so it is corrected the same way with
- *   `sentAt` (the message's, else the batch's) and our receive time.
- * - No sentAt: the time as given. No time at all: rejected; the receive time is never an event time.
+ * The event time: when it happened, never when we received it (README "Event time").
+ * - Already through Segment (webhook door, or a message carrying Segment's `receivedAt` or
+ *   `originalTimestamp`): `timestamp` is Segment's corrected time (FACTS §8); without it,
+ *   `originalTimestamp` corrected with Segment's own `receivedAt` and `sentAt`.
+ * - `/v1/import` (historical): the time as given.
+ * - Straight from a tracker: the library's `timestamp` is its device-clock time. Segment's formula
+ *   `receivedAt − (sentAt − timestamp)` is applied only when `sentAt` runs ahead of our clock by more
+ *   than the tolerance (a device clock that is ahead: latency can only make sentAt look older). A
+ *   `sentAt` older than the arrival is latency or a queued/offline batch sent late (the Swift and
+ *   Kotlin SDKs keep the first try's sentAt, FACTS §8): correcting it would move events to about
+ *   the arrival time, so the device's time stands.
+ * - No time at all: rejected; the receive time is never an event time.
  */
 function eventTime(message: Record<string, unknown>, defaults: BatchDefaults, ctx: AdapterContext): Time {
   const timestamp = timeField(message, 'timestamp');
   const original = timeField(message, 'originalTimestamp');
-  const ownReceivedAt = timeField(message, 'receivedAt');
-  const throughSegment = ownReceivedAt !== undefined || original !== undefined;
-
-  let deviceTime: Time;
+  const segmentReceivedAt = timeField(message, 'receivedAt');
+  const clock = ctx.clock ?? 'source';
+  const throughSegment = clock === 'source' || segmentReceivedAt !== undefined || original !== undefined;
   if (throughSegment && timestamp !== undefined) return timestamp;
-  if (original !== undefined) deviceTime = original;
-  else if (timestamp !== undefined) deviceTime = timestamp;
-  else {
+
+  const deviceTime = original ?? timestamp;
+  if (deviceTime === undefined) {
     return { ok: false, path: 'timestamp', message: 'missing: the event time (timestamp or originalTimestamp, ISO-8601) is required' };
   }
-  if (!deviceTime.ok) return deviceTime;
+  if (!deviceTime.ok || clock === 'historical') return deviceTime;
 
   let sentAt = timeField(message, 'sentAt');
   if (sentAt === undefined) {
@@ -218,9 +221,13 @@ function eventTime(message: Record<string, unknown>, defaults: BatchDefaults, ct
   }
   if (sentAt === undefined) return deviceTime;
   if (!sentAt.ok) return sentAt;
-  if (ownReceivedAt !== undefined && !ownReceivedAt.ok) return ownReceivedAt;
-  const receivedAt = ownReceivedAt?.ok ? ownReceivedAt.value : ctx.receivedAt;
-  return { ok: true, value: receivedAt - (sentAt.value - deviceTime.value) };
+  if (segmentReceivedAt !== undefined) {
+    // Segment's own receive time: its formula, on its server clock.
+    return segmentReceivedAt.ok ? { ok: true, value: segmentReceivedAt.value - (sentAt.value - deviceTime.value) } : segmentReceivedAt;
+  }
+  const lead = sentAt.value - ctx.receivedAt;
+  if (clock === 'device' && lead > (ctx.clockSkewToleranceMs ?? 0)) return { ok: true, value: deviceTime.value - lead };
+  return deviceTime;
 }
 
 /** Context worth a categorical column: the device type (ios, android), else the library (analytics.js). */

@@ -33,10 +33,23 @@ export interface AdapterResult {
   filtered: Filtered[];
 }
 
+/**
+ * How a door's event times are read:
+ * - `device`: a tracker's own clock (Segment tracking API): corrected only when its `sentAt` runs
+ *   ahead of ours by more than the tolerance;
+ * - `historical`: an import of past events (`/v1/import`): the times as given;
+ * - `source`: a CDP or feed that already settled the time (webhooks, feeds).
+ */
+export type EventClock = 'device' | 'historical' | 'source';
+
 export interface AdapterContext {
   /** Request time, epoch ms. Used only for Segment clock-skew correction and as the version time of feeds, never as an event time. */
   receivedAt: number;
   mapping: EventMapping;
+  /** Default `source`. */
+  clock?: EventClock;
+  /** With `clock: 'device'`: how far sentAt may lead our clock before it counts as a wrong device clock. */
+  clockSkewToleranceMs?: number;
 }
 
 export function emptyResult(): AdapterResult {

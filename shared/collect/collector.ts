@@ -1,13 +1,14 @@
-import { partitionKeyOf, type CanonicalMessage } from '../../schemas/canonical.js';
+import { dedupeKey, partitionKeyOf, type CanonicalMessage } from '../../schemas/canonical.js';
 import { fromMParticleBatch } from '../adapters/mparticle.js';
 import { fromSegmentBatch, fromSegmentMessage } from '../adapters/segment.js';
 import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
-import type { AdapterContext, AdapterResult, Rejection } from '../adapters/types.js';
+import type { AdapterContext, AdapterResult, EventClock, Rejection } from '../adapters/types.js';
 import type { EventMapping } from '../event-mapping.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 import { basicAuthUser, bearerToken, matchesAnyKey, safeEqual, verifySegmentSignature } from './auth.js';
 import type { HttpRequest, HttpResponse } from './http.js';
 import type { CollectorSecrets } from './secrets.js';
+import { parseJsonExact } from '../json.js';
 import { decodeBody } from './body.js';
 import { routeKinds } from './http-contract.js';
 
@@ -30,6 +31,12 @@ export interface CollectorSettings {
   maxMessageBytes: number;
   /** Source messages per request. */
   maxMessages: number;
+  /** Canonical messages one source message may expand to (one interaction per product of an order). */
+  maxExpandedPerMessage: number;
+  /** Stream records per request, after expansion: one request must not flood a shard. */
+  maxRecordsPerRequest: number;
+  /** How far a tracker's sentAt may run ahead of our clock before its device clock is corrected. */
+  clockSkewToleranceMs: number;
   mapping: EventMapping;
 }
 
@@ -52,6 +59,8 @@ type SegmentCall = 'track' | 'page' | 'screen' | 'identify' | 'alias' | 'group';
 
 interface Route {
   door: Door;
+  /** How the door's event times are read (README "Event time"). */
+  clock: EventClock;
   adapt(body: unknown, ctx: AdapterContext): AdapterResult;
   /** Source messages in the body, for the per-request limit (undefined: not countable yet). */
   count(body: unknown): number | undefined;
@@ -63,6 +72,7 @@ const field = (body: unknown, name: string) =>
 
 const segmentCall = (type: SegmentCall): Route => ({
   door: 'tracker',
+  clock: 'device',
   adapt: (body, ctx) => fromSegmentMessage(body, type, ctx),
   count: () => 1,
 });
@@ -74,12 +84,13 @@ function adaptSegmentWebhook(body: unknown, ctx: AdapterContext): AdapterResult 
   return fromSegmentMessage(body, undefined, ctx);
 }
 
-const segmentBatch: Route = { door: 'tracker', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) };
+const segmentBatch: Route = { door: 'tracker', clock: 'device', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) };
 
 /** What each route name in http-contract.json does. */
 const ROUTE_KINDS = {
   batch: segmentBatch,
-  import: segmentBatch,
+  // Historical imports carry the times they mean: never corrected.
+  import: { ...segmentBatch, clock: 'historical' },
   track: segmentCall('track'),
   page: segmentCall('page'),
   screen: segmentCall('screen'),
@@ -88,12 +99,13 @@ const ROUTE_KINDS = {
   group: segmentCall('group'),
   'segment-webhook': {
     door: 'segment-webhook',
+    clock: 'source',
     adapt: adaptSegmentWebhook,
     count: (b) => arrayLength(b) ?? arrayLength(field(b, 'batch')) ?? 1,
   },
-  'mparticle-webhook': { door: 'mparticle-webhook', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
-  'items-feed': { door: 'items-feed', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
-  'users-feed': { door: 'users-feed', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
+  'mparticle-webhook': { door: 'mparticle-webhook', clock: 'source', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
+  'items-feed': { door: 'items-feed', clock: 'source', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
+  'users-feed': { door: 'users-feed', clock: 'source', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
 } satisfies Record<string, Route>;
 
 function routesFromContract(): Record<string, Route> {
@@ -143,6 +155,62 @@ function authenticate(door: Door, request: HttpRequest, bodyBytes: Buffer, secre
   }
 }
 
+/**
+ * What a request may put on the stream: a source message that expands past the per-message limit
+ * (an order with thousands of products) or pushes the request past its record limit is rejected
+ * whole, with the limit, never truncated; an interaction that reuses another interaction's eventId
+ * in the same request is rejected (Personalize trains on the first event of an eventId only).
+ */
+export function admit(
+  messages: AdapterResult['messages'],
+  limits: Pick<CollectorSettings, 'maxExpandedPerMessage' | 'maxRecordsPerRequest'>,
+): { messages: AdapterResult['messages']; rejections: Rejection[] } {
+  const bySource = new Map<number, AdapterResult['messages']>();
+  for (const m of messages) {
+    const group = bySource.get(m.index);
+    if (group) group.push(m);
+    else bySource.set(m.index, [m]);
+  }
+  const out: AdapterResult['messages'] = [];
+  const rejections: Rejection[] = [];
+  const interactionOwners = new Map<string, { key: string; index: number }>();
+  let records = 0;
+  for (const [index, group] of bySource) {
+    // Batch-level messages (index -1: an mParticle batch's link and profile) are the batch's own.
+    if (index >= 0 && group.length > limits.maxExpandedPerMessage) {
+      rejections.push({
+        index,
+        reason: `message expands to ${group.length} interactions (one per product), limit ${limits.maxExpandedPerMessage} per message (COLLECTOR_MAX_EXPANDED_PER_MESSAGE)`,
+      });
+      continue;
+    }
+    if (index >= 0 && records + group.length > limits.maxRecordsPerRequest) {
+      rejections.push({
+        index,
+        reason: `request expands to more than ${limits.maxRecordsPerRequest} stream records (COLLECTOR_MAX_RECORDS_PER_REQUEST); send this message in another request`,
+      });
+      continue;
+    }
+    for (const m of group) {
+      if (m.message.kind === 'interaction') {
+        const key = dedupeKey(m.message);
+        const owner = interactionOwners.get(m.message.eventId);
+        if (owner && owner.key !== key) {
+          rejections.push({
+            index,
+            reason: `eventId: already used by message ${owner.index} of this request for another interaction; Personalize trains on the first event of an eventId only`,
+          });
+          continue;
+        }
+        interactionOwners.set(m.message.eventId, { key, index });
+      }
+      out.push(m);
+      records++;
+    }
+  }
+  return { messages: out, rejections };
+}
+
 export async function collect(request: HttpRequest, deps: CollectorDeps): Promise<{ response: HttpResponse; report: CollectReport }> {
   const report: CollectReport = { status: 0, accepted: 0, rejected: 0, filtered: 0, notStored: 0 };
   const done = (response: HttpResponse) => {
@@ -170,7 +238,7 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
   const parse = () => {
     if (!parsed) {
       try {
-        parsed = { ok: true, value: JSON.parse(withoutBom(bodyBytes.toString('utf8'))) as unknown };
+        parsed = { ok: true, value: parseJsonExact(withoutBom(bodyBytes.toString('utf8'))) };
       } catch (error) {
         parsed = { ok: false, error: (error as Error).message };
       }
@@ -192,12 +260,18 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     return done(answer(400, { success: false, message: `request carries ${count} messages, limit ${settings.maxMessages} per request` }));
   }
 
-  const adapted = route.adapt(body.value, { receivedAt: request.receivedAt, mapping: settings.mapping });
-  const rejections: Rejection[] = [...adapted.rejections];
+  const adapted = route.adapt(body.value, {
+    receivedAt: request.receivedAt,
+    mapping: settings.mapping,
+    clock: route.clock,
+    clockSkewToleranceMs: settings.clockSkewToleranceMs,
+  });
+  const admitted = admit(adapted.messages, settings);
+  const rejections: Rejection[] = [...adapted.rejections, ...admitted.rejections];
   const records: StreamRecord[] = [];
   const recordIndex: number[] = [];
   const accepted = new Set<number>();
-  for (const { index, message } of adapted.messages) {
+  for (const { index, message } of admitted.messages) {
     const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));
     if (data.length > settings.maxMessageBytes) {
       rejections.push({ index, reason: `message is ${data.length} bytes, limit ${settings.maxMessageBytes} per message` });

@@ -19,6 +19,9 @@ export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Coll
       maxBodyBytes: config.COLLECTOR_MAX_BODY_BYTES,
       maxMessageBytes: config.COLLECTOR_MAX_MESSAGE_BYTES,
       maxMessages: config.COLLECTOR_MAX_MESSAGES,
+      maxExpandedPerMessage: config.COLLECTOR_MAX_EXPANDED_PER_MESSAGE,
+      maxRecordsPerRequest: config.COLLECTOR_MAX_RECORDS_PER_REQUEST,
+      clockSkewToleranceMs: config.COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS * 1000,
       mapping: loadEventMapping(env),
     },
   };

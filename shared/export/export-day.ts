@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pMap from 'p-map';
-import type { InteractionMessage, ItemMessage, UserMessage } from '../../schemas/canonical.js';
+import { dedupeKey, type InteractionMessage, type ItemMessage, type UserMessage } from '../../schemas/canonical.js';
 import { csvHeader, type DatasetSchema, type DatasetSchemas } from '../personalize/dataset-schema.js';
 import { readGzipLines } from './archive-reader.js';
 import { CsvPartWriter, type CsvPart } from './csv-parts.js';
@@ -285,11 +285,11 @@ async function writeInteractions(file: string, ctx: KindContext, links: LinkLook
   const seen = new Set<string>();
   for await (const line of readLocalLines(file)) {
     const message = JSON.parse(payloadOf(line)) as InteractionMessage;
-    if (seen.has(message.eventId)) {
+    if (seen.has(dedupeKey(message))) {
       report.duplicates++;
       continue;
     }
-    seen.add(message.eventId);
+    seen.add(dedupeKey(message));
     let userId = message.userId;
     let backfilled = false;
     let fromSession = false;
@@ -322,11 +322,11 @@ async function writeLatest(file: string, ctx: KindContext): Promise<void> {
   const latest = new Map<string, ItemMessage | UserMessage>();
   for await (const line of readLocalLines(file)) {
     const message = JSON.parse(payloadOf(line)) as ItemMessage | UserMessage;
-    if (seen.has(message.eventId)) {
+    if (seen.has(dedupeKey(message))) {
       report.duplicates++;
       continue;
     }
-    seen.add(message.eventId);
+    seen.add(dedupeKey(message));
     const id = partitionKeyOf(message);
     const current = latest.get(id);
     if (current) report.superseded++;

@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import pThrottle from 'p-throttle';
-import { canonicalMessageSchema, type CanonicalMessage } from '../../schemas/canonical.js';
+import { canonicalMessageSchema, dedupeKey, type CanonicalMessage } from '../../schemas/canonical.js';
 import type { ArchiveKind } from '../archive.js';
 import type { RecordRef } from '../decode.js';
 import { isExportDate } from '../export/dates.js';
@@ -348,8 +348,9 @@ async function sendObject(
   const users: Outbound<PersonalizeUser>[] = [];
   const seen = new Set<string>();
   for (const { message: m, ref } of parsed.messages) {
-    if (seen.has(m.eventId)) continue;
-    seen.add(m.eventId);
+    // Re-sends of one message (dedupeKey), not different entities sharing an eventId.
+    if (seen.has(dedupeKey(m))) continue;
+    seen.add(dedupeKey(m));
     if ('userId' in m && m.userId !== undefined && deleted.has(m.userId)) {
       summary.deletedUserRecords++;
       continue;

@@ -24,7 +24,7 @@ const secrets: CollectorSecrets = {
   mparticleAuthorization: LOCAL_CREDENTIALS.mparticleAuthorization,
   feedApiKeys: [LOCAL_CREDENTIALS.feedApiKey],
 };
-const settings = { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, mapping: loadEventMapping({}) };
+const settings = { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) };
 const basic = `Basic ${Buffer.from(`${LOCAL_CREDENTIALS.trackerWriteKey}:`).toString('base64')}`;
 
 /** Stores everything, or (failing) refuses every third record as a throttled Kinesis shard would. */

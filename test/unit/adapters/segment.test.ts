@@ -7,6 +7,8 @@ import type { AdapterContext, AdapterResult } from '../../../shared/adapters/typ
 const mapping = loadEventMapping({});
 const RECEIVED_AT = Date.parse('2024-05-14T09:30:02.250Z');
 const ctx: AdapterContext = { receivedAt: RECEIVED_AT, mapping };
+/** A tracker door (the Segment tracking API): device clocks, corrected only when ahead of ours. */
+const device: AdapterContext = { ...ctx, clock: 'device', clockSkewToleranceMs: 60_000 };
 
 const ANON = '5f1c2a9e-8d3b-4e7a-b1c0-9a2f6e4d8c31';
 const USER = 'cus_8812094';
@@ -106,12 +108,12 @@ function only<K extends CanonicalMessage['kind']>(result: AdapterResult, kind: K
 }
 
 describe('Segment track (ecommerce spec)', () => {
-  it('Product Viewed -> one interaction with the product, clock-skew corrected, keeping the source name for the mapping', () => {
-    const result = fromSegmentBatch(tracker([productViewed]), ctx);
+  it('Product Viewed -> one interaction with the product at its device time, keeping the source name for the mapping', () => {
+    const result = fromSegmentBatch(tracker([productViewed]), device);
     expect(result.rejections).toEqual([]);
     expect(result.messages).toHaveLength(1);
     const [event] = interactions(result);
-    // Device clock: sent 4.88 s after the event; we received it at 09:30:02.250.
+    // Sent 4.88 s after the event, received 2.25 s after sentAt: latency, not a wrong clock.
     expect(event).toMatchObject({
       kind: 'interaction',
       source: 'segment',
@@ -119,7 +121,7 @@ describe('Segment track (ecommerce spec)', () => {
       sessionId: ANON,
       eventType: 'Product Viewed',
       itemId: 'NP-4711-BLU',
-      timestamp: Date.parse('2024-05-14T09:29:57.370Z'),
+      timestamp: Date.parse('2024-05-14T09:29:55.120Z'),
     });
     expect(event!.userId).toBeUndefined();
     expect(event!.eventValue).toBeUndefined();
@@ -319,11 +321,27 @@ describe('Segment batches, time and ids', () => {
     expect(rejection!.reason).toContain('anonymousId: ');
   });
 
-  it('clock skew: the message sentAt wins over the batch one; no sentAt -> the time as given', () => {
-    const ownSentAt = { ...productViewed, sentAt: '2024-05-14T09:29:56.120Z' };
-    const noSentAt = { ...productViewed };
-    expect(interactions(fromSegmentBatch(tracker([ownSentAt]), ctx))[0]!.timestamp).toBe(RECEIVED_AT - 1000);
-    expect(interactions(fromSegmentBatch({ batch: [noSentAt] }, ctx))[0]!.timestamp).toBe(Date.parse('2024-05-14T09:29:55.120Z'));
+  it('clock skew: a device clock ahead of ours by more than the tolerance is corrected; the message sentAt wins over the batch one', () => {
+    const deviceTime = Date.parse(productViewed.timestamp);
+    // The device clock runs 2 h ahead: sentAt 2 h after our receive time.
+    const ahead = { ...productViewed, timestamp: new Date(deviceTime + 7_200_000).toISOString(), sentAt: new Date(RECEIVED_AT + 7_200_000).toISOString() };
+    expect(interactions(fromSegmentBatch(tracker([ahead], '2020-01-01T00:00:00Z'), device))[0]!.timestamp).toBe(deviceTime);
+    // 30 s ahead is within the tolerance: the time as given.
+    const slightlyAhead = { ...productViewed, sentAt: new Date(RECEIVED_AT + 30_000).toISOString() };
+    expect(interactions(fromSegmentBatch(tracker([slightlyAhead]), device))[0]!.timestamp).toBe(deviceTime);
+    expect(interactions(fromSegmentBatch({ batch: [{ ...productViewed }] }, device))[0]!.timestamp).toBe(deviceTime);
+  });
+
+  it('clock skew: a batch sent long after its events (offline queue, re-send) keeps the device times, not the arrival time', () => {
+    const deviceTime = Date.parse(productViewed.timestamp);
+    const late = { ...device, receivedAt: deviceTime + 9.8 * 86_400_000 };
+    expect(interactions(fromSegmentBatch(tracker([productViewed], productViewed.timestamp), late))[0]!.timestamp).toBe(deviceTime);
+  });
+
+  it('/v1/import is historical: times as given, even with a sentAt far ahead of our clock', () => {
+    const historical: AdapterContext = { ...device, clock: 'historical' };
+    const deviceTime = Date.parse(productViewed.timestamp);
+    expect(interactions(fromSegmentBatch(tracker([productViewed], new Date(RECEIVED_AT + 86_400_000).toISOString()), historical))[0]!.timestamp).toBe(deviceTime);
   });
 
   it('webhook messages already through Segment: timestamp as is; else originalTimestamp corrected with their own receivedAt', () => {
@@ -366,7 +384,7 @@ describe('Segment batches, time and ids', () => {
   });
 
   it('a bad batch-level sentAt is named as such', () => {
-    const result = fromSegmentBatch(tracker([productViewed], 'not a date'), ctx);
+    const result = fromSegmentBatch(tracker([productViewed], 'not a date'), device);
     expect(result.rejections[0]).toMatchObject({ index: 0, errors: [{ path: 'sentAt', message: expect.stringContaining('(batch)') as string }] });
   });
 
