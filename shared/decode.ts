@@ -26,7 +26,7 @@ export interface FieldError {
 
 export type DecodeResult =
   | { ok: true; ref: RecordRef; message: CanonicalMessage }
-  | {
+  | ({
       ok: false;
       ref: RecordRef;
       stage: 'decode' | 'validate';
@@ -34,8 +34,41 @@ export type DecodeResult =
       errors?: FieldError[];
       payload: string;
       payloadEncoding: 'utf8' | 'base64';
-      source?: string;
-    };
+    } & PayloadLabels);
+
+/**
+ * What a rejected payload says it is, for the dead-letter record: set only when the payload was a
+ * JSON object carrying the field as a non-blank string. Labels only, never trusted for anything
+ * else (the message failed validation).
+ */
+export interface PayloadLabels {
+  /** The payload's own eventId, or the content hash the processor gives a message without one. */
+  eventId?: string;
+  kind?: string;
+  source?: string;
+}
+
+/** Labels longer than this are cut (a hostile payload must not make every DLQ listing unreadable). */
+export const MAX_LABEL_CHARS = 256;
+
+function labelOf(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (value.length <= MAX_LABEL_CHARS) return value;
+  const cut = value.slice(0, MAX_LABEL_CHARS);
+  // Do not leave half of a surrogate pair at the end.
+  return /[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
+/** The eventId, kind and source of a parsed payload, best effort (see PayloadLabels). */
+export function payloadLabels(parsed: unknown): PayloadLabels {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return {};
+  const labels: PayloadLabels = {};
+  for (const field of ['eventId', 'kind', 'source'] as const) {
+    const label = Object.hasOwn(parsed, field) ? labelOf((parsed as Record<string, unknown>)[field]) : undefined;
+    if (label !== undefined) labels[field] = label;
+  }
+  return labels;
+}
 
 /** A user record larger than this is not a clickstream message (PutRecords caps records at 1 MiB, FACTS §5d). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -109,7 +142,7 @@ export function describeErrors(errors: FieldError[]): string {
 
 /** Decodes one user record's bytes into a validated canonical message. */
 export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
-  const rejectRaw = (reason: string, stage: 'decode' | 'validate' = 'decode'): DecodeResult => {
+  const rejectRaw = (reason: string, stage: 'decode' | 'validate' = 'decode', labels: PayloadLabels = {}): DecodeResult => {
     let payload: string;
     let payloadEncoding: 'utf8' | 'base64' = 'utf8';
     try {
@@ -118,7 +151,7 @@ export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
       payload = data.toString('base64');
       payloadEncoding = 'base64';
     }
-    return { ok: false, ref, stage, reason, payload, payloadEncoding };
+    return { ok: false, ref, stage, reason, payload, payloadEncoding, ...labels };
   };
   if (data.length === 0) return rejectRaw('record is empty');
   if (data.length > MAX_MESSAGE_BYTES) return rejectRaw(`record is ${data.length} bytes, limit ${MAX_MESSAGE_BYTES}`);
@@ -139,17 +172,16 @@ export function decodeMessage(data: Buffer, ref: RecordRef): DecodeResult {
     return rejectRaw(`record must be a JSON object, got ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : typeof parsed}`);
   }
   const candidate = parsed as Record<string, unknown>;
-  const source = typeof candidate.source === 'string' ? candidate.source.slice(0, 64) : undefined;
   try {
     if (candidate.eventId === undefined) candidate.eventId = contentEventId(candidate);
   } catch (error) {
     // Pathologically deep input overflows the hash's recursion; it is not a message we can key.
-    return rejectRaw(`record cannot be hashed for an eventId: ${(error as Error).message}`, 'validate');
+    return rejectRaw(`record cannot be hashed for an eventId: ${(error as Error).message}`, 'validate', payloadLabels(candidate));
   }
   const result = canonicalMessageSchema.safeParse(candidate);
   if (!result.success) {
     const errors = formatIssues(result.error);
-    return { ok: false, ref, stage: 'validate', reason: describeErrors(errors), errors, payload: text, payloadEncoding: 'utf8', ...(source ? { source } : {}) };
+    return { ok: false, ref, stage: 'validate', reason: describeErrors(errors), errors, payload: text, payloadEncoding: 'utf8', ...payloadLabels(candidate) };
   }
   return { ok: true, ref, message: result.data };
 }

@@ -12,6 +12,7 @@ export type DeadLetterStage = 'decode' | 'validate' | 'preflight' | 'personalize
 export interface DeadLetterRecord {
   reason: string;
   stage: DeadLetterStage;
+  /** The message's source; `unknown` when the payload was not a JSON object naming one. */
   source: string;
   /** When the record reached the stream (ISO-8601). */
   receivedAt: string;
@@ -23,6 +24,11 @@ export interface DeadLetterRecord {
   shardId?: string;
   sequenceNumber?: string;
   subSequenceNumber?: number;
+  /**
+   * Set whenever the payload was a JSON object that carried them, even when it failed validation
+   * (labels for the operator, cut to 256 characters; see PayloadLabels in decode.ts). A message
+   * without an eventId carries the content hash the processor gives it.
+   */
   eventId?: string;
   kind?: string;
   errors?: FieldError[];
@@ -45,6 +51,16 @@ const PAYLOAD_PREVIEW_CHARS = 2_000;
  */
 export function sqsSafeJson(value: unknown): string {
   return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A message attribute value SQS accepts: not empty, and printable ASCII only (SQS refuses
+ * attribute values with characters XML 1.0 does not allow, and a hostile payload's source may
+ * carry them; the body keeps the exact value).
+ */
+export function attributeValue(value: string): string {
+  const printable = value.replace(/[^\x20-\x7e]/g, '?');
+  return printable.trim() === '' ? 'unknown' : printable;
 }
 
 export class SqsDeadLetterQueue implements DeadLetterQueue {
@@ -75,7 +91,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
               MessageBody: b.body,
               MessageAttributes: {
                 stage: { DataType: 'String', StringValue: b.record.stage },
-                source: { DataType: 'String', StringValue: b.record.source || 'unknown' },
+                source: { DataType: 'String', StringValue: attributeValue(b.record.source) },
               },
             })),
           }),

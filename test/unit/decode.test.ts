@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { kplAggregate } from '../support/kpl.js';
-import { decodeKinesisRecord, decodeMessage, MAX_NESTING_DEPTH, type DecodeResult, type RecordRef } from '../../shared/decode.js';
+import { decodeKinesisRecord, decodeMessage, MAX_LABEL_CHARS, MAX_NESTING_DEPTH, payloadLabels, type DecodeResult, type RecordRef } from '../../shared/decode.js';
 
 
 const KPL_MAGIC = Buffer.from('f3899ac2', 'hex');
@@ -270,5 +270,54 @@ describe('validation errors carry field paths', () => {
   it('lists every bad field of one message', () => {
     const failure = rejection(decodeMessage(json(view('v-2', { sessionId: 'undefined', timestamp: 1_700_000_000 })), REF));
     expect(failure.errors?.map((e) => e.path).sort()).toEqual(['sessionId', 'timestamp']);
+  });
+});
+
+describe('a rejected payload is labelled with what it claims to be (eventId, kind, source)', () => {
+  it('a validate failure carries the payload\'s eventId, kind and source', () => {
+    const failure = rejection(decodeMessage(json(view('bad-1', { source: 'segment', sessionId: 'null' })), REF));
+    expect(failure).toMatchObject({ stage: 'validate', eventId: 'bad-1', kind: 'interaction', source: 'segment' });
+  });
+
+  it('a message without an eventId is labelled with the content hash the processor would give it', () => {
+    const bad = view(undefined, { sessionId: 'undefined' });
+    const failure = rejection(decodeMessage(json(bad), REF));
+    expect(failure.eventId).toMatch(/^h-[0-9a-f]{40}$/);
+    // Stable: a redrive of the same bytes labels it the same way.
+    expect(rejection(decodeMessage(json(bad), REF)).eventId).toBe(failure.eventId);
+  });
+
+  it('labels a payload whose kind is not one the schema knows, and leaves out fields that are not non-blank strings', () => {
+    const failure = rejection(decodeMessage(json({ kind: 'clickz', eventId: 42, source: '   ', sessionId: 's' }), REF));
+    expect(failure.stage).toBe('validate');
+    expect(failure.kind).toBe('clickz');
+    expect(failure.eventId).toBeUndefined();
+    expect(failure.source).toBeUndefined();
+  });
+
+  it(`cuts labels to ${MAX_LABEL_CHARS} characters, never between the halves of a surrogate pair`, () => {
+    const failure = rejection(decodeMessage(json(view('e'.repeat(1_000), { source: `${'s'.repeat(MAX_LABEL_CHARS - 1)}👍`, kind: 'k'.repeat(300) })), REF));
+    expect(failure.eventId).toBe('e'.repeat(MAX_LABEL_CHARS));
+    expect(failure.kind).toBe('k'.repeat(MAX_LABEL_CHARS));
+    expect(failure.source).toBe('s'.repeat(MAX_LABEL_CHARS - 1));
+  });
+
+  it('decode failures carry no labels: nothing was parsed', () => {
+    for (const text of ['{"kind":"interaction","eventId":"x",', '["interaction"]', '"kind"']) {
+      const failure = rejection(decodeMessage(Buffer.from(text), REF));
+      expect(failure.stage).toBe('decode');
+      expect(failure).not.toHaveProperty('eventId');
+      expect(failure).not.toHaveProperty('kind');
+      expect(failure).not.toHaveProperty('source');
+    }
+  });
+
+  it('payloadLabels reads own string fields of an object only', () => {
+    expect(payloadLabels({ eventId: 'e', kind: 'item', source: 'feed', other: 'x' })).toEqual({ eventId: 'e', kind: 'item', source: 'feed' });
+    expect(payloadLabels(Object.create({ eventId: 'inherited' }) as object)).toEqual({});
+    expect(payloadLabels(JSON.parse('{"__proto__":{"kind":"x"},"source":{"a":1}}'))).toEqual({});
+    expect(payloadLabels(['e'])).toEqual({});
+    expect(payloadLabels(null)).toEqual({});
+    expect(payloadLabels('eventId')).toEqual({});
   });
 });

@@ -1,7 +1,7 @@
 import { SendMessageBatchCommand, type SendMessageBatchCommandInput, type SendMessageBatchCommandOutput, type SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import type { ArchiveStore } from '../../shared/archive.js';
-import { SqsDeadLetterQueue, sqsSafeJson, type DeadLetterRecord } from '../../shared/dlq.js';
+import { attributeValue, SqsDeadLetterQueue, sqsSafeJson, type DeadLetterRecord } from '../../shared/dlq.js';
 
 const QUEUE_URL = 'http://sqs.local/000000000000/dlq';
 /** SQS: 256 KiB per message and per SendMessageBatch. */
@@ -84,6 +84,16 @@ describe('SqsDeadLetterQueue', () => {
     const { sqs, dlq } = setup();
     await dlq.send([record(1, '{}', { source: '' })]);
     expect(sqs.batches[0]!.Entries![0]!.MessageAttributes?.source?.StringValue).toBe('unknown');
+  });
+
+  it('sends a hostile source as a printable ASCII attribute (SQS refuses some characters there) and keeps it exact in the body', async () => {
+    const { sqs, dlq } = setup();
+    const source = 'seg\u0000ment\ufffe\ud800 é';
+    expect(await dlq.send([record(1, '{}', { source })])).toEqual([]);
+    expect(sqs.batches[0]!.Entries![0]!.MessageAttributes?.source?.StringValue).toBe('seg?ment?? ?');
+    expect(sqs.bodies()[0]!.source).toBe(source);
+    expect(attributeValue(' \u0007 ')).toBe(' ? ');
+    expect(attributeValue('  ')).toBe('unknown');
   });
 
   it('keeps every batch within 256 KB in total', async () => {
