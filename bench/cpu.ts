@@ -5,7 +5,7 @@ import { LinkCache } from '../shared/identity/cache.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
 import type { CapturedRequests } from './lib/fake-aws.js';
 import { entry, gcIfExposed, isMain, median, row, timed, type Measure } from './lib/harness.js';
-import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize } from '../local/memory-ports.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../local/memory-ports.js';
 import { collectDay, esmBatches, processorSettings } from './lib/pipeline-data.js';
 
 /**
@@ -74,6 +74,7 @@ export function warmDeps(): ProcessorDeps & { personalize: MemoryPersonalize } {
   const now = () => 1_700_000_000_000;
   return {
     identity: new MemoryIdentityStore(),
+    profiles: new MemoryProfileStore(),
     linkCache: new LinkCache({ positiveTtlMs: 900_000, negativeTtlMs: 5_000, maxEntries: 1_000_000 }, now),
     archive: new MemoryArchive(),
     dlq: new MemoryDlq(),

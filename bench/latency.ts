@@ -5,6 +5,7 @@ import { LinkCache } from '../shared/identity/cache.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { SdkPersonalizeSender } from '../shared/personalize/forward.js';
 import { processBatch, type BatchReport } from '../shared/process/process-batch.js';
+import { DynamoProfileStore } from '../shared/profile/store.js';
 import { CallLog, FakeDynamo, FakePersonalizeEvents, FakeS3, FakeSqs, type Operation } from './lib/fake-aws.js';
 import { cpuSeconds, entry, gcIfExposed, isMain, median, row, type Measure } from './lib/harness.js';
 import { collectDay, processorSettings } from './lib/pipeline-data.js';
@@ -17,7 +18,8 @@ import { collectDay, processorSettings } from './lib/pipeline-data.js';
  * PutUsers paced to 10 calls/s) over in-memory SDK clients that answer after the latency. The ideal
  * counts the processor's sequential phases as the design orders them, each at its own concurrency:
  * identity read (all BatchGetItem calls in parallel), identity write (all BatchWriteItem calls in
- * parallel), archive (4 PutObject at a time), then forwarding: PutEvents 8 at a time, alongside
+ * parallel), profile read and profile write (the same), archive (4 PutObject at a time), then
+ * forwarding: PutEvents 8 at a time, alongside
  * PutItems and PutUsers one at a time no faster than their pace. CPU work costs nothing in the ideal.
  */
 
@@ -44,17 +46,20 @@ async function calibrateLatency(): Promise<number> {
 export interface Phases {
   read: number;
   write: number;
+  /** Profile read and write (merged item/user records): their own round trips, after pre-flight. */
+  profiles: number;
   archive: number;
   forward: number;
 }
 
 /** The ideal wall time (ms) for the calls made, phase by phase. */
-export function idealMs(calls: (op: Operation) => number, latencyMs: number): { total: number; phases: Phases } {
+export function idealMs(calls: (op: Operation) => number, latencyMs: number, profileCalls: (op: Operation) => number = () => 0): { total: number; phases: Phases } {
   const rounds = (n: number, concurrency: number) => Math.ceil(n / concurrency);
   const paced = (n: number) => (n === 0 ? 0 : (n - 1) * (1000 / UPSERTS_PER_SECOND) + latencyMs);
   const phases: Phases = {
     read: calls('DynamoDB.BatchGetItem') > 0 ? latencyMs : 0,
     write: calls('DynamoDB.BatchWriteItem') > 0 ? latencyMs : 0,
+    profiles: (profileCalls('DynamoDB.BatchGetItem') > 0 ? latencyMs : 0) + (profileCalls('DynamoDB.BatchWriteItem') > 0 ? latencyMs : 0),
     archive: rounds(calls('S3.PutObject'), ARCHIVE_CONCURRENCY) * latencyMs,
     forward: Math.max(
       rounds(calls('Personalize.PutEvents'), FORWARD_CONCURRENCY) * latencyMs,
@@ -62,7 +67,7 @@ export function idealMs(calls: (op: Operation) => number, latencyMs: number): { 
       paced(calls('Personalize.PutUsers')),
     ),
   };
-  return { total: phases.read + phases.write + phases.archive + phases.forward, phases };
+  return { total: phases.read + phases.write + phases.profiles + phases.archive + phases.forward, phases };
 }
 
 interface Run {
@@ -72,6 +77,7 @@ interface Run {
   idealMs: number;
   phases: Phases;
   calls: Map<Operation, number>;
+  profileCalls: Map<Operation, number>;
   maxInFlight: number;
   peakRssMb: number;
   peakHeapMb: number;
@@ -81,12 +87,15 @@ interface Run {
 
 async function runOnce(records: readonly KinesisStreamRecord[], latencyMs: number): Promise<Run> {
   const log = new CallLog();
+  // Profile calls on their own log: they are a phase of their own in the ideal.
+  const profileLog = new CallLog();
   const options = { latencyMs: CALL_LATENCY_MS };
   const s3 = new FakeS3(log, options);
   const archive = new S3ArchiveStore(s3.asClient(), 'bench-archive');
   const deps = {
     // A fresh container: cold cache and an empty table, so every phase makes its calls.
     identity: new DynamoIdentityStore(new FakeDynamo(log, options).asClient(), 'bench-identity'),
+    profiles: new DynamoProfileStore(new FakeDynamo(profileLog, options).asClient(), 'bench-identity'),
     linkCache: new LinkCache({ positiveTtlMs: 900_000, negativeTtlMs: 5_000, maxEntries: 100_000 }),
     archive,
     dlq: new SqsDeadLetterQueue(new FakeSqs(log, options).asClient(), 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-dlq', archive),
@@ -114,7 +123,7 @@ async function runOnce(records: readonly KinesisStreamRecord[], latencyMs: numbe
   clearInterval(sampler);
   sample();
   if (report.retried > 0 || report.deadLettered > 0) throw new Error(`latency batch: ${report.retried} retried, ${report.deadLettered} dead-lettered`);
-  const ideal = idealMs((op) => log.count(op), latencyMs);
+  const ideal = idealMs((op) => log.count(op), latencyMs, (op) => profileLog.count(op));
   const mb = (bytes: number) => bytes / 2 ** 20;
   return {
     wallMs,
@@ -122,6 +131,7 @@ async function runOnce(records: readonly KinesisStreamRecord[], latencyMs: numbe
     idealMs: ideal.total,
     phases: ideal.phases,
     calls: new Map(log.counts),
+    profileCalls: new Map(profileLog.counts),
     maxInFlight: log.maxInFlight,
     peakRssMb: mb(peakRss),
     peakHeapMb: mb(peakHeap),
@@ -168,7 +178,7 @@ export const measure: Measure = async ({ quick, repeats }) => {
             floorKind: 'ideal',
             target: { op: '<=', value: 1.2 },
             runs: wall,
-            note: `ideal = read ${mid.phases.read.toFixed(0)} + write ${mid.phases.write.toFixed(0)} + archive ${mid.phases.archive.toFixed(0)} + forward ${mid.phases.forward.toFixed(0)} ms`,
+            note: `ideal = read ${mid.phases.read.toFixed(0)} + write ${mid.phases.write.toFixed(0)} + profiles ${mid.phases.profiles.toFixed(0)} + archive ${mid.phases.archive.toFixed(0)} + forward ${mid.phases.forward.toFixed(0)} ms`,
           }),
           row({
             name: 'CPU time of the process during the batch',
@@ -200,7 +210,7 @@ export const measure: Measure = async ({ quick, repeats }) => {
           }),
         ],
         notes: [
-          `Calls: ${c('DynamoDB.BatchGetItem')} BatchGetItem, ${c('DynamoDB.BatchWriteItem')} BatchWriteItem, ${c('S3.PutObject')} PutObject, ${c('Personalize.PutEvents')} PutEvents, ${c('Personalize.PutItems')} PutItems, ${c('Personalize.PutUsers')} PutUsers; at most ${mid.maxInFlight} in flight.`,
+          `Calls: ${c('DynamoDB.BatchGetItem')} BatchGetItem and ${c('DynamoDB.BatchWriteItem')} BatchWriteItem for links, ${mid.profileCalls.get('DynamoDB.BatchGetItem') ?? 0} and ${mid.profileCalls.get('DynamoDB.BatchWriteItem') ?? 0} for profiles, ${c('S3.PutObject')} PutObject, ${c('Personalize.PutEvents')} PutEvents, ${c('Personalize.PutItems')} PutItems, ${c('Personalize.PutUsers')} PutUsers; at most ${mid.maxInFlight} in flight.`,
           `${mid.report.messages} messages: ${mid.report.interactions} interactions, ${mid.report.items} items, ${mid.report.users} users, ${mid.report.links} identify/alias; ${mid.report.duplicates} duplicates.`,
         ],
       },

@@ -4,6 +4,7 @@ import { LinkCache } from '../shared/identity/cache.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { SdkPersonalizeSender } from '../shared/personalize/forward.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
+import { DynamoProfileStore } from '../shared/profile/store.js';
 import { CallLog, FakeDynamo, FakePersonalizeEvents, FakeS3, FakeSqs, type Operation } from './lib/fake-aws.js';
 import { entry, isMain, row, type Measure, type Row, type Table } from './lib/harness.js';
 import { MinimumModel, type CallCounts, type NaiveCounts } from './lib/minimums.js';
@@ -12,8 +13,9 @@ import { collectDay, DAY_SIZES, esmBatches, processorSettings, type CollectedDay
 /**
  * Measurement 1: AWS requests per 1,000 events on a synthetic day, next to the minimum the
  * batching rules allow for the same batches and to a one-event-per-call forwarder.
- * The processor runs with its production adapters (DynamoIdentityStore, S3ArchiveStore,
- * SdkPersonalizeSender, SqsDeadLetterQueue) over in-memory SDK clients that count every call.
+ * The processor runs with its production adapters (DynamoIdentityStore, DynamoProfileStore,
+ * S3ArchiveStore, SdkPersonalizeSender, SqsDeadLetterQueue) over in-memory SDK clients that count
+ * every call.
  */
 
 /** The processor's documented cache defaults (IDENTITY_CACHE_TTL_SECONDS, ..._NEGATIVE_...). */
@@ -47,6 +49,7 @@ async function pass(day: CollectedDay, batchSize: number): Promise<PassResult> {
     const archive = new S3ArchiveStore(s3.asClient(), 'bench-archive');
     return {
       identity: new DynamoIdentityStore(dynamo.asClient(), 'bench-identity'),
+      profiles: new DynamoProfileStore(dynamo.asClient(), 'bench-identity'),
       linkCache: new LinkCache(CACHE_POLICY, now),
       archive,
       dlq: new SqsDeadLetterQueue(sqs.asClient(), 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-dlq', archive),

@@ -1,14 +1,16 @@
 import { z } from 'zod';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
-import { parseEnv } from '../shared/config.js';
-import { deletionKey, recordDeletion } from '../shared/deletion.js';
+import { deletionHashEnv, oneDeletionHashSource, parseEnv } from '../shared/config.js';
+import { recordDeletion } from '../shared/deletion.js';
+import { loadDeletionHasher } from '../shared/deletion-key.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
+import { DynamoProfileStore } from '../shared/profile/store.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
 
 /**
- * `npm run delete-user -- <userId> [--aws]`: removes the user's identity links and records the
- * deletion so every later export leaves the user out; then says what is left to do.
+ * `npm run delete-user -- <userId> [--aws]`: removes the user's identity links and stored profile
+ * and records the deletion so every later export leaves the user out; then says what is left to do.
  */
 
 const USAGE = 'usage: npm run delete-user -- <userId> [--aws]';
@@ -16,7 +18,8 @@ const USAGE = 'usage: npm run delete-user -- <userId> [--aws]';
 const envSchema = z.object({
   IDENTITY_TABLE: z.string({ error: 'is required (the DynamoDB identity table)' }).trim().min(1, 'is required (the DynamoDB identity table)'),
   ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket holding the deletion registry)' }).trim().min(1, 'is required (the S3 archive bucket)'),
-});
+  ...deletionHashEnv,
+}).superRefine(oneDeletionHashSource);
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   const args = parseArgs(argv, ['aws', 'help'], []);
@@ -29,11 +32,19 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   if (!args.flags.has('aws')) await useLocalStackFile(io.env);
   const config = parseEnv(envSchema, io.env, 'delete-user');
   const s3 = s3Client();
+  // The same key as the processor's and the export's (README "Deleting a user").
+  const hasher = await loadDeletionHasher(config, { warn: (message) => io.err(`warning: ${message}`) });
+  let recordedKey = '';
   let result;
   try {
     result = await deleteUser(userId, {
       identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
-      registry: { record: (id, requestedAt) => recordDeletion(s3, config.ARCHIVE_BUCKET, id, requestedAt) },
+      profiles: new DynamoProfileStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+      registry: {
+        record: async (id, requestedAt) => {
+          recordedKey = await recordDeletion(s3, config.ARCHIVE_BUCKET, id, requestedAt, { hasher });
+        },
+      },
     });
   } catch (error) {
     if (error instanceof InvalidUserIdError) throw new CliError(error.message);
@@ -42,7 +53,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   const ttl = io.env.IDENTITY_CACHE_TTL_SECONDS ?? '900';
   io.out(`deleted user ${userId}:`);
   io.out(`  identity links removed: ${result.linksRemoved.length} (the user's anonymous sessions are no longer attributed to them)`);
-  io.out(`  deletion recorded: s3://${config.ARCHIVE_BUCKET}/${deletionKey(userId)} (every later export and replay leaves the user out)`);
+  io.out('  stored profile removed (the merged record PutUsers is built from; a later update starts a new one)');
+  io.out(`  deletion recorded: s3://${config.ARCHIVE_BUCKET}/${recordedKey} (a hash of the id, not the id; every later export and replay leaves the user out)`);
   io.out('still to do (see README, "Deleting a user"):');
   io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);
   io.out('  - the raw archive keeps the user\'s records until its lifecycle rule expires them (archiveRetentionDays, 365 days by default)');

@@ -3,6 +3,8 @@ import type { ArchiveStore } from '../shared/archive.js';
 import type { DeadLetterQueue, DeadLetterRecord } from '../shared/dlq.js';
 import type { IdentityLink, IdentityStore } from '../shared/identity/store.js';
 import type { PersonalizeSender } from '../shared/personalize/forward.js';
+import { profileKeyOf, type Profile, type ProfileKey } from '../shared/profile/profile.js';
+import type { ProfileStore } from '../shared/profile/store.js';
 
 /**
  * The processor's ports answered in memory, for benchmarks and property-based tests: no SDK
@@ -29,6 +31,35 @@ export class MemoryIdentityStore implements IdentityStore {
     // First link wins, as in the table: the stitcher only writes sessions it found unlinked.
     for (const link of links) if (!this.links.has(link.sessionId)) this.links.set(link.sessionId, link);
     return Promise.resolve();
+  }
+}
+
+export class MemoryProfileStore implements ProfileStore {
+  /** By profileKeyOf. */
+  readonly profiles = new Map<string, Profile>();
+  reads = 0;
+  writes = 0;
+  getProfiles(keys: readonly ProfileKey[]): Promise<Map<string, Profile>> {
+    this.reads++;
+    const found = new Map<string, Profile>();
+    for (const key of keys) {
+      const profile = this.profiles.get(profileKeyOf(key));
+      // A copy, as a read from the table would be: the caller's merge never edits the stored one.
+      if (profile) found.set(profileKeyOf(key), structuredClone(profile));
+    }
+    return Promise.resolve(found);
+  }
+  putProfiles(profiles: readonly Profile[]): Promise<void> {
+    this.writes++;
+    for (const profile of profiles) this.profiles.set(profileKeyOf(profile), structuredClone(profile));
+    return Promise.resolve();
+  }
+  deleteProfiles(keys: readonly ProfileKey[]): Promise<void> {
+    for (const key of keys) this.profiles.delete(profileKeyOf(key));
+    return Promise.resolve();
+  }
+  get(kind: ProfileKey['kind'], id: string): Profile | undefined {
+    return this.profiles.get(profileKeyOf({ kind, id }));
   }
 }
 

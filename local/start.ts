@@ -67,7 +67,7 @@ const timer =
   env.LOCAL_SUMMARY_SECONDS > 0
     ? setInterval(() => {
         const s = stack.summary();
-        const line = `received ${s.received}  forwarded ${s.forwarded}  archived ${s.archived}  dlq ${s.deadLettered}  stitched ${s.stitched}  duplicates ${s.duplicates}  retried ${s.retried}`;
+        const line = `received ${s.received}  forwarded ${s.forwarded}  archived ${s.archived}  dlq ${s.deadLettered}  stitched ${s.stitched}  duplicates ${s.duplicates}  retried ${s.retried}  profiles held ${s.profilesHeld}`;
         if (line !== last) console.log(`[${new Date().toISOString()}] ${line}`);
         last = line;
       }, env.LOCAL_SUMMARY_SECONDS * 1000)

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import bundledMapping from '../schemas/event-mapping.json' with { type: 'json' };
+import { propertyFieldOf, type DatasetSchema } from './personalize/dataset-schema.js';
 
 /**
  * Source event name -> Personalize event type, as configuration (DESIGN "Mapping").
@@ -13,10 +14,17 @@ const entrySchema = z.strictObject({
   perProduct: z.boolean().optional(),
 });
 
+/** Source property name -> dataset property name (e.g. Segment trait "plan" -> "membershipType"). */
+const renamesSchema = z.record(z.string().min(1, 'a source name must not be empty'), z.string().trim().min(1, 'must name a dataset property').max(256));
+
 export const eventMappingSchema = z.strictObject({
   $comment: z.string().optional(),
   unmapped: z.enum(['passthrough', 'reject']).default('passthrough'),
   events: z.record(z.string().min(1), entrySchema),
+  /** User properties (identify traits, mParticle user_attributes, the users feed) renamed before they are merged. */
+  traits: renamesSchema.default({}),
+  /** Item properties (the items feed) renamed before they are merged. */
+  itemProperties: renamesSchema.default({}),
 });
 
 export type EventMapping = z.infer<typeof eventMappingSchema>;
@@ -32,7 +40,12 @@ export function parseEventMapping(input: unknown, origin = 'event mapping'): Eve
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const path = issue.path.map(String);
-    const where = path[0] === 'events' && path.length > 1 ? `entry "${path[1]}"${path.length > 2 ? ` field ${path.slice(2).join('.')}` : ''}` : path.join('.') || '(root)';
+    const where =
+      path[0] === 'events' && path.length > 1
+        ? `entry "${path[1]}"${path.length > 2 ? ` field ${path.slice(2).join('.')}` : ''}`
+        : (path[0] === 'traits' || path[0] === 'itemProperties') && path.length > 1
+          ? `${path[0]} entry "${path[1]}"`
+          : path.join('.') || '(root)';
     return `${where}: ${issue.message}`;
   });
   throw new EventMappingError(`${origin} is invalid: ${problems.join('; ')}`);
@@ -49,6 +62,41 @@ export function loadEventMapping(env: NodeJS.ProcessEnv = process.env): EventMap
     throw new EventMappingError(`EVENT_MAPPING is not valid JSON: ${(error as Error).message}`);
   }
   return parseEventMapping(parsed, 'EVENT_MAPPING');
+}
+
+/**
+ * Every rename must name a property of its dataset schema (matched as input keys are: camelCase,
+ * UPPER_SNAKE or snake_case), checked at start-up so a typo fails the container, naming the entry.
+ */
+export function checkPropertyRenames(mapping: EventMapping, schemas: { users: DatasetSchema; items: DatasetSchema }, origin = 'event mapping'): void {
+  const problems: string[] = [];
+  for (const [section, schema] of [['traits', schemas.users], ['itemProperties', schemas.items]] as const) {
+    for (const [source, target] of Object.entries(mapping[section])) {
+      if (propertyFieldOf(schema, target)) continue;
+      const known = schema.metadata.map((f) => f.propertyKey).join(', ');
+      problems.push(`${section} entry "${source}": "${target}" is not a property of the ${schema.type} dataset schema (its properties: ${known})`);
+    }
+  }
+  if (problems.length > 0) throw new EventMappingError(`${origin} is invalid: ${problems.join('; ')}`);
+}
+
+/**
+ * Renames source property names to dataset property names. A name not in `renames` is kept as it
+ * is. A rename is not applied when its target is already taken (the properties hold that name, or
+ * an earlier rename produced it): the value keeps its source name and is dropped later as not a
+ * schema field, with a reason, rather than silently replacing the other value.
+ */
+export function renameProperties(properties: Record<string, unknown>, renames: Readonly<Record<string, string>>): Record<string, unknown> {
+  const names = Object.keys(properties);
+  if (!names.some((name) => Object.hasOwn(renames, name))) return properties;
+  // A Map, then own data properties only: no name (not even "__proto__") reaches a prototype.
+  const out = new Map<string, unknown>();
+  for (const name of names) {
+    const target = Object.hasOwn(renames, name) ? renames[name]! : name;
+    const taken = target !== name && (Object.hasOwn(properties, target) || out.has(target));
+    out.set(taken ? name : target, properties[name]);
+  }
+  return Object.fromEntries(out);
 }
 
 /** Reads a dot path ("price", "product.price") from a plain object, own properties only. */

@@ -34,7 +34,7 @@ beforeAll(async () => {
   const { code, output } = await runQuick(path);
   if (code !== 0) throw new Error(`bench/run.ts --quick exited with ${code}:\n${output}`);
   results = JSON.parse(await readFile(path, 'utf8')) as BenchResults;
-}, 28_000);
+}, 90_000); // every benchmark in quick mode, in a child process: ~15 s alone, longer beside other test files on 2 cores
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });

@@ -55,7 +55,7 @@ describe('the chaos ledger (2,000 messages, full fault mix)', () => {
 
   it('meets every kind of outcome: refusals at each stage, duplicates delivered and archived more than once', () => {
     const rows = result.ledger.byExpectation;
-    for (const kind of ['link', 'personalize-reject', 'preflight', 'door', 'decode'] as const) expect({ kind, ids: rows[kind].expected > 0 }).toEqual({ kind, ids: true });
+    for (const kind of ['link', 'held', 'personalize-reject', 'preflight', 'door', 'decode'] as const) expect({ kind, ids: rows[kind].expected > 0 }).toEqual({ kind, ids: true });
     expect(result.ledger.duplicatesDelivered).toBeGreaterThan(0);
     expect(result.ledger.archiveExtraCopies).toBeGreaterThan(0);
     expect(result.http.duplicates).toBeGreaterThan(0);

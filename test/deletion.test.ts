@@ -2,18 +2,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { IdentifyMessage, InteractionMessage } from '../schemas/canonical.js';
+import type { IdentifyMessage, InteractionMessage, UserMessage } from '../schemas/canonical.js';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import { segmentSignature } from '../shared/collect/auth.js';
-import { loadDeletedUsers } from '../shared/deletion.js';
+import { keyedHasher, loadDeletedUsers } from '../shared/deletion.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoProfileStore } from '../shared/profile/store.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
 import { main as deleteUserCli } from '../local/delete-user.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
+import { listKeys, readText } from './support/export.js';
 import { eventTime, readArchive, send, isolatedStack } from './support/stack.js';
 
 useEmulators();
+
+/** The registry's HMAC key, as DELETION_HASH_KEY sets it locally (the processor and the CLI read it). */
+const DELETION_HASH_KEY = 'deletion-test-hash-key-0123456789abcdef';
+const registry = () => loadDeletedUsers(s3Client(), stack.names.archiveBucket, { hasher: keyedHasher(DELETION_HASH_KEY) });
 
 let stack: LocalStack;
 let stateDir: string;
@@ -28,7 +34,7 @@ beforeAll(async () => {
     stateDir,
     poller: { batchSize: 100, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
     // No warm-cache links: a deletion by the CLI cannot reach a running processor's cache.
-    processorEnv: { IDENTITY_CACHE_TTL_SECONDS: '0' },
+    processorEnv: { IDENTITY_CACHE_TTL_SECONDS: '0', DELETION_HASH_KEY },
   });
   processor = await import('../shared/process/handle.js');
   ({ processorDepsFromEnv } = await import('../shared/process/runtime.js'));
@@ -49,6 +55,7 @@ afterEach(() => {
 });
 
 const links = () => new DynamoIdentityStore(dynamoDocumentClient(), stack.names.identityTable);
+const profileOf = async (userId: string) => (await new DynamoProfileStore(dynamoDocumentClient(), stack.names.identityTable).getProfiles([{ kind: 'user', id: userId }])).get(`user#${userId}`);
 const userOf = (eventId: string) => stack.personalize!.receivedEvents().find((e) => e.eventId === eventId);
 const recent = () => new Date(eventTime()).toISOString();
 
@@ -84,7 +91,12 @@ describe('a Segment delete message, end to end', () => {
       expect(reports.reduce((n, r) => n + r.deletions, 0)).toBe(1);
       expect(reports.reduce((n, r) => n + r.linksDeleted, 0)).toBe(1);
       expect(await links().getLinks(['seg-anon'])).toEqual(new Map());
-      expect(await loadDeletedUsers(s3Client(), stack.names.archiveBucket)).toEqual(new Set(['seg-user']));
+      const deleted = await registry();
+      expect([deleted.isDeleted('seg-user'), deleted.isDeleted('seg-other'), deleted.size]).toEqual([true, false, 1]);
+      // The registry holds a keyed hash, never the id.
+      const control = await listKeys(stack.names.archiveBucket, 'control/');
+      expect(control).toHaveLength(1);
+      expect(`${control.join('\n')}\n${await readText(stack.names.archiveBucket, control[0]!)}`).not.toContain('seg-user');
       const audit = [...(await readArchive(stack.names.archiveBucket, 'archive/identity/')).values()].flatMap((o) => o.records);
       expect(audit.find((r) => r.kind === 'delete')).toMatchObject({ kind: 'delete', source: 'segment', eventId: 'seg-delete', userId: 'seg-user' });
 
@@ -103,21 +115,27 @@ describe('npm run delete-user', () => {
   const identify = (sessionId: string, userId: string): IdentifyMessage => ({ kind: 'identify', source: 'native', eventId: `login-${sessionId}`, sessionId, userId, timestamp: eventTime() });
   const anonymous = (sessionId: string, eventId: string): InteractionMessage => ({ kind: 'interaction', source: 'native', eventId, sessionId, eventType: 'View', itemId: 'i-1', timestamp: eventTime() });
 
-  it("removes every link of the user, records the deletion, and the user's old sessions are anonymous from then on", async () => {
-    await send(stack, [identify('cli-s1', 'cli-user'), identify('cli-s2', 'cli-user'), identify('cli-s3', 'cli-other')]);
+  it("removes every link and the stored profile of the user, records the deletion, and the user's old sessions are anonymous from then on", async () => {
+    const profile = (userId: string): UserMessage => ({ kind: 'user', source: 'native', eventId: `profile-${userId}`, userId, timestamp: eventTime(), properties: { membershipType: 'gold' } });
+    await send(stack, [identify('cli-s1', 'cli-user'), identify('cli-s2', 'cli-user'), identify('cli-s3', 'cli-other'), profile('cli-user'), profile('cli-other')]);
     await stack.poller.idle();
     expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()].sort()).toEqual(['cli-s1', 'cli-s2', 'cli-s3']);
+    expect(await profileOf('cli-user')).toBeDefined();
 
     const lines: string[] = [];
     const code = await deleteUserCli(['cli-user'], { env: { ...process.env, LOCAL_STATE_DIR: stateDir }, out: (l) => lines.push(l), err: (l) => lines.push(l) });
     expect(code).toBe(0);
     const output = lines.join('\n');
     expect(output).toMatch(/identity links removed: 2/);
-    expect(output).toMatch(/control\/deletions\/[0-9a-f]{64}\.json/);
+    expect(output).toMatch(/stored profile removed/);
+    expect(output).toMatch(/control\/deletions\/dt=\d{4}-\d{2}-\d{2}\/[0-9a-f]{64}\.json/);
+    expect(output).not.toMatch(/warning/);
     expect(output).toMatch(/Personalize keeps what it already has/);
 
     expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()]).toEqual(['cli-s3']);
-    expect(await loadDeletedUsers(s3Client(), stack.names.archiveBucket)).toContain('cli-user');
+    expect((await registry()).isDeleted('cli-user')).toBe(true);
+    expect(await profileOf('cli-user')).toBeUndefined();
+    expect(await profileOf('cli-other')).toBeDefined();
 
     await send(stack, [anonymous('cli-s1', 'cli-after-1'), anonymous('cli-s3', 'cli-after-3')]);
     await stack.poller.idle();

@@ -4,6 +4,7 @@ import type { DeadLetterQueue } from '../../shared/dlq.js';
 import type { IdentityStore } from '../../shared/identity/store.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import type { ProcessorDeps } from '../../shared/process/process-batch.js';
+import type { ProfileStore } from '../../shared/profile/store.js';
 import type { PollerHandler } from '../../local/poller.js';
 
 /**
@@ -18,7 +19,7 @@ import type { PollerHandler } from '../../local/poller.js';
  */
 
 export interface FaultSchedule {
-  /** One DynamoDB (identity) call in this many fails. */
+  /** One DynamoDB (identity links and profiles) call in this many fails. */
   dynamoEvery: number;
   /** One S3 (archive) call in this many fails. */
   s3Every: number;
@@ -113,6 +114,11 @@ export class ChaosFaults {
       getLinks: (ids) => this.storeCall('dynamo', () => real.identity.getLinks(ids)),
       putLinks: (links) => this.storeCall('dynamo', () => real.identity.putLinks(links)),
     };
+    const profiles: ProfileStore = {
+      getProfiles: (keys) => this.storeCall('dynamo', () => real.profiles.getProfiles(keys)),
+      putProfiles: (records) => this.storeCall('dynamo', () => real.profiles.putProfiles(records)),
+      deleteProfiles: (keys) => this.storeCall('dynamo', () => real.profiles.deleteProfiles(keys)),
+    };
     const archive: ArchiveStore = { put: (key, body) => this.storeCall('s3', () => real.archive.put(key, body)) };
     const personalize: PersonalizeSender = {
       putEvents: (input) => this.personalizeCall(() => real.personalize.putEvents(input)),
@@ -129,7 +135,7 @@ export class ChaosFaults {
       },
     };
     // Other fields (if the product adds some) pass through untouched.
-    return { ...real, identity, archive, personalize, dlq };
+    return { ...real, identity, profiles, archive, personalize, dlq };
   }
 
   private afterCrash(): boolean {

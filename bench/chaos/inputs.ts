@@ -13,6 +13,8 @@ export type DoorName = 'tracker-batch' | 'track' | 'segment-webhook' | 'mparticl
 export type Expectation =
   /** archived, and received by Personalize (PutEvents by eventId; PutItems/PutUsers by item/user id) */
   | 'deliver'
+  /** an item/user update whose merged record still misses a required field: archived, held, never sent, no DLQ */
+  | 'held'
   /** an identity link: archived (identity table), never sent to Personalize */
   | 'link'
   /** archived, then refused by Personalize (rejectEvent hook): DLQ stage personalize */
@@ -345,7 +347,8 @@ export function generateInputs(options: InputOptions): Inputs {
     mpBatch++;
   }
 
-  // Catalog and profile feeds, 50 per request. Some entries fail at the door, some in pre-flight.
+  // Catalog and profile feeds, 50 per request. Some entries fail at the door, some in pre-flight, and
+  // some are partial updates of a new id (a required field missing) that the processor holds.
   const feed = (door: 'items-feed' | 'users-feed', count: number) => {
     const isItems = door === 'items-feed';
     let done = 0;
@@ -363,14 +366,21 @@ export function generateInputs(options: InputOptions): Inputs {
         const entry: Record<string, unknown> = { eventId, [isItems ? 'itemId' : 'userId']: key, timestamp: nextTime(), properties };
         let expect: Expectation = 'deliver';
         let variant: string | undefined;
-        // Entry 3 of each feed always misses a required field, so even a short run dead-letters one in pre-flight.
-        if (n === 3 || random() < options.invalidRate) {
-          variant = n === 3 ? 'missing required field' : pick(isItems ? ['missing id', 'properties not an object', 'missing required field'] : ['missing id', 'bad timestamp', 'missing required field']);
+        // Entries 3 and 4 of each feed always carry a wrong-typed required field and miss one, so even a
+        // short run dead-letters one in pre-flight and holds one.
+        if (n === 3 || n === 4 || random() < options.invalidRate) {
+          variant =
+            n === 3
+              ? 'wrong type of a required field'
+              : n === 4
+                ? 'missing required field'
+                : pick(isItems ? ['missing id', 'properties not an object', 'missing required field', 'wrong type of a required field'] : ['missing id', 'bad timestamp', 'missing required field', 'wrong type of a required field']);
           if (variant === 'missing id') delete entry[isItems ? 'itemId' : 'userId'];
           else if (variant === 'properties not an object') entry.properties = 'shoes';
           else if (variant === 'bad timestamp') entry.timestamp = 'last tuesday';
-          else delete properties[isItems ? 'categoryL1' : 'membershipType'];
-          expect = variant === 'missing required field' ? 'preflight' : 'door';
+          else if (variant === 'missing required field') delete properties[isItems ? 'categoryL1' : 'membershipType'];
+          else properties[isItems ? 'price' : 'membershipType'] = isItems ? 'cheap' : { tier: 'gold' };
+          expect = variant === 'missing required field' ? 'held' : variant === 'wrong type of a required field' ? 'preflight' : 'door';
         }
         add({ id: eventId, door, kind: isItems ? 'item' : 'user', expect, ...(variant !== undefined && { variant }), personalizeKey: key });
         entries.push(entry);

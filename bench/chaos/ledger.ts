@@ -72,7 +72,7 @@ export function reasonKey(reason: string): string {
     .slice(0, 110);
 }
 
-const EXPECTATIONS: Expectation[] = ['deliver', 'link', 'personalize-reject', 'preflight', 'door', 'decode'];
+const EXPECTATIONS: Expectation[] = ['deliver', 'held', 'link', 'personalize-reject', 'preflight', 'door', 'decode'];
 const DOORS: DoorName[] = ['tracker-batch', 'track', 'segment-webhook', 'mparticle', 'items-feed', 'users-feed', 'raw-producer'];
 
 export function reconcile(ledger: ReadonlyMap<string, LedgerEntry>, seen: Observations): LedgerResult {
@@ -146,6 +146,7 @@ export function reconcile(ledger: ReadonlyMap<string, LedgerEntry>, seen: Observ
         ok = reasons.length === 0 && archived > 0 && received > 0 && letters.length === 0;
         break;
       case 'link':
+      case 'held':
         ok = reasons.length === 0 && archived > 0 && received === 0 && letters.length === 0;
         break;
       case 'personalize-reject':
@@ -246,6 +247,7 @@ export function formatLedger(result: LedgerResult, extra: { title: string; input
 
 const LABELS: Record<Expectation, string> = {
   deliver: 'valid: archived and received by Personalize',
+  held: 'partial item/user update, incomplete record: archived and held (stored, not sent)',
   link: 'identity link: archived (identity table)',
   'personalize-reject': 'refused by Personalize: archived + DLQ (personalize)',
   preflight: 'refused in pre-flight: DLQ (preflight)',

@@ -118,7 +118,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     },
     // The deployed event source mapping's settings (serverless.yml).
     poller: { batchSize: 100, maxBatchingWindowMs: 1_000, pollIntervalMs: 100, maxRetryAttempts: 5, maxRecordAgeSeconds: 3_600 },
-    processorEnv: { FORWARD_CONCURRENCY: '16' },
+    // Chaos traffic sends identify traits with the tracker key: take them, to exercise the profile path.
+    processorEnv: { FORWARD_CONCURRENCY: '16', COLLECTOR_PUBLIC_PROFILE_UPDATES: 'accept' },
     wrapProcessor: faults.wrapHandler,
     log: (line) => {
       let key = line.slice(0, 80);

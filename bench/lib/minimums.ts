@@ -11,6 +11,9 @@ import type { KinesisStreamRecord } from 'aws-lambda';
  * - PutItems / PutUsers: ceil(distinct ids / 10);
  * - BatchGetItem: ceil(sessions the warm cache cannot answer / 100);
  * - BatchWriteItem: ceil(sessions linked for the first time / 25);
+ * - profiles (the merged item/user records, same table): BatchGetItem ceil(item and user ids / 100),
+ *   BatchWriteItem ceil(item and user ids / 25) — for writes a bound: the processor does not
+ *   rewrite a record the batch leaves unchanged;
  * - S3 PutObject: one per distinct (kind, event-time hour) partition (DESIGN "Archive").
  * "The warm cache cannot answer" follows the documented cache policy (found links kept
  * `positiveTtlMs`, "no link yet" kept `negativeTtlMs`, one cache per shard's container) with
@@ -140,6 +143,16 @@ export class MinimumModel {
       fresh++;
     }
     counts.batchWrite = Math.ceil(fresh / WRITE_ITEMS);
+
+    // Profiles: one read of every item/user id the batch updates, one write set of the merged records.
+    const profiles = new Set<string>();
+    for (const m of messages) {
+      if (m.kind === 'item' && m.itemId !== undefined) profiles.add(`item#${m.itemId}`);
+      else if (m.kind === 'user' && m.userId !== undefined) profiles.add(`user#${m.userId}`);
+    }
+    counts.keysRead += profiles.size;
+    counts.batchGet += Math.ceil(profiles.size / GET_KEYS);
+    counts.batchWrite += Math.ceil(profiles.size / WRITE_ITEMS);
 
     // Personalize: groups by (effective user, session); latest-per-id for items and users.
     const groups = new Map<string, number>();

@@ -1,5 +1,6 @@
-import { BatchGetCommand, BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Source } from '../../schemas/canonical.js';
+import { batchGetAll, batchWriteAll } from '../aws/dynamo-batch.js';
 
 /** A session -> user link, as stored in the identity table (one item per session). */
 export interface IdentityLink {
@@ -31,18 +32,16 @@ export const IDENTITY_TABLE_KEYS = {
   userIndexKey: 'userId',
 } as const;
 
-/** BatchGetItem takes 100 keys, BatchWriteItem 25 items per call (DynamoDB API limits). */
-const GET_CHUNK = 100;
-const WRITE_CHUNK = 25;
-/** Unprocessed keys/items are retried with backoff; the SDK already retried the calls themselves. */
-const UNPROCESSED_ATTEMPTS = 6;
+/**
+ * The table also holds the latest merged profile of every user and item (shared/profile/store.ts),
+ * one item each under the partition key `profile#user#<userId>` / `profile#item#<itemId>`, with no
+ * `userId` attribute (so the byUser index and deleteLinksOfUser never see them). Session ids with
+ * this prefix are therefore never linked: a link would replace a profile.
+ */
+export const PROFILE_KEY_PREFIX = 'profile#';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
+export function isReservedKey(sessionId: string): boolean {
+  return sessionId.startsWith(PROFILE_KEY_PREFIX);
 }
 
 export class DynamoIdentityStore implements IdentityStore {
@@ -53,38 +52,18 @@ export class DynamoIdentityStore implements IdentityStore {
 
   async getLinks(sessionIds: readonly string[]): Promise<Map<string, IdentityLink>> {
     const found = new Map<string, IdentityLink>();
-    await Promise.all(
-      chunk([...new Set(sessionIds)], GET_CHUNK).map(async (ids) => {
-        let keys: Record<string, unknown>[] = ids.map((sessionId) => ({ sessionId }));
-        for (let attempt = 0; keys.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${keys.length} keys still unprocessed after ${attempt} attempts`);
-          if (attempt > 0) await sleep(50 * 2 ** attempt);
-          const out = await this.client.send(
-            new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
-          );
-          for (const item of out.Responses?.[this.tableName] ?? []) {
-            const link = toLink(item);
-            if (link) found.set(link.sessionId, link);
-          }
-          keys = (out.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-        }
-      }),
-    );
+    const keys = [...new Set(sessionIds)].filter((sessionId) => !isReservedKey(sessionId)).map((sessionId) => ({ sessionId }));
+    for (const item of await batchGetAll(this.client, this.tableName, keys)) {
+      const link = toLink(item);
+      if (link) found.set(link.sessionId, link);
+    }
     return found;
   }
 
   async putLinks(links: readonly IdentityLink[]): Promise<void> {
-    await Promise.all(
-      chunk(links, WRITE_CHUNK).map(async (group) => {
-        let requests = group.map((link) => ({ PutRequest: { Item: { ...link } } }));
-        for (let attempt = 0; requests.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${requests.length} writes still unprocessed after ${attempt} attempts`);
-          if (attempt > 0) await sleep(50 * 2 ** attempt);
-          const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
-          requests = (out.UnprocessedItems?.[this.tableName] as typeof requests | undefined) ?? [];
-        }
-      }),
-    );
+    // A session id spelled like a profile key would replace that profile: such sessions stay unlinked.
+    const requests = links.filter((link) => !isReservedKey(link.sessionId)).map((link) => ({ PutRequest: { Item: { ...link } } }));
+    await batchWriteAll(this.client, this.tableName, requests);
   }
 
   async deleteLinksOfUser(userId: string, alsoSessions: readonly string[] = []): Promise<IdentityLink[]> {
@@ -112,17 +91,8 @@ export class DynamoIdentityStore implements IdentityStore {
       for (const link of (await this.getLinks(unseen)).values()) if (link.userId === userId) owned.set(link.sessionId, link);
     }
     const removed = [...owned.values()];
-    await Promise.all(
-      chunk(removed, WRITE_CHUNK).map(async (group) => {
-        let requests = group.map((link) => ({ DeleteRequest: { Key: { [IDENTITY_TABLE_KEYS.partitionKey]: link.sessionId } } }));
-        for (let attempt = 0; requests.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS) throw new Error(`table ${this.tableName}: ${requests.length} deletes still unprocessed after ${attempt} attempts`);
-          if (attempt > 0) await sleep(50 * 2 ** attempt);
-          const out = await this.client.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
-          requests = (out.UnprocessedItems?.[this.tableName] as typeof requests | undefined) ?? [];
-        }
-      }),
-    );
+    const requests = removed.map((link) => ({ DeleteRequest: { Key: { [IDENTITY_TABLE_KEYS.partitionKey]: link.sessionId } } }));
+    await batchWriteAll(this.client, this.tableName, requests, 'deletes');
     return removed;
   }
 }

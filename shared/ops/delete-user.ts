@@ -1,16 +1,19 @@
 import { userIdSchema } from '../../schemas/canonical.js';
 import type { IdentityLink, IdentityStore } from '../identity/store.js';
 import type { DeletionRegistry } from '../process/process-batch.js';
+import type { ProfileStore } from '../profile/store.js';
 
 /**
  * A user's deletion, carried out directly (the delete-user tool), with the same effect as a
  * `delete` message through the processor: the deletion is recorded in the registry (every later
  * export leaves the user out), then every identity link of the user is removed (so the user's old
- * anonymous sessions are no longer attributed to them).
+ * anonymous sessions are no longer attributed to them), then the user's stored profile (the merged
+ * record PutUsers is built from).
  */
 
 export interface DeleteUserDeps {
   identity: Required<Pick<IdentityStore, 'deleteLinksOfUser'>>;
+  profiles: Pick<ProfileStore, 'deleteProfiles'>;
   registry: DeletionRegistry;
   now?: () => number;
 }
@@ -32,5 +35,6 @@ export async function deleteUser(userId: string, deps: DeleteUserDeps): Promise<
   // The registry first: if removing links fails, running the tool again finishes the job.
   await deps.registry.record(userId, requestedAt);
   const linksRemoved = await deps.identity.deleteLinksOfUser(userId);
+  await deps.profiles.deleteProfiles([{ kind: 'user', id: userId }]);
   return { userId, requestedAt, linksRemoved };
 }

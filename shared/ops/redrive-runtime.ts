@@ -3,7 +3,7 @@ import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
 import { parseEnv } from '../config.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { S3ArchiveStore } from '../archive.js';
-import { loadEventMapping } from '../event-mapping.js';
+import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { KinesisRangeReader, KinesisStreamSink, S3ObjectReader, SqsRedriveQueue } from './aws-io.js';
 import type { RedriveDeps, RedriveSettings } from './redrive.js';
@@ -43,6 +43,9 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
   const sqs = sqsClient();
   const s3 = s3Client();
   const kinesis = kinesisClient();
+  const mapping = loadEventMapping(env);
+  const schemas = loadDatasetSchemas();
+  checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');
   return {
     queueUrl: config.DLQ_URL,
     deps: {
@@ -57,8 +60,8 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
     },
     settings: {
       streamName: config.STREAM_NAME,
-      mapping: loadEventMapping(env),
-      schemas: loadDatasetSchemas(),
+      mapping,
+      schemas,
       maxMessages: config.REDRIVE_MAX_MESSAGES,
     },
   };

@@ -5,7 +5,7 @@ import { decodeMessage, type FieldError, type RecordRef } from '../decode.js';
 import { sqsSafeJson, type DeadLetterQueue, type DeadLetterRecord, type DeadLetterStage } from '../dlq.js';
 import { mapEvent, type EventMapping } from '../event-mapping.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
-import { buildEvent, buildItem, buildUser, type Built } from '../personalize/requests.js';
+import { buildEvent, shapeProfileUpdate, type Built } from '../personalize/requests.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 
 /**
@@ -186,11 +186,12 @@ export function revalidate(data: Buffer, checks: Checks, ref: RecordRef): Verdic
       built = buildEvent({ ...m, eventType: mapped.eventType, ...(eventValue !== undefined && { eventValue }) }, checks.schemas.interactions, m.userId);
       break;
     }
+    // Partial updates, checked as the processor checks them before merging into the stored record.
     case 'item':
-      built = buildItem(m, checks.schemas.items);
+      built = shapeProfileUpdate('item', m.properties, checks.schemas.items, checks.mapping.itemProperties);
       break;
     case 'user':
-      built = buildUser(m, checks.schemas.users);
+      built = shapeProfileUpdate('user', m.properties, checks.schemas.users, checks.mapping.traits);
       break;
     default:
       built = undefined;

@@ -51,6 +51,11 @@ export interface ShapedProperties {
 export interface ShapeOptions {
   /** Maximum length of the `properties` JSON string; defaults to the API's limit for the dataset type. */
   maxJsonLength?: number;
+  /**
+   * The input is an earlier result's `properties` (a stored profile): values are already in
+   * Personalize's units, so an integer CREATION_TIMESTAMP is taken as epoch seconds.
+   */
+  shaped?: boolean;
 }
 
 export const PERSONALIZE_NAMESPACE = 'com.amazonaws.personalize.schema';
@@ -496,9 +501,10 @@ export function toEpochSeconds(value: unknown): number | undefined {
   return 'seconds' in result ? result.seconds : undefined;
 }
 
-function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: unknown): Coerced {
+function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: unknown, shaped = false): Coerced {
   if (schema.type === 'Items' && field.name === 'CREATION_TIMESTAMP') {
     if (typeof raw === 'string' && raw.trim() === '') return { absent: true };
+    if (shaped && typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return { value: raw };
     const result = epochSeconds(raw);
     if ('seconds' in result) return { value: result.seconds };
     return { problem: `${key}: ${fieldLabel(field)}: ${result.problem}; got ${describe(raw)}` };
@@ -552,6 +558,12 @@ function matchKey(schema: DatasetSchema, lookup: Lookup, key: string): KeyMatch 
   return match;
 }
 
+/** The metadata field an input property key sets (matched as shapeProperties matches it), if any. */
+export function propertyFieldOf(schema: DatasetSchema, key: string): DatasetField | undefined {
+  const match = matchKey(schema, lookupOf(schema), key);
+  return 'field' in match ? match.field : undefined;
+}
+
 const entryLength = (key: string, value: Scalar): number => JSON.stringify({ [key]: value }).length - 2;
 
 /**
@@ -593,7 +605,7 @@ export function shapeProperties(
           dropped.push({ key, reason: `${key}: ${field.name} already set from key ${previous.key}` });
           continue;
         }
-        const result = coerce(schema, field, key, raw);
+        const result = coerce(schema, field, key, raw, options.shaped);
         if ('problem' in result) dropped.push({ key, reason: result.problem });
         else if ('value' in result) accepted.set(field, { key, value: result.value });
       }

@@ -1,7 +1,9 @@
 import type { Event as PersonalizeEvent, Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import type { InteractionMessage, ItemMessage, UserMessage } from '../../schemas/canonical.js';
 import type { FieldError } from '../decode.js';
-import { propertiesJson, shapeProperties, type DatasetSchema, type DroppedProperty } from './dataset-schema.js';
+import { renameProperties } from '../event-mapping.js';
+import { profileValues, type Profile, type ProfileScalar } from '../profile/profile.js';
+import { propertiesJson, propertyFieldOf, shapeProperties, type DatasetSchema, type DroppedProperty } from './dataset-schema.js';
 
 /** Personalize pre-flight: everything the API would reject is caught here, with its field and limit. */
 export const PERSONALIZE_LIMITS = {
@@ -115,4 +117,60 @@ export function buildUser(message: UserMessage, schema: DatasetSchema): Built<Pe
     userId: message.userId,
     properties,
   }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partial updates merged into profiles (shared/profile/)
+
+/**
+ * One item/user update checked on its own, as a partial update: its usable values, shaped (dataset
+ * property keys, Personalize units), ready to merge into the stored record. A required field the
+ * update does not carry is fine (the stored record may have it); a value it carries that cannot be
+ * used for a required field (wrong type, too long) fails the update, with the property's path.
+ * Unusable values of optional fields are dropped and reported, as for any message. `renames` (the
+ * event mapping's traits / itemProperties) are applied first; an error's path names the property as
+ * the message has it.
+ */
+export function shapeProfileUpdate(
+  what: 'item' | 'user',
+  properties: Record<string, unknown>,
+  schema: DatasetSchema,
+  renames: Readonly<Record<string, string>> = {},
+): Built<Record<string, ProfileScalar>> {
+  const renamed = renameProperties(properties, renames);
+  const shaped = shapeProperties(schema, renamed);
+  const missing = new Set(shaped.missing);
+  const errors: FieldError[] = [];
+  const sourceName = (key: string) =>
+    renamed === properties || Object.hasOwn(properties, key) ? key : (Object.keys(renames).find((s) => renames[s] === key && Object.hasOwn(properties, s)) ?? key);
+  for (const d of shaped.dropped) {
+    const field = propertyFieldOf(schema, d.key);
+    if (field === undefined || !missing.has(field.name)) continue;
+    const prefix = `${d.key}: `;
+    errors.push({ path: `properties.${sourceName(d.key)}`, message: d.reason.startsWith(prefix) ? d.reason.slice(prefix.length) : d.reason });
+  }
+  if (errors.length > 0) return { ok: false, reason: errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors };
+  if (Object.keys(shaped.properties).length === 0) return fail('properties', `no ${what} property matches the ${schema.type} dataset schema`);
+  return { ok: true, value: shaped.properties, dropped: shaped.dropped };
+}
+
+/** A merged profile as a PutItems/PutUsers record, or held while a field the schema requires has no value yet. */
+export type FromProfile<T> = { held: false; value: T; dropped: DroppedProperty[] } | { held: true; missing: string[] };
+
+function fromProfile<T>(profile: Profile, schema: DatasetSchema, make: (properties: string) => T): FromProfile<T> {
+  // Stored values were shaped once already; shaping again orders them, and fits them to the
+  // API's properties limit (PROPERTIES_MAX_LENGTH, the same as PERSONALIZE_LIMITS) should the
+  // merged record outgrow it.
+  const shaped = shapeProperties(schema, profileValues(profile), { shaped: true });
+  const json = propertiesJson(shaped);
+  if (shaped.missing.length > 0 || json === undefined) return { held: true, missing: shaped.missing };
+  return { held: false, value: make(json), dropped: shaped.dropped };
+}
+
+export function buildItemFromProfile(profile: Profile, schema: DatasetSchema): FromProfile<PersonalizeItem> {
+  return fromProfile(profile, schema, (properties) => ({ itemId: profile.id, properties }));
+}
+
+export function buildUserFromProfile(profile: Profile, schema: DatasetSchema): FromProfile<PersonalizeUser> {
+  return fromProfile(profile, schema, (properties) => ({ userId: profile.id, properties }));
 }

@@ -23,7 +23,7 @@ const COUNTED: (keyof BatchReport)[] = [
   'kinesisRecords', 'messages', 'invalid', 'duplicates', 'linksRecorded', 'linkConflicts', 'stitched', 'anonymous',
   'archivedRecords', 'forwardedEvents', 'forwardedItems', 'forwardedUsers', 'putEventsCalls', 'putItemsCalls',
   'putUsersCalls', 'superseded', 'notConfigured', 'propertiesDropped', 'rejectedByPersonalize', 'deadLettered', 'retried',
-  'deletions', 'linksDeleted',
+  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent',
 ];
 
 function publish(report: BatchReport): void {

@@ -1,6 +1,7 @@
-import type { Event as PersonalizeEvent, Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
+import type { Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import pMap from 'p-map';
+import { dedupeKey } from '../../schemas/canonical.js';
 import { buildArchiveObjects, type ArchiveStore } from '../archive.js';
 import { decodeKinesisRecord, type RecordRef } from '../decode.js';
 import type { DeadLetterQueue, DeadLetterRecord, DeadLetterStage } from '../dlq.js';
@@ -10,7 +11,6 @@ import { linkCarriedBy, stitchBatch } from '../identity/stitch.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { DatasetSchema } from '../personalize/dataset-schema.js';
 import {
-  coalesceLatest,
   forwardEvents,
   forwardUpserts,
   type EventOutbound,
@@ -18,8 +18,17 @@ import {
   type Outbound,
   type PersonalizeSender,
 } from '../personalize/forward.js';
-import { buildEvent, buildItem, buildUser, type Built } from '../personalize/requests.js';
+import {
+  buildEvent,
+  buildItemFromProfile,
+  buildUserFromProfile,
+  shapeProfileUpdate,
+  type Built,
+  type FromProfile,
+} from '../personalize/requests.js';
 import { withoutPii, type PiiPolicy } from '../pii.js';
+import { mergeBatchProfiles, type MergedBatch, type ProfileUpdateEntry } from '../profile/batch.js';
+import type { ProfileStore } from '../profile/store.js';
 import { effectiveUserId, type Entry } from './entry.js';
 
 export interface ProcessorSettings {
@@ -40,6 +49,8 @@ export interface DeletionRegistry {
 
 export interface ProcessorDeps {
   identity: IdentityStore;
+  /** The latest merged record of every user and item: updates are partial, PutUsers/PutItems replace. */
+  profiles: ProfileStore;
   /** Unset: `delete` messages are dead-lettered (nothing is lost; redrive them once configured). */
   deletions?: DeletionRegistry;
   linkCache: LinkCache;
@@ -77,8 +88,15 @@ export interface BatchReport {
   putEventsCalls: number;
   putItemsCalls: number;
   putUsersCalls: number;
-  /** Item/user versions replaced by a later version of the same id in the batch. */
+  /**
+   * Item/user updates merged into a later update of the same id in the batch (one record is sent
+   * or held per id), or made void by a deletion of the user later in the batch.
+   */
   superseded: number;
+  /** Merged item/user records still missing a field the dataset schema requires: stored, not sent, until an update completes them. */
+  profilesHeld: number;
+  /** Complete merged item/user records handed to PutItems/PutUsers. */
+  profilesSent: number;
   /** Items/users archived but not sent because no dataset ARN is configured (the nightly export carries them). */
   notConfigured: number;
   propertiesDropped: number;
@@ -117,6 +135,8 @@ function emptyReport(kinesisRecords: number): BatchReport {
     putItemsCalls: 0,
     putUsersCalls: 0,
     superseded: 0,
+    profilesHeld: 0,
+    profilesSent: 0,
     notConfigured: 0,
     propertiesDropped: 0,
     droppedPropertyReasons: {},
@@ -173,7 +193,7 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
       ...(errors && { errors }),
     });
 
-  // Decode and validate; map source event names to Personalize event types; dedupe by eventId.
+  // Decode and validate; map source event names to Personalize event types; drop re-sends (dedupeKey).
   const entries: Entry[] = [];
   const seen = new Set<string>();
   for (const record of records) {
@@ -185,6 +205,8 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
           payload: decoded.payload,
           ...(decoded.payloadEncoding === 'base64' && { payloadEncoding: 'base64' }),
           ...(decoded.source !== undefined && { source: decoded.source }),
+          ...(decoded.eventId !== undefined && { eventId: decoded.eventId }),
+          ...(decoded.kind !== undefined && { kind: decoded.kind }),
           ...(decoded.errors && { errors: decoded.errors }),
         });
         continue;
@@ -199,11 +221,12 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         }
         entry.message = { ...entry.message, eventType: mapped.eventType, ...(mapped.eventValue !== undefined && { eventValue: mapped.eventValue }) };
       }
-      if (seen.has(entry.message.eventId)) {
+      const key = dedupeKey(entry.message);
+      if (seen.has(key)) {
         report.duplicates++;
         continue;
       }
-      seen.add(entry.message.eventId);
+      seen.add(key);
       // Before anything is stored or sent: the archive is kept for years, and Personalize is a third store.
       if (settings.pii) entry.message = withoutPii(entry.message, settings.pii);
       entries.push(entry);
@@ -250,6 +273,8 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         for (const sessionId of [...batchSessions, ...removed.map((l) => l.sessionId)]) deps.linkCache.delete(sessionId);
         report.linksDeleted += removed.length;
       }
+      // And the stored profiles; this batch's earlier updates of those users are voided below.
+      await deps.profiles.deleteProfiles([...deletionRequests.keys()].map((id) => ({ kind: 'user' as const, id })));
     } catch (error) {
       return failAll(`deletion: ${(error as Error).message}`);
     }
@@ -260,6 +285,7 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   const events: EventOutbound[] = [];
   const items: Outbound<PersonalizeItem>[] = [];
   const users: Outbound<PersonalizeUser>[] = [];
+  let profileUpdates: ProfileUpdateEntry<Entry>[] = [];
   const countDropped = (built: Built<unknown>) => {
     if (!built.ok) return;
     for (const d of built.dropped) {
@@ -270,7 +296,7 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   };
   for (const entry of entries) {
     const m = entry.message;
-    let built: Built<PersonalizeEvent | PersonalizeItem | PersonalizeUser> | undefined;
+    let built: Built<unknown> | undefined;
     switch (m.kind) {
       case 'interaction': {
         report.interactions++;
@@ -280,33 +306,39 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         built = event;
         break;
       }
+      // Partial updates: checked alone here, merged into the stored record below (the archive keeps them as received).
       case 'item': {
         report.items++;
-        const item = buildItem(m, settings.schemas.items);
-        if (item.ok) items.push({ entry, payload: item.value });
-        built = item;
+        const update = shapeProfileUpdate('item', m.properties, settings.schemas.items, settings.mapping.itemProperties);
+        if (update.ok) profileUpdates.push({ entry, key: { kind: 'item', id: m.itemId }, update: { properties: update.value, timestamp: m.timestamp } });
+        built = update;
         break;
       }
       case 'user': {
         report.users++;
-        const user = buildUser(m, settings.schemas.users);
-        if (user.ok) users.push({ entry, payload: user.value });
-        built = user;
+        const update = shapeProfileUpdate('user', m.properties, settings.schemas.users, settings.mapping.traits);
+        if (update.ok) profileUpdates.push({ entry, key: { kind: 'user', id: m.userId }, update: { properties: update.value, timestamp: m.timestamp } });
+        built = update;
         break;
       }
       case 'identify':
       case 'alias':
         report.links++;
         break;
-      case 'delete':
+      case 'delete': {
         if (!canDelete) {
           report.invalid++;
           rejectEntry(entry, 'validate', 'deletion requests need a deletion registry and an identity store that can delete links (processor configuration)');
           continue;
         }
-        // Archived under identity/ as an audit record; never forwarded.
+        // Archived under identity/ as an audit record; never forwarded. The user's updates earlier in
+        // the batch are void (their stored profile was just removed); later ones start a new one.
         report.deletions++;
+        const before = profileUpdates.length;
+        profileUpdates = profileUpdates.filter((u) => u.key.kind !== 'user' || u.key.id !== m.userId);
+        report.superseded += before - profileUpdates.length;
         break;
+      }
     }
     if (built && !built.ok) {
       report.invalid++;
@@ -315,6 +347,32 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     }
     if (built) countDropped(built);
     accepted.push(entry);
+  }
+
+  // Items and users: every update merged into its stored record (one read and one write set per
+  // batch). A complete record is sent whole; one still missing a field the dataset schema requires
+  // is held: stored, neither sent nor dead-lettered, until a later update completes it.
+  let profiles: MergedBatch<Entry>;
+  try {
+    profiles = await mergeBatchProfiles(deps.profiles, profileUpdates);
+  } catch (error) {
+    return failAll(`profile store: ${(error as Error).message}`);
+  }
+  const countProfile = (built: FromProfile<unknown>) => {
+    if (built.held) report.profilesHeld++;
+    else countDropped({ ok: true, value: built.value, dropped: built.dropped });
+  };
+  for (const { profile, entry, updates } of profiles.merged) {
+    report.superseded += updates - 1;
+    if (profile.kind === 'item') {
+      const item = buildItemFromProfile(profile, settings.schemas.items);
+      countProfile(item);
+      if (!item.held) items.push({ entry, payload: item.value });
+    } else {
+      const user = buildUserFromProfile(profile, settings.schemas.users);
+      countProfile(user);
+      if (!user.held) users.push({ entry, payload: user.value });
+    }
   }
 
   // Archive before forwarding: the archive is the system of record.
@@ -331,23 +389,21 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     return failAll(`archive: ${(error as Error).message}`);
   }
 
-  // Forward. Items/users: only the latest version per id; none at all without a dataset ARN.
-  const itemPlan = coalesceLatest(items, (o) => o.payload.itemId ?? '');
-  const userPlan = coalesceLatest(users, (o) => o.payload.userId ?? '');
-  report.superseded = itemPlan.superseded.length + userPlan.superseded.length;
-  const skipped = (plan: { latest: unknown[] }) => {
-    report.notConfigured += plan.latest.length;
+  // Forward. Items/users: one merged record per id; none at all without a dataset ARN.
+  const skipped = (list: readonly unknown[]) => {
+    report.notConfigured += list.length;
     return Promise.resolve<ForwardResult>({ calls: 0, delivered: [], rejected: [], failed: [] });
   };
   const { itemsDatasetArn, usersDatasetArn } = settings;
+  report.profilesSent = (itemsDatasetArn ? items.length : 0) + (usersDatasetArn ? users.length : 0);
   const [eventResult, itemResult, userResult] = await Promise.all([
     forwardEvents(events, deps.personalize, settings.trackingId, settings.forwardConcurrency),
     itemsDatasetArn
-      ? forwardUpserts(itemPlan.latest, (list) => deps.personalize.putItems({ datasetArn: itemsDatasetArn, items: list }))
-      : skipped(itemPlan),
+      ? forwardUpserts(items, (list) => deps.personalize.putItems({ datasetArn: itemsDatasetArn, items: list }))
+      : skipped(items),
     usersDatasetArn
-      ? forwardUpserts(userPlan.latest, (list) => deps.personalize.putUsers({ datasetArn: usersDatasetArn, users: list }))
-      : skipped(userPlan),
+      ? forwardUpserts(users, (list) => deps.personalize.putUsers({ datasetArn: usersDatasetArn, users: list }))
+      : skipped(users),
   ]);
   report.putEventsCalls = eventResult.calls;
   report.putItemsCalls = itemResult.calls;

@@ -2,13 +2,15 @@ import { S3ArchiveStore } from '../archive.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
 import { readProcessorEnv } from '../config.js';
 import { recordDeletion } from '../deletion.js';
+import { lazyDeletionHasher } from '../deletion-key.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
-import { loadEventMapping } from '../event-mapping.js';
+import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
 import { LinkCache } from '../identity/cache.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { parsePiiFields, piiPolicy } from '../pii.js';
 import { SdkPersonalizeSender } from '../personalize/forward.js';
+import { DynamoProfileStore } from '../profile/store.js';
 import type { ProcessorDeps } from './process-batch.js';
 
 /**
@@ -19,9 +21,21 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
   const config = readProcessorEnv(env);
   const s3 = s3Client();
   const archive = new S3ArchiveStore(s3, config.ARCHIVE_BUCKET);
+  const schemas = loadDatasetSchemas();
+  const mapping = loadEventMapping(env);
+  checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');
+  const dynamo = dynamoDocumentClient();
+  // Read at the first deletion (the key may be in Secrets Manager); a failure fails that batch, which is retried.
+  const deletionHasher = lazyDeletionHasher(config);
   return {
-    identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
-    deletions: { record: (userId, requestedAt) => recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt) },
+    identity: new DynamoIdentityStore(dynamo, config.IDENTITY_TABLE),
+    // Profiles live in the identity table too, under their own key prefix (shared/identity/store.ts).
+    profiles: new DynamoProfileStore(dynamo, config.IDENTITY_TABLE),
+    deletions: {
+      record: async (userId, requestedAt) => {
+        await recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt, { hasher: await deletionHasher() });
+      },
+    },
     linkCache: new LinkCache({
       positiveTtlMs: config.IDENTITY_CACHE_TTL_SECONDS * 1000,
       negativeTtlMs: config.IDENTITY_NEGATIVE_CACHE_TTL_SECONDS * 1000,
@@ -38,8 +52,8 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
       ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
       forwardConcurrency: config.FORWARD_CONCURRENCY,
-      schemas: loadDatasetSchemas(),
-      mapping: loadEventMapping(env),
+      schemas,
+      mapping,
       pii: piiPolicy({ fields: parsePiiFields(config.PII_FIELDS), mode: config.PII_MODE, ...(config.PII_HASH_KEY !== undefined && { hashKey: config.PII_HASH_KEY }) }),
     },
   };

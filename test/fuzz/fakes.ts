@@ -6,7 +6,7 @@ import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import { piiPolicy } from '../../shared/pii.js';
 import type { ProcessorDeps } from '../../shared/process/process-batch.js';
-import { MemoryArchive, MemoryDlq, MemoryIdentityStore } from '../../local/memory-ports.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryProfileStore } from '../../local/memory-ports.js';
 import { formatValidationErrors, validatePutEvents, validatePutItems, validatePutUsers } from '../../local/personalize-validation.js';
 
 /** In-memory ports for fuzzing processBatch, and a Personalize sender that checks every request like the real API. */
@@ -50,9 +50,10 @@ export class ValidatingSender implements PersonalizeSender {
 const schemas = loadDatasetSchemas();
 const mapping = loadEventMapping({});
 
-export function fuzzDeps(sender: ValidatingSender): ProcessorDeps & { identity: MemoryIdentityStore; archive: MemoryArchive; dlq: MemoryDlq } {
+export function fuzzDeps(sender: ValidatingSender): ProcessorDeps & { identity: MemoryIdentityStore; profiles: MemoryProfileStore; archive: MemoryArchive; dlq: MemoryDlq } {
   return {
     identity: new MemoryIdentityStore(),
+    profiles: new MemoryProfileStore(),
     linkCache: new LinkCache({ positiveTtlMs: 60_000, negativeTtlMs: 1_000, maxEntries: 10_000 }),
     archive: new MemoryArchive(),
     dlq: new MemoryDlq(),

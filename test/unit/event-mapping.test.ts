@@ -22,7 +22,7 @@ describe('loading the mapping', () => {
 
   it('uses EVENT_MAPPING when it is set, and the bundled mapping when it is blank', () => {
     const inline = loadEventMapping({ EVENT_MAPPING: '{"unmapped":"reject","events":{"Tapped":{"eventType":"Click"}}}' });
-    expect(inline).toEqual({ unmapped: 'reject', events: { Tapped: { eventType: 'Click' } } });
+    expect(inline).toEqual({ unmapped: 'reject', events: { Tapped: { eventType: 'Click' } }, traits: {}, itemProperties: {} });
     expect(loadEventMapping({ EVENT_MAPPING: '  ' })).toEqual(bundled);
   });
 

@@ -9,6 +9,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import { MemoryProfileStore } from '../../local/memory-ports.js';
 import { seededRandom } from '../../local/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { processBatch, type BatchReport, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
@@ -103,8 +104,10 @@ function setup(settings: Partial<ProcessorSettings> = {}) {
   const archive = new FakeArchive();
   const dlq = new FakeDlq();
   const personalize = new FakePersonalize();
+  const profiles = new MemoryProfileStore();
   const deps: ProcessorDeps = {
     identity,
+    profiles,
     linkCache: new LinkCache({ positiveTtlMs: 60_000, negativeTtlMs: 5_000, maxEntries: 10_000 }, () => NOW),
     archive,
     dlq,
@@ -112,7 +115,7 @@ function setup(settings: Partial<ProcessorSettings> = {}) {
     settings: { trackingId: 'tracker-1', forwardConcurrency: 4, schemas, mapping, ...settings },
     now: () => NOW,
   };
-  return { identity, archive, dlq, personalize, deps };
+  return { identity, profiles, archive, dlq, personalize, deps };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -184,6 +187,7 @@ function accountedFor(report: BatchReport): number {
     report.deadLettered +
     report.duplicates +
     report.superseded +
+    report.profilesHeld +
     report.notConfigured +
     report.links
   );
@@ -322,6 +326,16 @@ describe('processBatch', () => {
     expect(accountedFor(outcome.report)).toBe(5);
   });
 
+  it('keeps different items and sessions that share a caller eventId: only a re-send of the same message is a duplicate', async () => {
+    const { personalize, archive, deps } = setup({ itemsDatasetArn: 'arn:aws:personalize:us-east-1:1:dataset/g/ITEMS' });
+    const items = Array.from({ length: 10 }, (_, i) => item(`shared-${i}`, 'feed-upload-1'));
+    const outcome = await processBatch(kinesisRecords([...items, items[3]!, view('s1', 'same-id'), view('s2', 'same-id')]), deps);
+    expect(personalize.itemCalls.flatMap((c) => c.items ?? []).map((i) => i.itemId).sort()).toEqual(items.map((i) => i.itemId).sort());
+    expect(personalize.delivered.map((d) => `${d.sessionId}|${d.eventId}`).sort()).toEqual(['s1|same-id', 's2|same-id']);
+    expect(outcome.report.duplicates).toBe(1);
+    expect(archive.records()).toHaveLength(12);
+  });
+
   it('archives items and users but sends none when no dataset ARN is configured, counting them as notConfigured', async () => {
     const { personalize, archive, deps } = setup();
     const outcome = await processBatch(kinesisRecords([item('sku-1', 'i1'), item('sku-1', 'i2', T + 1), item('sku-2', 'i3'), user('p1', 'u1')]), deps);
@@ -350,13 +364,32 @@ describe('processBatch', () => {
     expect(outcome.report).toMatchObject({ forwardedItems: 1, forwardedUsers: 1, superseded: 1, notConfigured: 0 });
   });
 
-  it('dead-letters an item missing a required schema field at pre-flight, with the field named', async () => {
-    const { dlq, deps } = setup({ itemsDatasetArn: 'arn:aws:personalize:us-east-1:1:dataset/g/ITEMS' });
-    const outcome = await processBatch(kinesisRecords([item('sku-1', 'i1', T, { categoryL1: 'hats' })]), deps);
+  it('holds an item missing a required schema field (stored, not sent, not dead-lettered), and sends it once completed', async () => {
+    const { dlq, personalize, profiles, archive, deps } = setup({ itemsDatasetArn: 'arn:aws:personalize:us-east-1:1:dataset/g/ITEMS' });
+    const held = await processBatch(kinesisRecords([item('sku-1', 'i1', T, { categoryL1: 'hats' })]), deps);
+    expect(dlq.queued).toEqual([]);
+    expect(personalize.itemCalls).toEqual([]);
+    expect(held.report).toMatchObject({ profilesHeld: 1, profilesSent: 0, invalid: 0, forwardedItems: 0, archivedRecords: 1 });
+    expect(accountedFor(held.report)).toBe(1);
+    expect(profiles.get('item', 'sku-1')?.properties).toEqual({ categoryL1: { value: 'hats', at: T } });
+
+    const completed = await processBatch(kinesisRecords([item('sku-1', 'i2', T + 1, { price: '12.5', creationTimestamp: T })], 2), deps);
+    expect(completed.report).toMatchObject({ profilesHeld: 0, profilesSent: 1, forwardedItems: 1 });
+    expect(personalize.itemCalls.flatMap((c) => c.items ?? [])).toEqual([
+      { itemId: 'sku-1', properties: JSON.stringify({ categoryL1: 'hats', price: 12.5, creationTimestamp: Math.floor(T / 1000) }) },
+    ]);
+    // The archive keeps each update as it came.
+    expect(archive.records().map((r) => (r as { properties?: unknown }).properties)).toEqual([{ categoryL1: 'hats' }, { price: '12.5', creationTimestamp: T }]);
+  });
+
+  it('dead-letters an update whose value for a required field is unusable, with the property path, and stores nothing of it', async () => {
+    const { dlq, profiles, deps } = setup({ itemsDatasetArn: 'arn:aws:personalize:us-east-1:1:dataset/g/ITEMS' });
+    const outcome = await processBatch(kinesisRecords([item('sku-1', 'i1', T, { categoryL1: 'hats', price: 'cheap', creationTimestamp: T })]), deps);
     expect(dlq.queued).toHaveLength(1);
-    expect(dlq.queued[0]).toMatchObject({ stage: 'preflight', eventId: 'i1', kind: 'item', source: 'feed' });
-    expect(dlq.queued[0]!.reason).toMatch(/PRICE.*CREATION_TIMESTAMP|CREATION_TIMESTAMP.*PRICE/);
-    expect(outcome.report.invalid).toBe(1);
+    expect(dlq.queued[0]).toMatchObject({ stage: 'preflight', eventId: 'i1', kind: 'item', source: 'feed', errors: [{ path: 'properties.price' }] });
+    expect(dlq.queued[0]!.reason).toMatch(/^properties\.price: .*PRICE.*"cheap"/);
+    expect(outcome.report).toMatchObject({ invalid: 1, profilesHeld: 0 });
+    expect(profiles.get('item', 'sku-1')).toBeUndefined();
   });
 
   it('dead-letters a message nested too deep to re-serialize instead of failing the batch', async () => {
@@ -407,7 +440,8 @@ async function generateBatch(seed: number): Promise<{ records: KinesisStreamReco
     if (r < 0.47) return identify(pick(sessions), pick(['u0', 'u1', 'u2']), `l-${id}`);
     if (r < 0.5) return { kind: 'alias', eventId: `al-${id}`, previousId: pick(sessions), userId: pick(['u0', 'u3']), timestamp: T };
     if (r < 0.6) return item(pick(['sku-0', 'sku-1', 'sku-2']), `i-${id}`, T + Math.floor(rnd() * 3));
-    if (r < 0.63) return item('sku-x', `i-${id}`, T, { categoryL1: 'only' });
+    // A partial item (held: no price, no creationTimestamp) or one with an unusable required value (dead-lettered).
+    if (r < 0.63) return item('sku-x', `i-${id}`, T, i % 2 === 0 ? { categoryL1: 'only' } : { categoryL1: 'only', price: 'cheap', creationTimestamp: T });
     if (r < 0.7) return user(pick(['p0', 'p1']), `p-${id}`, { membershipType: pick(['gold', 'silver']) });
     if (r < 0.72) return user('p9', `p-${id}`, { country: 'FR' });
     if (r < 0.77 && sent.length > 0) return pick(sent);
@@ -450,7 +484,7 @@ describe('nothing lost', () => {
     for (const seed of SEEDS) {
       const { records, settings } = await generateBatch(seed);
       const { report } = await processBatch(records, setup(settings).deps);
-      for (const key of ['forwardedEvents', 'forwardedItems', 'forwardedUsers', 'duplicates', 'superseded', 'notConfigured', 'links', 'rejectedByPersonalize', 'stitched'] as const) {
+      for (const key of ['forwardedEvents', 'forwardedItems', 'forwardedUsers', 'duplicates', 'superseded', 'profilesHeld', 'notConfigured', 'links', 'rejectedByPersonalize', 'stitched'] as const) {
         totals[key] = (totals[key] ?? 0) + report[key];
       }
       for (const [stage, n] of Object.entries(report.deadLetterByStage)) totals[`dl:${stage}`] = (totals[`dl:${stage}`] ?? 0) + n;
@@ -476,10 +510,10 @@ describe('nothing lost', () => {
       expect(dlq.queued).toHaveLength(report.deadLettered);
       expect(archive.records()).toHaveLength(report.messages - report.invalid - report.duplicates);
       expect(report.deadLettered).toBe(report.invalid + report.rejectedByPersonalize);
-      // Every eventId delivered once; nothing Personalize refused was delivered.
-      const delivered = personalize.delivered.map((d) => d.eventId);
+      // Every interaction (session + eventId: dedupeKey) delivered once; nothing Personalize refused was delivered.
+      const delivered = personalize.delivered.map((d) => `${d.sessionId}|${d.eventId}`);
       expect(new Set(delivered).size).toBe(delivered.length);
-      expect(delivered.filter((id) => id.startsWith('bad-'))).toEqual([]);
+      expect(delivered.filter((id) => id.includes('|bad-'))).toEqual([]);
       // Some of everything was generated, so the check is not vacuous.
       expect(report.forwardedEvents).toBeGreaterThan(0);
       expect(report.deadLettered).toBeGreaterThan(0);

@@ -7,6 +7,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { processBatch, type DeletionRegistry, type ProcessorDeps } from '../../shared/process/process-batch.js';
+import { MemoryProfileStore } from '../../local/memory-ports.js';
 
 const T = Date.now() - 3_600_000;
 
@@ -34,8 +35,10 @@ function setup(registry: DeletionRegistry | undefined) {
   const dead: DeadLetterRecord[] = [];
   const sent: unknown[] = [];
   const linkCache = new LinkCache({ positiveTtlMs: 900_000, negativeTtlMs: 5_000, maxEntries: 1_000 });
+  const profiles = new MemoryProfileStore();
   const deps: ProcessorDeps = {
     identity,
+    profiles,
     linkCache,
     archive: { put: (key, body) => Promise.resolve(void archived.set(key, body)) },
     dlq: { send: (records) => Promise.resolve(void dead.push(...records)).then(() => []) },
@@ -47,7 +50,7 @@ function setup(registry: DeletionRegistry | undefined) {
     ...(registry && { deletions: registry }),
     settings: { trackingId: 't', forwardConcurrency: 2, schemas: loadDatasetSchemas(), mapping: loadEventMapping({}) },
   };
-  return { identity, linkCache, archived, dead, sent, deps };
+  return { identity, profiles, linkCache, archived, dead, sent, deps };
 }
 
 let seq = 0;
@@ -93,6 +96,24 @@ describe('a delete message in the processor', () => {
     await processBatch(records([view('s-old', 'after')]), deps);
     expect(sent).toMatchObject([{ sessionId: 's-old', eventList: [{ eventId: 'after' }] }]);
     expect(sent[0]).not.toHaveProperty('userId');
+  });
+
+  it("removes the user's stored profile; the user's updates earlier in the batch are void, later ones start a new profile", async () => {
+    const { profiles, sent, deps } = setup({ record: () => Promise.resolve() });
+    const profile = (eventId: string, userId: string, properties: Record<string, unknown>, t: number) => ({ kind: 'user', source: 'segment', eventId, userId, timestamp: t, properties });
+    await processBatch(records([profile('p-1', 'u-1', { membershipType: 'gold' }, T), profile('p-2', 'u-2', { membershipType: 'silver' }, T)]), deps);
+    expect(profiles.get('user', 'u-1')).toBeDefined();
+    sent.length = 0;
+
+    const { report } = await processBatch(
+      records([profile('p-3', 'u-1', { country: 'DE' }, T + 500), deletion('u-1'), profile('p-4', 'u-1', { country: 'FR' }, T + 2000)]),
+      deps,
+    );
+    expect(report).toMatchObject({ deletions: 1, superseded: 1, profilesHeld: 1, profilesSent: 0 });
+    // Only the update after the deletion is left, and it is incomplete: nothing of the old profile comes back.
+    expect(profiles.get('user', 'u-1')?.properties).toEqual({ country: { value: 'FR', at: T + 2000 } });
+    expect(profiles.get('user', 'u-2')).toBeDefined();
+    expect(sent).toEqual([]);
   });
 
   it('retries the whole batch when the registry cannot be written, before anything is archived or sent', async () => {

@@ -166,6 +166,24 @@ describe('re-validation with the current configuration', () => {
   });
 });
 
+describe('re-validation of item and user updates (partial, merged by the processor)', () => {
+  const user = (properties: Record<string, unknown>) => Buffer.from(JSON.stringify({ kind: 'user', eventId: 'p', userId: 'u-1', timestamp: NOW - 1000, properties }));
+
+  it('passes an update missing a required field: the processor merges it into the stored profile, or holds it', () => {
+    expect(revalidate(user({ country: 'DE' }), { mapping: passthrough, schemas }, ref)).toMatchObject({ ok: true, record: { partitionKey: 'u-1' } });
+  });
+
+  it('applies the trait renames, and still refuses an unusable value of a required field', () => {
+    const renamed = parseEventMapping({ events: {}, traits: { plan: 'membershipType' } });
+    expect(revalidate(user({ plan: { tier: 'gold' } }), { mapping: renamed, schemas }, ref)).toMatchObject({
+      ok: false,
+      stage: 'preflight',
+      errors: [{ path: 'properties.plan' }],
+    });
+    expect(revalidate(user({ plan: { tier: 'gold' } }), { mapping: passthrough, schemas }, ref)).toMatchObject({ ok: false, reason: expect.stringContaining('no user property matches') as string });
+  });
+});
+
 describe('runRedrive', () => {
   it('puts fixed records back and deletes them only once the stream stored them', async () => {
     const queue = new FakeQueue();
