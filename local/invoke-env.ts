@@ -38,6 +38,8 @@ const env: Record<string, string | undefined> = {
   STREAM_NAME: stack.names.streamName,
   // The collector's door credentials, as `npm start` configures them (no Secrets Manager locally).
   TRACKER_WRITE_KEYS: process.env.TRACKER_WRITE_KEYS ?? LOCAL_CREDENTIALS.trackerWriteKey,
+  SERVER_WRITE_KEYS: process.env.SERVER_WRITE_KEYS ?? LOCAL_CREDENTIALS.serverWriteKey,
+  PRIVACY_API_KEYS: process.env.PRIVACY_API_KEYS ?? LOCAL_CREDENTIALS.privacyApiKey,
   SEGMENT_SHARED_SECRET: process.env.SEGMENT_SHARED_SECRET ?? LOCAL_CREDENTIALS.segmentSharedSecret,
   FEED_API_KEYS: process.env.FEED_API_KEYS ?? LOCAL_CREDENTIALS.feedApiKey,
 };

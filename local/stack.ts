@@ -41,6 +41,9 @@ export interface StackSummary {
   duplicates: number;
   retried: number;
   batches: number;
+  /** Merged item/user records sent whole, and held (a field the dataset schema requires still missing). */
+  profilesSent: number;
+  profilesHeld: number;
 }
 
 export interface LocalStack {
@@ -70,6 +73,8 @@ export const LOCAL_TRACKING_ID = 'local-tracking-id';
 /** Front-door credentials of the local stack (printed at start; never used in AWS). */
 export const LOCAL_CREDENTIALS = {
   trackerWriteKey: 'local-write-key',
+  serverWriteKey: 'local-server-key',
+  privacyApiKey: 'local-privacy-key',
   segmentSharedSecret: 'local-segment-secret',
   mparticleAuthorization: 'Basic bG9jYWw6bG9jYWw=',
   feedApiKey: 'local-feed-key',
@@ -91,7 +96,7 @@ function exportSettings(): Record<string, string | undefined> {
 }
 
 function emptySummary(): StackSummary {
-  return { received: 0, forwarded: 0, archived: 0, deadLettered: 0, stitched: 0, duplicates: 0, retried: 0, batches: 0 };
+  return { received: 0, forwarded: 0, archived: 0, deadLettered: 0, stitched: 0, duplicates: 0, retried: 0, batches: 0, profilesSent: 0, profilesHeld: 0 };
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -151,6 +156,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       STREAM_NAME: names.streamName,
       // Local credentials for the front doors; in AWS they come from the secret store.
       TRACKER_WRITE_KEYS: process.env.TRACKER_WRITE_KEYS ?? LOCAL_CREDENTIALS.trackerWriteKey,
+      SERVER_WRITE_KEYS: process.env.SERVER_WRITE_KEYS ?? LOCAL_CREDENTIALS.serverWriteKey,
+      PRIVACY_API_KEYS: process.env.PRIVACY_API_KEYS ?? LOCAL_CREDENTIALS.privacyApiKey,
       SEGMENT_SHARED_SECRET: process.env.SEGMENT_SHARED_SECRET ?? LOCAL_CREDENTIALS.segmentSharedSecret,
       MPARTICLE_AUTHORIZATION: process.env.MPARTICLE_AUTHORIZATION ?? LOCAL_CREDENTIALS.mparticleAuthorization,
       FEED_API_KEYS: process.env.FEED_API_KEYS ?? LOCAL_CREDENTIALS.feedApiKey,
@@ -175,6 +182,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       totals.stitched += r.stitched;
       totals.duplicates += r.duplicates;
       totals.retried += r.retried;
+      totals.profilesSent += r.profilesSent;
+      totals.profilesHeld += r.profilesHeld;
     });
 
     poller = await startPoller({

@@ -24,6 +24,35 @@ const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.nu
 const required = (what: string) =>
   z.string({ error: `is required (${what})` }).trim().min(1, `is required (${what})`);
 
+/** HMAC keys for user ids in the deletion registry: `openssl rand -hex 32` gives 64 characters. */
+export const DELETION_HASH_KEY_MIN_LENGTH = 32;
+
+/**
+ * The deletion registry's hash key (shared/deletion-key.ts): the key itself (local development),
+ * or the id of the Secrets Manager secret holding it (AWS: no key in an environment variable).
+ * Neither: unkeyed SHA-256, with a warning. Every function that writes or reads the registry.
+ */
+export const deletionHashEnv = {
+  DELETION_HASH_KEY: optionalString.refine((v) => v === undefined || v.length >= DELETION_HASH_KEY_MIN_LENGTH, {
+    message: `must be at least ${DELETION_HASH_KEY_MIN_LENGTH} characters (the HMAC key for user ids in the deletion registry, e.g. \`openssl rand -hex 32\`)`,
+  }),
+  /** Secret value: {"deletionHashKey": "<at least 32 characters>"}. */
+  DELETION_HASH_SECRET_ID: optionalString,
+};
+
+export type DeletionHashEnv = { DELETION_HASH_KEY?: string | undefined; DELETION_HASH_SECRET_ID?: string | undefined };
+
+/** Both set is ambiguous (which key wrote the registry?): refused, naming both. */
+export function oneDeletionHashSource(env: DeletionHashEnv, ctx: z.RefinementCtx): void {
+  if (env.DELETION_HASH_KEY !== undefined && env.DELETION_HASH_SECRET_ID !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DELETION_HASH_KEY'],
+      message: 'and DELETION_HASH_SECRET_ID are both set: set one (the key locally, the secret id in AWS)',
+    });
+  }
+}
+
 export const processorEnvSchema = z.object({
   PERSONALIZE_TRACKING_ID: required('the event tracker id from CreateEventTracker').max(256),
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
@@ -45,10 +74,11 @@ export const processorEnvSchema = z.object({
   /** `drop` removes PII fields before the archive and Personalize; `hash` replaces them with HMAC-SHA256(PII_HASH_KEY). */
   PII_MODE: z.preprocess(blankAsUnset, z.enum(['drop', 'hash']).default('drop')),
   PII_HASH_KEY: optionalString,
+  ...deletionHashEnv,
 }).refine((env) => env.PII_MODE !== 'hash' || env.PII_HASH_KEY !== undefined, {
   message: 'is required when PII_MODE is "hash" (the HMAC key for PII fields)',
   path: ['PII_HASH_KEY'],
-});
+}).superRefine(oneDeletionHashSource);
 
 export type ProcessorEnv = z.infer<typeof processorEnvSchema>;
 
@@ -83,6 +113,8 @@ export const collectorEnvSchema = z
     COLLECTOR_MAX_RECORDS_PER_REQUEST: positiveInt(10_000),
     /** A tracker's sentAt this far ahead of our clock is a wrong device clock and is corrected (README "Event time"). */
     COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS: positiveInt(60),
+    /** Identify traits from public (browser/mobile) write keys: `drop` protects users from profile overwrites (SECURITY.md). */
+    COLLECTOR_PUBLIC_PROFILE_UPDATES: z.enum(['drop', 'accept']).default('drop'),
     KINESIS_PUT_ATTEMPTS: positiveInt(5),
     /** Comma-separated origins allowed to call from browsers; empty: no CORS headers. */
     CORS_ALLOWED_ORIGINS: optionalString,
@@ -129,7 +161,8 @@ export const exportEnvSchema = z.object({
       .max(IMPORT_LIMITS.incrementalJobBytes, `must be at most ${IMPORT_LIMITS.incrementalJobBytes} (INCREMENTAL import limit, FACTS §4c)`)
       .default(IMPORT_LIMITS.incrementalJobBytes),
   ),
-});
+  ...deletionHashEnv,
+}).superRefine(oneDeletionHashSource);
 
 export type ExportEnv = z.infer<typeof exportEnvSchema>;
 

@@ -21,6 +21,8 @@ vi.mock('node:crypto', async (importOriginal) => {
 
 const SECRETS: CollectorSecrets = {
   trackerWriteKeys: ['tracker-key-1', 'tracker-key-2'],
+  serverWriteKeys: ['server-key-1'],
+  privacyApiKeys: ['privacy-key-1'],
   segmentSharedSecret: 'segment-shared-secret',
   mparticleAuthorization: 'Basic bXA6c2VjcmV0',
   feedApiKeys: ['feed-key-1'],
@@ -38,7 +40,7 @@ const stream = new CountingStream();
 const deps: CollectorDeps = {
   stream,
   secrets: () => Promise.resolve(SECRETS),
-  settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) },
+  settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'drop', mapping: loadEventMapping({}) },
 };
 
 const time = new Date(Date.now() - 3_600_000).toISOString();
@@ -73,14 +75,24 @@ function validBody(path: string): string {
       return JSON.stringify({ items: [{ itemId: 'sku-1', properties: { categoryL1: 'shoes', price: 1, creationTimestamp: Date.parse(time) } }] });
     case 'users-feed':
       return JSON.stringify({ users: [{ userId: 'auth-user', properties: { membershipType: 'gold' } }] });
+    case 'privacy-delete':
+      return JSON.stringify({ userIds: ['auth-user'] });
     default:
       throw new Error(`no body for ${path}`);
   }
 }
 
-type Door = 'tracker' | 'segment' | 'mparticle' | 'feed';
+type Door = 'tracker' | 'segment' | 'mparticle' | 'feed' | 'privacy';
 const doorOf = (path: string): Door =>
-  path === '/v1/webhooks/segment' ? 'segment' : path === '/v1/webhooks/mparticle' ? 'mparticle' : path === '/v1/items' || path === '/v1/users' ? 'feed' : 'tracker';
+  path === '/v1/webhooks/segment'
+    ? 'segment'
+    : path === '/v1/webhooks/mparticle'
+      ? 'mparticle'
+      : path === '/v1/items' || path === '/v1/users'
+        ? 'feed'
+        : path === '/v1/privacy/delete'
+          ? 'privacy'
+          : 'tracker';
 
 const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base64')}`;
 /** One character changed: a near miss, same length. */
@@ -101,6 +113,7 @@ function headersFor(door: Door, cell: Cell, body: string): Record<string, string
         segment: { 'X-Signature': segmentSignature(body, 'not-the-shared-secret') },
         mparticle: { Authorization: 'Basic bm90OnRoaXM=' },
         feed: { Authorization: 'Bearer not-a-feed-key' },
+        privacy: { Authorization: 'Bearer not-a-privacy-key' },
       }[door];
     case 'key for another route':
       return {
@@ -108,6 +121,7 @@ function headersFor(door: Door, cell: Cell, body: string): Record<string, string
         segment: { Authorization: basic(SECRETS.trackerWriteKeys[0]!) },
         mparticle: { Authorization: `Bearer ${SECRETS.feedApiKeys[0]!}` },
         feed: { Authorization: `Bearer ${SECRETS.trackerWriteKeys[0]!}`, 'x-api-key': SECRETS.mparticleAuthorization! },
+        privacy: { Authorization: `Bearer ${SECRETS.serverWriteKeys[0]!}`, 'x-api-key': SECRETS.feedApiKeys[0]! },
       }[door];
     case 'wrong signature':
       return {
@@ -115,6 +129,7 @@ function headersFor(door: Door, cell: Cell, body: string): Record<string, string
         segment: { 'X-Signature': nearMiss(segmentSignature(body, SECRETS.segmentSharedSecret!)) },
         mparticle: { 'X-Signature': segmentSignature(body, SECRETS.segmentSharedSecret!), Authorization: nearMiss(SECRETS.mparticleAuthorization!) },
         feed: { 'X-Signature': segmentSignature(body, SECRETS.segmentSharedSecret!), Authorization: `Bearer ${nearMiss(SECRETS.feedApiKeys[0]!)}` },
+        privacy: { 'X-Signature': segmentSignature(body, SECRETS.segmentSharedSecret!), Authorization: `Bearer ${nearMiss(SECRETS.privacyApiKeys[0]!)}` },
       }[door];
     case 'signature over a different body':
       return { 'X-Signature': segmentSignature(other, SECRETS.segmentSharedSecret!) };
@@ -124,6 +139,7 @@ function headersFor(door: Door, cell: Cell, body: string): Record<string, string
         segment: { 'X-Signature': segmentSignature(body, SECRETS.segmentSharedSecret!) },
         mparticle: { Authorization: SECRETS.mparticleAuthorization! },
         feed: { Authorization: `Bearer ${SECRETS.feedApiKeys[0]!}` },
+        privacy: { Authorization: `Bearer ${SECRETS.privacyApiKeys[0]!}` },
       }[door];
   }
 }
@@ -181,7 +197,7 @@ beforeEach(() => {
 
 describe('the auth matrix: every route x every credential', () => {
   it('covers every collector route', () => {
-    expect(COLLECTOR_PATHS).toHaveLength(19);
+    expect(COLLECTOR_PATHS).toHaveLength(20);
   });
 
   for (const path of COLLECTOR_PATHS) {
@@ -212,6 +228,60 @@ describe('the auth matrix: every route x every credential', () => {
     expect(wrongInBody.statusCode).toBe(401);
     const wrongHeaderRightBody = await handler(apiEvent('/v1/batch', { Authorization: basic('nope') }, body(SECRETS.trackerWriteKeys[0]!)), context);
     expect(wrongHeaderRightBody.statusCode).toBe(401);
+  });
+});
+
+describe('trust levels: what each credential class may send', () => {
+  const deletion = JSON.stringify({ batch: [{ type: 'delete', userId: 'victim', messageId: 'del-1', timestamp: time }] });
+  const profile = JSON.stringify({ batch: [{ type: 'identify', userId: 'victim', messageId: 'prof-1', timestamp: time, traits: { membershipType: 'banned' } }] });
+  const send = async (path: string, headers: Record<string, string>, body: string) => {
+    const result = await handler(apiEvent(path, headers, body), context);
+    return { status: result.statusCode, body: JSON.parse(String(result.body)) as { rejected?: { reason: string }[]; filtered?: number } };
+  };
+
+  it('refuses a deletion from a public write key, on every tracker route, with the reason and nothing on the stream', async () => {
+    for (const path of COLLECTOR_PATHS.filter((p) => routeKinds[p] === 'batch' || routeKinds[p] === 'import')) {
+      stream.records = 0;
+      const res = await send(path, { Authorization: basic(SECRETS.trackerWriteKeys[0]!) }, deletion);
+      expect(res.status, path).toBe(400);
+      expect(res.body.rejected?.[0]?.reason).toMatch(/public-key may not request deletions.*\/v1\/privacy\/delete/);
+      expect(stream.records).toBe(0);
+    }
+    // The body's type does not win over a single-call route either.
+    stream.records = 0;
+    const single = await send('/v1/track', { Authorization: basic(SECRETS.trackerWriteKeys[0]!) }, JSON.stringify({ type: 'delete', userId: 'victim', messageId: 'del-2', timestamp: time }));
+    expect(single.status).toBe(400);
+    expect(stream.records).toBe(0);
+  });
+
+  it('takes a deletion from a server write key, the signed Segment webhook and the privacy route', async () => {
+    expect((await send('/v1/batch', { Authorization: basic(SECRETS.serverWriteKeys[0]!) }, deletion)).status).toBe(200);
+    const webhook = JSON.stringify({ type: 'delete', userId: 'victim', messageId: 'del-3', timestamp: time });
+    expect((await send('/v1/webhooks/segment', { 'X-Signature': segmentSignature(webhook, SECRETS.segmentSharedSecret!) }, webhook)).status).toBe(200);
+    stream.records = 0;
+    expect((await send('/v1/privacy/delete', { Authorization: `Bearer ${SECRETS.privacyApiKeys[0]!}` }, JSON.stringify({ userIds: ['a', 'b'] }))).status).toBe(200);
+    expect(stream.records).toBe(2);
+  });
+
+  it('filters profile updates from a public key by default (counted, not sent) and sends them from a server key', async () => {
+    stream.records = 0;
+    const fromPublic = await send('/v1/batch', { Authorization: basic(SECRETS.trackerWriteKeys[0]!) }, profile);
+    expect(fromPublic).toMatchObject({ status: 200, body: { filtered: 1 } });
+    expect(stream.records).toBe(0);
+    const fromServer = await send('/v1/batch', { Authorization: basic(SECRETS.serverWriteKeys[0]!) }, profile);
+    expect(fromServer).toMatchObject({ status: 200, body: { filtered: 0 } });
+    expect(stream.records).toBe(1);
+  });
+
+  it('a privacy key opens only the privacy route, and the privacy route takes only deletions', async () => {
+    expect((await send('/v1/batch', { Authorization: basic(SECRETS.privacyApiKeys[0]!) }, deletion)).status).toBe(401);
+    expect((await send('/v1/privacy/delete', { Authorization: `Bearer ${SECRETS.trackerWriteKeys[0]!}` }, JSON.stringify({ userIds: ['a'] }))).status).toBe(401);
+  });
+
+  it('checks a header credential before inflating or parsing the body: a wrong key on a corrupt gzip body is 401', async () => {
+    const event = apiEvent('/v1/batch', { Authorization: basic('nope'), 'Content-Encoding': 'gzip' }, Buffer.from('not gzip').toString('base64'));
+    const result = await handler({ ...event, isBase64Encoded: true }, context);
+    expect(result.statusCode).toBe(401);
   });
 });
 
@@ -252,8 +322,8 @@ describe('constant-time comparison of secrets', () => {
     expect(verifySegmentSignature(raw, undefined, 's3cret')).toBe(false);
   });
 
-  for (const door of ['tracker', 'segment', 'mparticle', 'feed'] as const) {
-    const path = { tracker: '/v1/batch', segment: '/v1/webhooks/segment', mparticle: '/v1/webhooks/mparticle', feed: '/v1/items' }[door];
+  for (const door of ['tracker', 'segment', 'mparticle', 'feed', 'privacy'] as const) {
+    const path = { tracker: '/v1/batch', segment: '/v1/webhooks/segment', mparticle: '/v1/webhooks/mparticle', feed: '/v1/items', privacy: '/v1/privacy/delete' }[door];
     it(`the ${door} door's check goes through timingSafeEqual, for a wrong credential as for the right one`, async () => {
       const body = validBody(path);
       for (const cell of ['wrong key', 'valid'] as const) {

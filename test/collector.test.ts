@@ -49,7 +49,8 @@ const recent = (offsetSeconds: number) => new Date(Date.now() - 3_600_000 + offs
 
 describe('the tracker door with a real Segment client', () => {
   it('takes track, page, screen, identify and alias from @segment/analytics-node and they reach Personalize', async () => {
-    const analytics = new Analytics({ writeKey: LOCAL_CREDENTIALS.trackerWriteKey, host: stack.http.url, flushAt: 20, maxRetries: 2 });
+    // A server-side SDK: it holds a secret server key, so its identify traits become profile updates.
+    const analytics = new Analytics({ writeKey: LOCAL_CREDENTIALS.serverWriteKey, host: stack.http.url, flushAt: 20, maxRetries: 2 });
     const errors: unknown[] = [];
     analytics.on('error', (e) => errors.push(e));
     const viewedAt = recent(1);

@@ -75,7 +75,8 @@ describe('data protection on a full run', () => {
 
   it('drops PII traits before PutUsers and the archive (default policy)', async () => {
     const identify = { anonymousId: 'pii-anon-1', userId: users[0], messageId: 'pii-identify-1', timestamp: recent(1), traits: { email: emails[0], phone: '+44 20 7946 0000', membershipType: 'gold' } };
-    expect(await post('/v1/identify', identify, { authorization: basic(LOCAL_CREDENTIALS.trackerWriteKey) })).toBe(200);
+    // Profile updates come from a server key (public keys' traits are dropped by default, SECURITY.md).
+    expect(await post('/v1/identify', identify, { authorization: basic(LOCAL_CREDENTIALS.serverWriteKey) })).toBe(200);
     await stack.poller.idle(45_000);
 
     const sent = stack.personalize!.received('PutUsers').flatMap((c) => c.request.users);

@@ -17,6 +17,8 @@ import { generateDay, type DayOptions, type SyntheticDay, type TimedRequest } fr
 
 export const BENCH_SECRETS: CollectorSecrets = {
   trackerWriteKeys: ['bench-write-key'],
+  serverWriteKeys: [],
+  privacyApiKeys: [],
   feedApiKeys: ['bench-feed-key'],
 };
 
@@ -40,7 +42,7 @@ export function collectorDeps(kinesis: FakeKinesis): CollectorDeps {
   return {
     stream: { put: (records) => putRecords(kinesis.asClient(), records, { streamName: 'bench', maxAttempts: 1 }) },
     secrets: () => Promise.resolve(BENCH_SECRETS),
-    settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) },
+    settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'accept' as const, mapping: loadEventMapping({}) },
   };
 }
 

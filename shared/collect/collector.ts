@@ -5,10 +5,12 @@ import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
 import type { AdapterContext, AdapterResult, EventClock, Rejection } from '../adapters/types.js';
 import type { EventMapping } from '../event-mapping.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
-import { basicAuthUser, bearerToken, matchesAnyKey, safeEqual, verifySegmentSignature } from './auth.js';
-import type { HttpRequest, HttpResponse } from './http.js';
+import { admission, authenticate, credentialInHeaders, type CredentialClass, type Door, type PublicProfileUpdates } from './trust.js';
+import { fromPrivacyRequest } from '../adapters/privacy.js';
 import type { CollectorSecrets } from './secrets.js';
+import type { HttpRequest, HttpResponse } from './http.js';
 import { parseJsonExact } from '../json.js';
+import { hashPiiValue } from '../pii.js';
 import { decodeBody } from './body.js';
 import { routeKinds } from './http-contract.js';
 
@@ -18,7 +20,7 @@ import { routeKinds } from './http-contract.js';
  * came through except its `source`.
  */
 
-export type Door = 'tracker' | 'segment-webhook' | 'mparticle-webhook' | 'items-feed' | 'users-feed';
+export type { Door } from './trust.js';
 
 export interface StreamWriter {
   put(records: readonly StreamRecord[]): Promise<PutOutcome>;
@@ -37,6 +39,8 @@ export interface CollectorSettings {
   maxRecordsPerRequest: number;
   /** How far a tracker's sentAt may run ahead of our clock before its device clock is corrected. */
   clockSkewToleranceMs: number;
+  /** Profile updates (identify traits) from public write keys: dropped by default (SECURITY.md). */
+  publicProfileUpdates: PublicProfileUpdates;
   mapping: EventMapping;
 }
 
@@ -48,6 +52,13 @@ export interface CollectorDeps {
 
 export interface CollectReport {
   door?: Door;
+  /** Which class of credential the request carried (never the credential). */
+  credential?: CredentialClass;
+  /** Deletion requests taken (audited in the log with the credential class and hashed user ids). */
+  deletionsRequested: number;
+  /** The users of those requests as keyed hashes (HMAC-SHA256 with the secret's auditHashKey), for the audit line. */
+  deletedUserHashes?: string[];
+  userHashKeyed?: boolean;
   status: number;
   accepted: number;
   rejected: number;
@@ -105,6 +116,7 @@ const ROUTE_KINDS = {
   },
   'mparticle-webhook': { door: 'mparticle-webhook', clock: 'source', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
   'items-feed': { door: 'items-feed', clock: 'source', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
+  'privacy-delete': { door: 'privacy', clock: 'source', adapt: fromPrivacyRequest, count: (b) => arrayLength(field(b, 'userIds')) ?? 1 },
   'users-feed': { door: 'users-feed', clock: 'source', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
 } satisfies Record<string, Route>;
 
@@ -130,29 +142,22 @@ const withoutBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice
 
 const UNAUTHORIZED = answer(401, { success: false, message: 'missing or invalid credentials' });
 
-/** Checks the door's credentials; the body is parsed only where the credential can live in it. */
-function authenticate(door: Door, request: HttpRequest, bodyBytes: Buffer, secrets: CollectorSecrets, body: () => unknown): boolean {
-  const { headers } = request;
-  switch (door) {
-    case 'tracker': {
-      // Segment SDKs send the write key as the Basic-auth user; browser beacons put it in the body.
-      const fromHeader = basicAuthUser(headers.authorization);
-      if (fromHeader !== undefined) return matchesAnyKey(fromHeader, secrets.trackerWriteKeys);
-      const fromBody = field(body(), 'writeKey');
-      return typeof fromBody === 'string' && matchesAnyKey(fromBody, secrets.trackerWriteKeys);
-    }
-    case 'segment-webhook':
-      return secrets.segmentSharedSecret !== undefined && verifySegmentSignature(bodyBytes, headers['x-signature'], secrets.segmentSharedSecret);
-    case 'mparticle-webhook':
-      return (
-        secrets.mparticleAuthorization !== undefined &&
-        headers.authorization !== undefined &&
-        safeEqual(headers.authorization.trim(), secrets.mparticleAuthorization.trim())
-      );
-    case 'items-feed':
-    case 'users-feed':
-      return matchesAnyKey(bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.feedApiKeys);
+/** Drops what the request's credential class may not send: rejected (never allowed) or filtered (a configured choice). */
+function byCredential(
+  adapted: AdapterResult,
+  credential: CredentialClass,
+  publicProfileUpdates: PublicProfileUpdates,
+): { messages: AdapterResult['messages']; rejections: Rejection[]; filtered: AdapterResult['filtered'] } {
+  const messages: AdapterResult['messages'] = [];
+  const rejections: Rejection[] = [];
+  const filtered: AdapterResult['filtered'] = [];
+  for (const m of adapted.messages) {
+    const verdict = admission(m.message.kind, credential, publicProfileUpdates);
+    if (verdict.ok) messages.push(m);
+    else if (verdict.filtered) filtered.push({ index: m.index, reason: verdict.reason });
+    else rejections.push({ index: m.index, reason: verdict.reason });
   }
+  return { messages, rejections, filtered };
 }
 
 /**
@@ -212,7 +217,7 @@ export function admit(
 }
 
 export async function collect(request: HttpRequest, deps: CollectorDeps): Promise<{ response: HttpResponse; report: CollectReport }> {
-  const report: CollectReport = { status: 0, accepted: 0, rejected: 0, filtered: 0, notStored: 0 };
+  const report: CollectReport = { status: 0, accepted: 0, rejected: 0, filtered: 0, notStored: 0, deletionsRequested: 0 };
   const done = (response: HttpResponse) => {
     report.status = response.status;
     return { response, report };
@@ -227,33 +232,36 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     return done(answer(413, { success: false, message: `request body is ${request.rawBody.length} bytes, limit ${settings.maxBodyBytes}` }));
   }
 
-  // Compressed bodies (mobile SDKs, rudder-sdk-node) are inflated first: their write key is inside.
-  const decoded = decodeBody(request.rawBody, request.headers['content-encoding'], settings.maxBodyBytes);
-  if (!decoded.ok) return done(answer(decoded.status, { success: false, message: decoded.message }));
-  const bodyBytes = decoded.body;
+  // Reject before work: a credential in the headers (or a signature over the raw body) is checked
+  // before the body is inflated or parsed. Only the tracker door without an Authorization header
+  // (mobile SDKs, beacons) must look inside the body: inflated within the limit, then one bounded
+  // scan for "writeKey", not a parse.
+  const secrets = await deps.secrets();
+  let decoded: ReturnType<typeof decodeBody> | undefined;
+  const decode = () => (decoded ??= decodeBody(request.rawBody, request.headers['content-encoding'], settings.maxBodyBytes));
+  const credential = authenticate(route.door, request.headers, request.rawBody, secrets, () => {
+    const d = decode();
+    return d.ok ? d.body : undefined;
+  });
+  if (credential === undefined) {
+    // A body that could not be inflated never showed its key: say why rather than 401.
+    const failed = credentialInHeaders(route.door, request.headers) ? undefined : decode();
+    if (failed && !failed.ok) return done(answer(failed.status, { success: false, message: failed.message }));
+    return done(UNAUTHORIZED);
+  }
+  report.credential = credential;
+  const inflated = decode();
+  if (!inflated.ok) return done(answer(inflated.status, { success: false, message: inflated.message }));
 
   // JSON whatever the Content-Type says: analytics.js sends text/plain (a CORS-simple type),
   // rudder-sdk-node application/x-www-form-urlencoded.
-  let parsed: { ok: true; value: unknown } | { ok: false; error: string } | undefined;
-  const parse = () => {
-    if (!parsed) {
-      try {
-        parsed = { ok: true, value: parseJsonExact(withoutBom(bodyBytes.toString('utf8'))) };
-      } catch (error) {
-        parsed = { ok: false, error: (error as Error).message };
-      }
-    }
-    return parsed;
-  };
-  const secrets = await deps.secrets();
-  if (!authenticate(route.door, request, bodyBytes, secrets, () => {
-    const p = parse();
-    return p.ok ? p.value : undefined;
-  })) {
-    return done(UNAUTHORIZED);
+  let parsed: { ok: true; value: unknown } | { ok: false; error: string };
+  try {
+    parsed = { ok: true, value: parseJsonExact(withoutBom(inflated.body.toString('utf8'))) };
+  } catch (error) {
+    parsed = { ok: false, error: (error as Error).message };
   }
-
-  const body = parse();
+  const body = parsed;
   if (!body.ok) return done(answer(400, { success: false, message: `request body is not valid JSON: ${body.error}` }));
   const count = route.count(body.value);
   if (count !== undefined && count > settings.maxMessages) {
@@ -266,8 +274,9 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     clock: route.clock,
     clockSkewToleranceMs: settings.clockSkewToleranceMs,
   });
-  const admitted = admit(adapted.messages, settings);
-  const rejections: Rejection[] = [...adapted.rejections, ...admitted.rejections];
+  const trusted = byCredential(adapted, credential, settings.publicProfileUpdates);
+  const admitted = admit(trusted.messages, settings);
+  const rejections: Rejection[] = [...adapted.rejections, ...trusted.rejections, ...admitted.rejections];
   const records: StreamRecord[] = [];
   const recordIndex: number[] = [];
   const accepted = new Set<number>();
@@ -290,7 +299,12 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
   for (const i of notStored) accepted.delete(i);
   report.accepted = accepted.size;
   report.rejected = rejectedIndexes.size;
-  report.filtered = adapted.filtered.length;
+  report.filtered = adapted.filtered.length + trusted.filtered.length;
+  report.deletionsRequested = admitted.messages.filter((m) => m.message.kind === 'delete').length;
+  if (report.deletionsRequested > 0) {
+    report.deletedUserHashes = admitted.messages.flatMap((m) => (m.message.kind === 'delete' ? [hashPiiValue(m.message.userId, secrets.auditHashKey ?? 'unkeyed')] : []));
+    report.userHashKeyed = secrets.auditHashKey !== undefined;
+  }
   report.notStored = notStored.size;
 
   const rejected = rejections.sort((a, b) => a.index - b.index).map((r) => ({ index: r.index, reason: r.reason, ...(r.errors && { errors: r.errors }) }));
@@ -304,7 +318,8 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
       ),
     );
   }
-  if (rejected.length === 0) return done(answer(200, { success: true, accepted: accepted.size, filtered: adapted.filtered.length }));
-  if (accepted.size === 0 && adapted.filtered.length === 0) return done(answer(400, { success: false, accepted: 0, rejected }));
-  return done(answer(207, { success: false, accepted: accepted.size, filtered: adapted.filtered.length, rejected }));
+  const filtered = adapted.filtered.length + trusted.filtered.length;
+  if (rejected.length === 0) return done(answer(200, { success: true, accepted: accepted.size, filtered }));
+  if (accepted.size === 0 && filtered === 0) return done(answer(400, { success: false, accepted: 0, rejected }));
+  return done(answer(207, { success: false, accepted: accepted.size, filtered, rejected }));
 }

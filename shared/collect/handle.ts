@@ -25,8 +25,14 @@ export async function collectHttp(event: APIGatewayProxyEventV2): Promise<APIGat
     if (report[name] > 0) metrics.addMetric(`collect_${name}`, MetricUnit.Count, report[name]);
   }
   metrics.addMetric(`collect_status_${Math.floor(report.status / 100)}xx`, MetricUnit.Count, 1);
-  // Counts and status only: bodies, keys and ids stay out of logs.
-  logger.info('request collected', { ...report });
+  // Counts, status and the credential class only: bodies, keys and ids stay out of logs.
+  const { deletedUserHashes, userHashKeyed, ...counts } = report;
+  logger.info('request collected', { ...counts });
+  if (deletedUserHashes && deletedUserHashes.length > 0) {
+    // The deletion audit trail: who (credential class), when (the log line), which users (keyed hashes).
+    logger.info('deletion requested', { audit: true, credential: report.credential, users: deletedUserHashes, userHashKeyed });
+    metrics.addMetric('deletions_requested', MetricUnit.Count, deletedUserHashes.length);
+  }
   collectReports.emit(report);
   return toApiGatewayResult(response);
 }

@@ -22,6 +22,7 @@ export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Coll
       maxExpandedPerMessage: config.COLLECTOR_MAX_EXPANDED_PER_MESSAGE,
       maxRecordsPerRequest: config.COLLECTOR_MAX_RECORDS_PER_REQUEST,
       clockSkewToleranceMs: config.COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS * 1000,
+      publicProfileUpdates: config.COLLECTOR_PUBLIC_PROFILE_UPDATES,
       mapping: loadEventMapping(env),
     },
   };

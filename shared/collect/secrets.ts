@@ -8,14 +8,23 @@ import { ConfigError } from '../config.js';
  * They are never logged.
  */
 export interface CollectorSecrets {
-  /** Write keys trackers send as the Basic-auth user (several, for rotation). */
+  /**
+   * Public write keys: shipped inside web pages and apps, so anyone can read them (SECURITY.md).
+   * Several, for rotation.
+   */
   trackerWriteKeys: string[];
+  /** Secret write keys for server-side SDKs (analytics-node, rudder-sdk-node): never in a client. */
+  serverWriteKeys: string[];
+  /** Keys for the privacy route (`POST /v1/privacy/delete`): deletion requests only. */
+  privacyApiKeys: string[];
   /** Segment Webhook destination shared secret (X-Signature HMAC). */
   segmentSharedSecret?: string;
   /** The exact Authorization header value configured in mParticle's webhook output. */
   mparticleAuthorization?: string;
   /** Keys for the catalog and profile feeds (/v1/items, /v1/users). */
   feedApiKeys: string[];
+  /** HMAC key for user ids in the deletion audit log (never the raw id). */
+  auditHashKey?: string;
 }
 
 const list = z
@@ -29,9 +38,12 @@ const optional = z
 
 const secretDocument = z.object({
   trackerWriteKeys: list,
+  serverWriteKeys: list,
+  privacyApiKeys: list,
   segmentSharedSecret: optional,
   mparticleAuthorization: optional,
   feedApiKeys: list,
+  auditHashKey: optional,
 });
 
 /** Secret refresh interval: rotation takes effect within this time without a redeploy. */
@@ -66,9 +78,12 @@ export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env)
   }
   const fromEnv = {
     trackerWriteKeys: env.TRACKER_WRITE_KEYS,
+    serverWriteKeys: env.SERVER_WRITE_KEYS,
+    privacyApiKeys: env.PRIVACY_API_KEYS,
     segmentSharedSecret: env.SEGMENT_SHARED_SECRET,
     mparticleAuthorization: env.MPARTICLE_AUTHORIZATION,
     feedApiKeys: env.FEED_API_KEYS,
+    auditHashKey: env.AUDIT_HASH_KEY,
   };
   return parseOnce(`env:${JSON.stringify(fromEnv)}`, () => withoutUndefined(secretDocument.parse(fromEnv)));
 }
@@ -76,8 +91,11 @@ export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env)
 function withoutUndefined(s: z.infer<typeof secretDocument>): CollectorSecrets {
   return {
     trackerWriteKeys: s.trackerWriteKeys,
+    serverWriteKeys: s.serverWriteKeys,
+    privacyApiKeys: s.privacyApiKeys,
     feedApiKeys: s.feedApiKeys,
     ...(s.segmentSharedSecret !== undefined && { segmentSharedSecret: s.segmentSharedSecret }),
     ...(s.mparticleAuthorization !== undefined && { mparticleAuthorization: s.mparticleAuthorization }),
+    ...(s.auditHashKey !== undefined && { auditHashKey: s.auditHashKey }),
   };
 }

@@ -20,11 +20,13 @@ import { fuzzDeps, kinesisRecords, ValidatingSender } from './fakes.js';
 
 const secrets: CollectorSecrets = {
   trackerWriteKeys: [LOCAL_CREDENTIALS.trackerWriteKey],
+  serverWriteKeys: [LOCAL_CREDENTIALS.serverWriteKey],
+  privacyApiKeys: [LOCAL_CREDENTIALS.privacyApiKey],
   segmentSharedSecret: LOCAL_CREDENTIALS.segmentSharedSecret,
   mparticleAuthorization: LOCAL_CREDENTIALS.mparticleAuthorization,
   feedApiKeys: [LOCAL_CREDENTIALS.feedApiKey],
 };
-const settings = { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, mapping: loadEventMapping({}) };
+const settings = { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'accept' as const, mapping: loadEventMapping({}) };
 const basic = `Basic ${Buffer.from(`${LOCAL_CREDENTIALS.trackerWriteKey}:`).toString('base64')}`;
 
 /** Stores everything, or (failing) refuses every third record as a throttled Kinesis shard would. */

@@ -74,7 +74,8 @@ describe('mobile SDK uploads', () => {
     expect(events.get('kotlin-view')).toMatchObject({ eventType: 'View', itemId: 'kotlin-sku-1', sessionId: 'kotlin-anon', userId: 'kotlin-user' });
     expect(Math.abs(events.get('kotlin-view')!.sentAt - seconds(viewedAt))).toBeLessThanOrEqual(2);
     expect(events.get('kotlin-click')).toMatchObject({ eventType: 'Click', itemId: 'kotlin-sku-2', userId: 'kotlin-user' });
-    expect(usersAtPersonalize()).toContainEqual({ userId: 'kotlin-user', properties: JSON.stringify({ membershipType: 'silver' }) });
+    // A mobile write key is public: its identify links the session, but its traits are not profile updates by default.
+    expect(usersAtPersonalize()).toEqual([]);
   });
 
   it('takes an analytics-swift upload: /v1/b, application/json; charset=utf-8, write key in the body', async () => {
@@ -96,15 +97,17 @@ describe('mobile SDK uploads', () => {
 describe('@rudderstack/rudder-sdk-node with its defaults', () => {
   it('delivers gzip-compressed, form-urlencoded-labelled batches to /v1/batch', async () => {
     const sent: { headers: Record<string, unknown> }[] = [];
-    const client = new RudderAnalytics(writeKey, { dataPlaneUrl: stack.http.url, flushAt: 10, flushInterval: 200, logLevel: 'error' });
+    // A server SDK holds a server key (its traits are profile updates).
+    const client = new RudderAnalytics(LOCAL_CREDENTIALS.serverWriteKey, { dataPlaneUrl: stack.http.url, flushAt: 10, flushInterval: 200, logLevel: 'error' });
     // Observe what the SDK really sends, without changing it.
     (client as unknown as { axiosInstance: { interceptors: { request: { use(f: (c: { headers: Record<string, unknown> }) => unknown): void } } } }).axiosInstance.interceptors.request.use((config) => {
       sent.push({ headers: { ...config.headers } });
       return config;
     });
     const viewedAt = recent(20);
+    // The SDK may flush these in separate requests: identify first, so the anonymous view after it is stitched in real time.
+    client.identify({ anonymousId: 'rs-node-anon', userId: 'rs-node-user', messageId: 'rs-node-identify', timestamp: recent(19), traits: { membershipType: 'gold' } } as never);
     client.track({ anonymousId: 'rs-node-anon', event: 'Product Viewed', messageId: 'rs-node-view', timestamp: viewedAt, properties: { product_id: 'rs-sku-1' } } as never);
-    client.identify({ anonymousId: 'rs-node-anon', userId: 'rs-node-user', messageId: 'rs-node-identify', timestamp: recent(21), traits: { membershipType: 'gold' } } as never);
     client.track({ userId: 'rs-node-user', anonymousId: 'rs-node-anon', event: 'Product Clicked', messageId: 'rs-node-click', timestamp: recent(22), properties: { product_id: 'rs-sku-2' } } as never);
     await new Promise<void>((resolve, reject) => {
       void client.flush((error?: Error) => (error ? reject(error) : resolve()));
