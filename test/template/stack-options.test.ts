@@ -22,6 +22,8 @@ import {
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/ingest-collector-AbCdEf';
 const ORIGINS = 'https://shop.example.com,https://m.example.com';
 const DATASETS = 'arn:aws:personalize:eu-west-1:123456789012:dataset/shop';
+/** A CLOUDFRONT web ACL lives in us-east-1; a stack elsewhere is given one (README "Deploying to AWS"). */
+const WEB_ACL_ARN = 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/shop-ingest-edge/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 
 let t: Template;
 
@@ -40,6 +42,9 @@ beforeAll(async () => {
     `--param=interactionsDatasetArn=${DATASETS}/INTERACTIONS`,
     `--param=itemsDatasetArn=${DATASETS}/ITEMS`,
     `--param=usersDatasetArn=${DATASETS}/USERS`,
+    `--param=edgeWebAclArn=${WEB_ACL_ARN}`,
+    '--param=processReservedConcurrency=4',
+    '--param=identityLinkTtlDays=400',
   ]);
   t = packaged.effective;
 }, 120_000);
@@ -74,7 +79,7 @@ describe('stack parameters', () => {
   it('lets browsers send the headers real SDKs add on first and retried requests, and read Retry-After', () => {
     const cors = props(resource('HttpApi')).CorsConfiguration as JsonObject;
     // analytics.js: authorization, x-retry-count; RudderStack: anonymousid, sentat, rsa-* (docs/trackers.md).
-    for (const header of ['content-type', 'authorization', 'x-retry-count', 'anonymousid', 'sentat', 'rsa-retry-attempt', 'rsa-retry-reason', 'rsa-since-first-attempt', 'rsa-since-last-attempt']) {
+    for (const header of ['content-type', 'authorization', 'x-retry-count', 'anonymousid', 'sentat', 'rsa-retry-attempt', 'rsa-retry-reason', 'rsa-since-first-attempt', 'rsa-since-last-attempt', 'rsa-recovered']) {
       expect(cors.AllowHeaders).toContain(header);
     }
     expect(cors.AllowHeaders).toEqual(httpCors.allowHeaders);
@@ -102,8 +107,66 @@ describe('stack parameters', () => {
     expect(scalar(props(mapping![1]).ParallelizationFactor)).toBe('4');
   });
 
-  it('keeps production logs longer', () => {
+  it('keeps production logs longer, API access logs included', () => {
     for (const fn of functions(t)) expect(props(resource(`${fn.base}LogGroup`)).RetentionInDays).toBe(90);
+    expect(props(resource('HttpApiLogGroup')).RetentionInDays).toBe(90);
+  });
+
+  it('reserves concurrency for the collector in production, and for the processor when asked', () => {
+    expect(props(resource('CollectLambdaFunction')).ReservedConcurrentExecutions).toBe(100);
+    expect(scalar(props(resource('ProcessLambdaFunction')).ReservedConcurrentExecutions)).toBe('4');
+  });
+
+  it('expires identity links after identityLinkTtlDays', () => {
+    expect(environmentOf(resource('ProcessLambdaFunction')).IDENTITY_LINK_TTL_DAYS).toBe('400');
+    expect(props(resource('IdentityTable')).TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+  });
+});
+
+describe('edge protection (on in production)', () => {
+  const distribution = () => {
+    const found = resourcesOfType(t, 'AWS::CloudFront::Distribution');
+    expect(found).toHaveLength(1);
+    return props(found[0]![1]).DistributionConfig as JsonObject;
+  };
+
+  it('puts CloudFront with the given web ACL in front of the HTTP API and makes it the collector URL', () => {
+    const config = distribution();
+    expect(config.WebACLId).toBe(WEB_ACL_ARN);
+    // The stack creates no web ACL of its own outside us-east-1.
+    expect(resourcesOfType(t, 'AWS::WAFv2::WebACL')).toEqual([]);
+    expect(config.Origins).toEqual([
+      expect.objectContaining({
+        Id: 'http-api',
+        DomainName: { 'Fn::Sub': '${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}' },
+        CustomOriginConfig: expect.objectContaining({ OriginProtocolPolicy: 'https-only', OriginSSLProtocols: ['TLSv1.2'] }) as unknown,
+      }),
+    ]);
+    expect(t.Outputs?.CollectorUrl).toMatchObject({ Value: { 'Fn::Sub': 'https://${EdgeDistribution.DomainName}' } });
+    expect(t.Outputs?.EdgeWebAclArn).toMatchObject({ Value: WEB_ACL_ARN });
+  });
+
+  it('passes every tracker request through: POST and preflights, all viewer headers but Host, the body, nothing cached, HTTPS only', () => {
+    const behavior = distribution().DefaultCacheBehavior as JsonObject;
+    expect(behavior.TargetOriginId).toBe('http-api');
+    expect(behavior.ViewerProtocolPolicy).toBe('https-only');
+    // CloudFront only offers GET+HEAD, +OPTIONS, or all seven; POST needs all seven.
+    expect(behavior.AllowedMethods).toEqual(expect.arrayContaining(['POST', 'OPTIONS']));
+    expect(behavior.AllowedMethods).toHaveLength(7);
+    expect(behavior.CachedMethods).toEqual(['GET', 'HEAD']);
+    // Managed-CachingDisabled, and Managed-AllViewerExceptHostHeader: Authorization, Content-Type,
+    // Content-Encoding, X-Signature, x-api-key and the CORS request headers all reach the collector;
+    // Host stays the API's own (API Gateway answers 403 to a foreign Host).
+    expect(behavior.CachePolicyId).toBe('4135ea2d-6df8-44a3-9df3-4b5a84be39ad');
+    expect(behavior.OriginRequestPolicyId).toBe('b689b0a8-53d0-40ab-baf2-68738e2966ac');
+    expect(behavior).not.toHaveProperty('ForwardedValues');
+    expect(behavior).not.toHaveProperty('FunctionAssociations');
+    expect(behavior).not.toHaveProperty('LambdaFunctionAssociations');
+  });
+
+  it('keeps the stage-wide API throttle behind the edge', () => {
+    const settings = props(resource('HttpApiStage')).DefaultRouteSettings as JsonObject;
+    expect(settings).toMatchObject({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 });
   });
 });
 

@@ -18,6 +18,7 @@ import {
   type JsonObject,
   type Packaged,
   type Resource,
+  type Statement,
   type Template,
 } from './template.js';
 
@@ -252,6 +253,48 @@ describe('encryption and exposure', () => {
     expect(deny?.Resource).toEqual([{ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] }, { 'Fn::Sub': '${ArchiveBucket.Arn}/*' }]);
   });
 
+  it('denies every non-TLS request to the dead-letter queue, and to the framework\'s deployment bucket', () => {
+    const policies = resourcesOfType(t, 'AWS::SQS::QueuePolicy');
+    expect(policies).toHaveLength(1);
+    const policy = props(policies[0]![1]);
+    expect(policy.Queues).toEqual([{ Ref: 'DeadLetterQueue' }]);
+    expect((policy.PolicyDocument as JsonObject).Statement).toEqual([
+      {
+        Sid: 'DenyInsecureTransport',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'sqs:*',
+        Resource: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      },
+    ]);
+    const deployment = policyStatements(t).bucket.filter((s) => s.owner === 'ServerlessDeploymentBucketPolicy').map((s) => s.statement);
+    expect(deployment.find((s) => s.Effect === 'Deny')).toMatchObject({ Principal: '*', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': false } } });
+  });
+
+  it('encrypts the alarm topic with a rotating customer managed key that only this stack\'s alarms may use besides IAM', () => {
+    const topic = props(resource('AlarmTopic'));
+    expect(topic.KmsMasterKeyId).toEqual({ Ref: 'AlarmTopicKey' });
+    const key = props(resource('AlarmTopicKey'));
+    expect(key.EnableKeyRotation).toBe(true);
+    const statements = asArray((key.KeyPolicy as JsonObject).Statement as Json[]) as unknown as Statement[];
+    expect(statements).toHaveLength(2);
+    const [account, cloudwatch] = statements;
+    // The KMS default: the account's IAM policies decide who else may use the key.
+    expect(account).toMatchObject({ Effect: 'Allow', Principal: { AWS: { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' } }, Action: 'kms:*' });
+    // The AWS managed key alias/aws/sns cannot grant this: alarms could not publish to the topic.
+    expect(cloudwatch).toMatchObject({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' } });
+    expect(actionsOf(cloudwatch!).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    const condition = cloudwatch!.Condition as { ArnLike: JsonObject; StringEquals: JsonObject };
+    const source = subString(condition.ArnLike['aws:SourceArn']);
+    expect(source).toMatch(/^arn:\$\{AWS::Partition\}:cloudwatch:\$\{AWS::Region\}:\$\{AWS::AccountId\}:alarm:/);
+    const alarmName = new RegExp(`^${source!.split(':alarm:')[1]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+    for (const [id, alarm] of resourcesOfType(t, 'AWS::CloudWatch::Alarm')) expect(scalar(props(alarm).AlarmName), id).toMatch(alarmName);
+    expect(subString(condition.StringEquals['kms:EncryptionContext:aws:sns:topicArn'])).toBe(
+      `arn:\${AWS::Partition}:sns:\${AWS::Region}:\${AWS::AccountId}:${scalar(topic.TopicName)}`,
+    );
+  });
+
   it('opens the archive bucket to nobody but Personalize reading imports/ for this account', () => {
     const allows = policyStatements(t).bucket.filter((s) => s.owner === 'ArchiveBucketPolicy' && s.statement.Effect === 'Allow');
     expect(allows.length).toBeGreaterThan(0);
@@ -305,7 +348,12 @@ describe('secrets', () => {
     // What Secrets Manager stores: the template plus the generated string under GenerateStringKey.
     secretValue.current = JSON.stringify({ ...placeholder, trackerWriteKeys: 'Gen3rat3dWriteKeyWithoutPunctuation0123' });
     const loaded = await loadCollectorSecrets({ COLLECTOR_SECRET_ID: 'personalize-ingest/ci/collector' });
-    expect(loaded).toEqual({ trackerWriteKeys: ['Gen3rat3dWriteKeyWithoutPunctuation0123'], feedApiKeys: [] });
+    expect(loaded).toEqual({
+      trackerWriteKeys: ['Gen3rat3dWriteKeyWithoutPunctuation0123'],
+      serverWriteKeys: [],
+      privacyApiKeys: [],
+      feedApiKeys: [],
+    });
   });
 });
 
@@ -334,6 +382,56 @@ describe('front door', () => {
   it('leaves CORS off unless origins are configured', () => {
     expect(props(resource('HttpApi')).CorsConfiguration).toBeUndefined();
     expect(environmentOf(resource('CollectLambdaFunction')).CORS_ALLOWED_ORIGINS).toBe('');
+  });
+
+  it('logs every API request as one JSON line of request facts, never a header', () => {
+    const stage = resource('HttpApiStage');
+    const access = props(stage).AccessLogSettings as JsonObject;
+    expect(referencedId(access.DestinationArn)).toBe('HttpApiLogGroup');
+    expect(asArray(stage.DependsOn)).toContain('HttpApiLogGroup');
+    expect(props(resource('HttpApiLogGroup')).RetentionInDays).toBe(30);
+    const format = JSON.parse(scalar(access.Format)) as Record<string, string>;
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      ip: '$context.identity.sourceIp',
+      requestTime: '$context.requestTime',
+      httpMethod: '$context.httpMethod',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      responseLength: '$context.responseLength',
+      integrationError: '$context.integrationErrorMessage',
+    });
+    for (const [field, variable] of Object.entries(format)) {
+      expect(variable, field).toMatch(/^\$context\.[\w.]+$/);
+      // Headers (Authorization, x-api-key, X-Signature), the path with its query, the user agent: none.
+      expect(variable, field).not.toMatch(/header|authori[sz]|signature|api-?key|userAgent|\.path$/i);
+    }
+  });
+
+  it('puts no CloudFront or AWS WAF in front by default: the HTTP API URL is the collector URL', () => {
+    expect(resourcesOfType(t, 'AWS::CloudFront::Distribution')).toEqual([]);
+    expect(resourcesOfType(t, 'AWS::WAFv2::WebACL')).toEqual([]);
+    expect(t.Outputs?.CollectorUrl).toMatchObject({ Value: { 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] } });
+    expect(t.Outputs).not.toHaveProperty('EdgeWebAclArn');
+    // Off here, on for prod (stack-options.test.ts, stack-edge.test.ts).
+    expect(packaged.raw.Resources.EdgeDistribution?.Condition).toBe('EdgeProtection');
+    expect(packaged.raw.Resources.EdgeWebAcl?.Condition).toBe('CreateEdgeWebAcl');
+  });
+
+  it('reserves no concurrency for collect and process unless configured, and exactly one for the export', () => {
+    expect(props(resource('CollectLambdaFunction'))).not.toHaveProperty('ReservedConcurrentExecutions');
+    expect(props(resource('ProcessLambdaFunction'))).not.toHaveProperty('ReservedConcurrentExecutions');
+    expect(props(resource('ExportLambdaFunction')).ReservedConcurrentExecutions).toBe(1);
+    // Never 0: Lambda would throttle every invocation.
+    for (const fn of functions(packaged.raw)) {
+      const reserved = props(fn.resource).ReservedConcurrentExecutions;
+      if (isObject(reserved)) expect(JSON.stringify(reserved), fn.id).toContain('"Ref":"AWS::NoValue"');
+    }
+  });
+
+  it('keeps identity links until a user deletion by default: TTL on expiresAt enabled, IDENTITY_LINK_TTL_DAYS 0', () => {
+    expect(props(resource('IdentityTable')).TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(environmentOf(resource('ProcessLambdaFunction')).IDENTITY_LINK_TTL_DAYS).toBe('0');
   });
 
   it('provisions the stream with the configured shard count by default', () => {

@@ -145,7 +145,13 @@ export function resolveConditions(template: Template): Template {
     if (resource.Condition !== undefined && decided[resource.Condition] !== true) continue;
     resources[id] = resolveIfs(resource as unknown as Json, decided) as unknown as Resource;
   }
-  return { ...template, Resources: resources };
+  const outputs: JsonObject = {};
+  for (const [id, output] of Object.entries(template.Outputs ?? {})) {
+    if (isObject(output) && typeof output.Condition === 'string' && decided[output.Condition] !== true) continue;
+    const resolved = resolveIfs(output, decided);
+    if (resolved !== NO_VALUE) outputs[id] = resolved;
+  }
+  return { ...template, Resources: resources, Outputs: outputs };
 }
 
 // ------------------------------------------------------------------ queries
