@@ -58,6 +58,8 @@ export const processorEnvSchema = z.object({
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
   IDENTITY_TABLE: required('the DynamoDB identity table name'),
+  /** Days a written session link lives (DynamoDB TTL on expiresAt); 0: until the user is deleted. */
+  IDENTITY_LINK_TTL_DAYS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0, 'must be 0 (no expiry) or a number of days').default(0)),
   ARCHIVE_BUCKET: required('the S3 archive bucket name'),
   DLQ_URL: required('the SQS dead-letter queue URL').url('must be the SQS dead-letter queue URL'),
   FORWARD_CONCURRENCY: positiveInt(8),

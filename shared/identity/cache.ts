@@ -3,7 +3,8 @@ import type { IdentityLink } from './store.js';
 /**
  * Warm-container cache of session -> link lookups.
  *
- * - A found link is cached for `positiveTtlMs`: links are first-wins and never change, so the
+ * - A found link is cached for `positiveTtlMs`: only the shard owning a session writes its links
+ *   (and updates this cache as it does), so the
  *   only staleness is a link deleted (user deletion) within that time.
  * - "No link yet" is cached only for `negativeTtlMs` (a few seconds): that is the longest this
  *   container can miss a link another shard's invocation has just written.

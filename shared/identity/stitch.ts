@@ -1,11 +1,12 @@
 import type { Entry } from '../process/entry.js';
 import type { LinkCache } from './cache.js';
-import type { IdentityLink, IdentityStore } from './store.js';
+import { addClaim, latestClaim, userAt } from './attribution.js';
+import { claimsOf, type IdentityLink, type IdentityStore } from './store.js';
 
 export interface StitchReport {
-  /** New session -> user links written to the table. */
+  /** Session -> user links written to the table (a new session, or a new login on a known one). */
   linksRecorded: number;
-  /** A session already linked to another user: first link wins, the newer claim is only counted. */
+  /** A login on a session another user had claimed (a shared device, a passed-on link, or a hijack attempt): it owns the session from its own time on. */
   linkConflicts: number;
   /** Anonymous interactions that got a userId from a link. */
   stitched: number;
@@ -32,14 +33,15 @@ export function linkCarriedBy(entry: Entry): IdentityLink | undefined {
 }
 
 /**
- * Identity stitching for one batch (DESIGN "identity"):
+ * Identity stitching for one batch (README "Identity stitching"):
  * 1. look up every session the batch touches, cache first, then one batched read for the misses;
- * 2. record every new session -> user link the batch carries, in stream order, in one batched write;
- * 3. give each anonymous interaction the userId of its session's link, so an anonymous event
- *    *earlier* in the same batch than the login is attributed too.
- * One session claimed by two users: the first link recorded wins and stays (anonymous history
- * belongs to whoever identified first); the later claim is counted as a conflict. Events that
- * carry their own userId always keep it.
+ * 2. add every login the batch carries to its session's claims, in stream order, and write the
+ *    changed sessions in one batched write;
+ * 3. give each anonymous interaction the user its session's claims assign to its time
+ *    (`userAt`: the next login after the event, else the latest before), so an anonymous event
+ *    earlier in the same batch than the login is attributed too, and a session claimed first by
+ *    someone else is taken over by a later login from its own time on.
+ * Events that carry their own userId always keep it.
  */
 export async function stitchBatch(entries: readonly Entry[], store: IdentityStore, cache: LinkCache): Promise<StitchReport> {
   const carried: IdentityLink[] = [];
@@ -73,20 +75,23 @@ export async function stitchBatch(entries: readonly Entry[], store: IdentityStor
     }
   }
 
-  const fresh: IdentityLink[] = [];
+  const changed = new Map<string, IdentityLink>();
   let linkConflicts = 0;
   for (const link of carried) {
     const existing = known.get(link.sessionId);
-    if (!existing) {
-      known.set(link.sessionId, link);
-      fresh.push(link);
-    } else if (existing.userId !== link.userId) {
-      linkConflicts++;
-    }
+    const claims = addClaim(claimsOf(existing), { userId: link.userId, linkedAt: link.linkedAt });
+    if (claims === undefined) continue;
+    if (existing && claimsOf(existing).some((c) => c.userId !== link.userId)) linkConflicts++;
+    const owner = latestClaim(claims)!;
+    // The item's own fields describe the latest login (the user index shows the session's current owner).
+    const latest = owner.linkedAt === link.linkedAt && owner.userId === link.userId ? link : (existing ?? link);
+    const next: IdentityLink = { ...latest, userId: owner.userId, linkedAt: owner.linkedAt, claims };
+    known.set(link.sessionId, next);
+    changed.set(link.sessionId, next);
   }
-  if (fresh.length > 0) {
-    await store.putLinks(fresh);
-    for (const link of fresh) cache.setLink(link);
+  if (changed.size > 0) {
+    await store.putLinks([...changed.values()]);
+    for (const link of changed.values()) cache.setLink(link);
   }
 
   let stitched = 0;
@@ -94,14 +99,14 @@ export async function stitchBatch(entries: readonly Entry[], store: IdentityStor
   for (const entry of entries) {
     const m = entry.message;
     if (m.kind !== 'interaction' || m.userId !== undefined) continue;
-    const link = known.get(m.sessionId);
-    if (link) {
-      entry.userId = link.userId;
+    const userId = userAt(claimsOf(known.get(m.sessionId)), m.timestamp);
+    if (userId !== undefined) {
+      entry.userId = userId;
       entry.stitched = true;
       stitched++;
     } else {
       anonymous++;
     }
   }
-  return { linksRecorded: fresh.length, linkConflicts, stitched, anonymous, lookups: misses.length };
+  return { linksRecorded: changed.size, linkConflicts, stitched, anonymous, lookups: misses.length };
 }

@@ -28,7 +28,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
   // Read at the first deletion (the key may be in Secrets Manager); a failure fails that batch, which is retried.
   const deletionHasher = lazyDeletionHasher(config);
   return {
-    identity: new DynamoIdentityStore(dynamo, config.IDENTITY_TABLE),
+    identity: new DynamoIdentityStore(dynamo, config.IDENTITY_TABLE, config.IDENTITY_LINK_TTL_DAYS),
     // Profiles live in the identity table too, under their own key prefix (shared/identity/store.ts).
     profiles: new DynamoProfileStore(dynamo, config.IDENTITY_TABLE),
     deletions: {

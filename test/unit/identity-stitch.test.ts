@@ -96,25 +96,33 @@ describe('stitchBatch', () => {
     expect(earlier.userId).toBe('u9');
   });
 
-  it('keeps the first user when a second user claims a session in the same batch, and counts the conflict', async () => {
+  const at = (e: Entry, timestamp: number): Entry => ({ ...e, message: { ...e.message, timestamp } as CanonicalMessage });
+
+  it('gives each anonymous event the next login after it on its session, else the latest before, and counts the second user', async () => {
     const store = new FakeIdentityStore();
-    const event = anon('s1', 'a1');
-    const report = await stitchBatch([identify('s1', 'first', 'l1'), identify('s1', 'second', 'l2'), event], store, cache());
-    expect(store.links.get('s1')?.userId).toBe('first');
-    expect(event.userId).toBe('first');
-    expect(report.linkConflicts).toBe(1);
-    expect(report.linksRecorded).toBe(1);
+    const early = at(anon('s1', 'a-early'), T);
+    const between = at(anon('s1', 'a-between'), T + 20);
+    const late = at(anon('s1', 'a-late'), T + 60);
+    const report = await stitchBatch([at(identify('s1', 'first', 'l1'), T + 5), early, between, at(identify('s1', 'second', 'l2'), T + 50), late], store, cache());
+    expect([early.userId, between.userId, late.userId]).toEqual(['first', 'second', 'second']);
+    // The item shows the latest login; both claims are kept for the export's backfill.
+    expect(store.links.get('s1')).toMatchObject({ userId: 'second', linkedAt: T + 50, claims: [{ userId: 'first', linkedAt: T + 5 }, { userId: 'second', linkedAt: T + 50 }] });
+    expect(report).toMatchObject({ linkConflicts: 1, linksRecorded: 1 });
   });
 
-  it('keeps the stored user when a later batch claims the session for someone else', async () => {
+  it('lets a later login take over a session someone else linked first: events after it are the later user\'s', async () => {
     const store = new FakeIdentityStore();
-    store.writeDirectly('s1', 'first');
-    const event = anon('s1', 'a1');
-    const report = await stitchBatch([identify('s1', 'second', 'l2'), event], store, cache());
-    expect(store.links.get('s1')?.userId).toBe('first');
-    expect(store.writes).toEqual([]);
-    expect(event.userId).toBe('first');
-    expect(report).toMatchObject({ linkConflicts: 1, linksRecorded: 0, stitched: 1 });
+    // The attacker identified on the session first (e.g. through a shared ?ajs_aid= link).
+    store.writeDirectly('s1', 'attacker');
+    const afterLogin = at(anon('s1', 'a1'), T + 40);
+    const report = await stitchBatch([at(identify('s1', 'victim', 'l2'), T + 30), afterLogin], store, cache());
+    expect(afterLogin.userId).toBe('victim');
+    expect(store.links.get('s1')?.userId).toBe('victim');
+    expect(report).toMatchObject({ linkConflicts: 1, linksRecorded: 1, stitched: 1 });
+    // A later batch: the victim's session stays the victim's.
+    const later = at(anon('s1', 'a2'), T + 90);
+    await stitchBatch([later], store, cache());
+    expect(later.userId).toBe('victim');
   });
 
   it('does not count the same user identifying twice as a conflict, and writes the link once', async () => {

@@ -139,6 +139,22 @@ describe('DynamoIdentityStore.putLinks', () => {
     expect(client.items.get('s7')).toEqual(link(7));
   });
 
+  it('with IDENTITY_LINK_TTL_DAYS, stamps expiresAt from the write time and treats an expired link as gone; claims round-trip', async () => {
+    const client = new FakeDocumentClient();
+    let now = 1_800_000_000_000;
+    const store = new DynamoIdentityStore(client as unknown as DynamoDBDocumentClient, TABLE, 30, () => now);
+    const claims = [{ userId: 'u0', linkedAt: 1 }, { userId: 'u1', linkedAt: 2 }];
+    await store.putLinks([{ ...link(1), claims }]);
+    expect(client.items.get('s1')?.expiresAt).toBe(Math.floor(now / 1000) + 30 * 86_400);
+    expect((await store.getLinks(['s1'])).get('s1')?.claims).toEqual(claims);
+    now += 31 * 86_400_000;
+    expect((await store.getLinks(['s1'])).size).toBe(0);
+    // Without a TTL nothing is stamped.
+    const plain = setup();
+    await plain.store.putLinks([link(2)]);
+    expect(plain.client.items.get('s2')).not.toHaveProperty('expiresAt');
+  });
+
   it('makes no call for no links', async () => {
     const { client, store } = setup();
     await store.putLinks([]);
