@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './export/limits.js';
+import { PII_MODES } from './pii.js';
 
 /**
  * Configuration is read once per container, at the edge, from environment variables (set by
@@ -73,8 +74,14 @@ export const processorEnvSchema = z.object({
   IDENTITY_CACHE_MAX_ENTRIES: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).default(100_000)),
   /** Comma-separated property/trait names treated as PII (case and `_` ignored); blank: the defaults in shared/pii.ts. */
   PII_FIELDS: optionalString,
-  /** `drop` removes PII fields before the archive and Personalize; `hash` replaces them with HMAC-SHA256(PII_HASH_KEY). */
-  PII_MODE: z.preprocess(blankAsUnset, z.enum(['drop', 'hash']).default('drop')),
+  /**
+   * `allow` (default): only properties the dataset schemas keep (plus PII_ALLOW_FIELDS) reach the
+   * archive and Personalize, and PII_FIELDS among them are dropped (hashed when PII_HASH_KEY is set).
+   * `drop` / `hash`: the deny-list only: PII_FIELDS removed, or replaced with HMAC-SHA256(PII_HASH_KEY).
+   */
+  PII_MODE: z.preprocess(blankAsUnset, z.enum(PII_MODES).default('allow')),
+  /** Allow mode: comma-separated extra property/trait names to keep though no schema column uses them (case, `_` and `-` ignored). */
+  PII_ALLOW_FIELDS: optionalString,
   PII_HASH_KEY: optionalString,
   ...deletionHashEnv,
 }).refine((env) => env.PII_MODE !== 'hash' || env.PII_HASH_KEY !== undefined, {

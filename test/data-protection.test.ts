@@ -38,6 +38,21 @@ function captureOutput(): void {
   }
 }
 
+/** The processor's `batch processed` log lines captured so far, parsed. */
+function batchLines(): { counts?: Record<string, number>; droppedPropertyReasons?: Record<string, number> }[] {
+  return captured
+    .join('\n')
+    .split('\n')
+    .filter((line) => line.includes('"batch processed"'))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line.slice(line.indexOf('{'))) as { counts?: Record<string, number>; droppedPropertyReasons?: Record<string, number> }];
+      } catch {
+        return [];
+      }
+    });
+}
+
 let stack: LocalStack;
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const recent = (s: number) => new Date(Date.now() - 3_600_000 + s * 1000).toISOString();
@@ -73,7 +88,7 @@ describe('data protection on a full run', () => {
   const users = ['pii-user-ada', 'pii-user-grace'];
   const emails = ['ada.lovelace@example.com', 'grace.hopper@example.org'];
 
-  it('drops PII traits before PutUsers and the archive (default policy)', async () => {
+  it('drops PII traits before PutUsers and the archive (default policy: allow)', async () => {
     const identify = { anonymousId: 'pii-anon-1', userId: users[0], messageId: 'pii-identify-1', timestamp: recent(1), traits: { email: emails[0], phone: '+44 20 7946 0000', membershipType: 'gold' } };
     // Profile updates come from a server key (public keys' traits are dropped by default, SECURITY.md).
     expect(await post('/v1/identify', identify, { authorization: basic(LOCAL_CREDENTIALS.serverWriteKey) })).toBe(200);
@@ -113,6 +128,84 @@ describe('data protection on a full run', () => {
     expect(archived.find((r) => r.eventId === 'pii-identify-2:traits')).toMatchObject({ properties: { email: hash, membershipType: 'silver' } });
     expect(JSON.stringify(archived)).not.toContain(emails[1]);
   }, 60_000);
+
+  it('allow mode (the default): contact_phone and mParticle $mobile are never archived; the schema fields still reach Personalize', async () => {
+    const [phone, mobile] = ['+44 20 7946 0123', '+44 7700 900456'];
+    const [tracked, webhooked] = ['pii-allow-user-1', 'pii-allow-user-2'];
+    const server = { authorization: basic(LOCAL_CREDENTIALS.serverWriteKey) };
+    const identify = { userId: tracked, messageId: 'pii-allow-identify', timestamp: recent(20), traits: { contact_phone: phone, membershipType: 'gold', country: 'DE' } };
+    expect(await post('/v1/identify', identify, server)).toBe(200);
+    const track = { anonymousId: 'pii-allow-anon', userId: tracked, event: 'Product Viewed', messageId: 'pii-allow-track', timestamp: recent(21), properties: { product_id: 'sku-allow-1', discount: 'yes', contact_phone: phone } };
+    expect(await post('/v1/track', track, server)).toBe(200);
+    const mparticle = {
+      mpid: 8,
+      user_identities: [{ identity_type: 'customer_id', identity: webhooked }],
+      user_attributes: { $mobile: mobile, $country: 'FR', membership_type: 'silver' },
+      events: [{ event_type: 'custom_event', data: { event_name: 'Product Viewed', source_message_id: 'pii-allow-mp', session_uuid: 'pii-allow-s', timestamp_unixtime_ms: Date.now() - 50_000, custom_attributes: { product_id: 'sku-allow-2', device: 'ios', contact_phone: phone } } }],
+    };
+    expect(await post('/v1/webhooks/mparticle', mparticle, { authorization: LOCAL_CREDENTIALS.mparticleAuthorization })).toBe(200);
+    await stack.poller.idle(45_000);
+
+    const archived = [...(await readArchive(stack.names.archiveBucket, 'archive/')).values()].flatMap((o) => o.records);
+    const mine = archived.filter((r) => String(r.eventId).startsWith('pii-allow') || String(r.eventId).includes('pii-allow-mp') || [tracked, webhooked].includes((r as { userId?: string }).userId ?? ''));
+    expect(mine.length).toBeGreaterThanOrEqual(4);
+    const text = JSON.stringify(archived);
+    for (const leaked of [phone, mobile, 'contact_phone', 'mobile', '7946 0123', '900456']) expect({ leaked, archived: text.includes(leaked) }).toEqual({ leaked, archived: false });
+    expect(archived.find((r) => r.eventId === 'pii-allow-identify:traits')).toMatchObject({ properties: { membershipType: 'gold', country: 'DE' } });
+    expect(mine.find((r) => r.kind === 'user' && (r as { userId?: string }).userId === webhooked)).toMatchObject({ properties: { membership_type: 'silver', country: 'FR' } });
+
+    const users = stack.personalize!.received('PutUsers').flatMap((c) => c.request.users);
+    expect(users).toContainEqual({ userId: tracked, properties: JSON.stringify({ membershipType: 'gold', country: 'DE' }) });
+    expect(users).toContainEqual({ userId: webhooked, properties: JSON.stringify({ membershipType: 'silver', country: 'FR' }) });
+    const events = new Map(stack.personalize!.receivedEvents().map((e) => [e.eventId, e]));
+    expect(events.get('pii-allow-track')).toMatchObject({ itemId: 'sku-allow-1', properties: JSON.stringify({ discount: 'yes' }) });
+    expect(events.get('pii-allow-mp')).toMatchObject({ itemId: 'sku-allow-2', properties: JSON.stringify({ device: 'ios' }) });
+
+    // Counted in the batch line, by number only.
+    const counts = batchLines().map((l) => l.counts?.propertiesNotAllowed ?? 0);
+    expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4); // contact_phone x3, mobile
+  }, 60_000);
+
+  it('never logs a key or value from a payload: an e-mail as a property key, a value with a quote around an e-mail', async () => {
+    const keyEmail = 'key.holder@example.net';
+    const quotedEmail = 'quoted.value@example.net';
+    const deadEmail = 'dead.letter@example.net';
+    const feed = { authorization: `Bearer ${LOCAL_CREDENTIALS.feedApiKey}` };
+    const server = { authorization: basic(LOCAL_CREDENTIALS.serverWriteKey) };
+    const created = Date.now() - 10_000;
+    const send = async (n: number) => {
+      const track = { anonymousId: `pii-log-anon-${n}`, event: 'Product Viewed', messageId: `pii-log-track-${n}`, timestamp: recent(30 + n), properties: { product_id: 'sku-log', [keyEmail]: 'subscribed', [`"${keyEmail}"`]: 1, device: `web "${quotedEmail}"` } };
+      expect(await post('/v1/track', track, server)).toBe(200);
+      const items = [
+        // An unusable optional value: dropped with a reason (inStock is boolean).
+        { itemId: `pii-log-sku-${n}`, properties: { categoryL1: 'shoes', price: 3, creationTimestamp: created, inStock: `yes" ${quotedEmail} "`, brand: 'x'.repeat(990) + `"${quotedEmail}"` } },
+        // An unusable required value: dead-lettered, its reason quoting the value.
+        { itemId: `pii-log-dead-${n}`, properties: { categoryL1: 'shoes', price: `cheap "${deadEmail}"`, creationTimestamp: created } },
+      ];
+      expect(await post('/v1/items', { items }, feed)).toBe(200);
+      await stack.poller.idle(45_000);
+    };
+    // Allow mode (the default) removes the e-mail key before the archive; the deny-list modes keep it,
+    // so it reaches the schema shaping and its drop reason: run both.
+    await send(1);
+    const { setProcessorDeps } = await import('../shared/process/handle.js');
+    setProcessorDeps(processorDepsFromEnv({ ...process.env, PII_MODE: 'drop' }));
+    try {
+      await send(2);
+    } finally {
+      setProcessorDeps(undefined);
+    }
+    const dead = (await drainDlq(stack)) as { payload?: string; reason?: string }[];
+    // The dead-letter record carries the payload and its reason (that is its job)...
+    expect(dead.filter((d) => d.payload?.includes('pii-log-dead')).map((d) => d.reason)).toEqual([expect.stringContaining(deadEmail), expect.stringContaining(deadEmail)]);
+    // ...and the drop reasons are grouped by schema field and rule.
+    const reasons = Object.assign({}, ...batchLines().map((l) => l.droppedPropertyReasons ?? {})) as Record<string, number>;
+    expect(Object.keys(reasons)).toEqual(expect.arrayContaining(['not a field of the Interactions schema', 'Items IN_STOCK (boolean): expected true or false']));
+    const logs = captured.join('\n');
+    for (const value of [keyEmail, quotedEmail, deadEmail, 'key.holder', 'quoted.value', 'dead.letter', 'subscribed']) {
+      expect({ value, logged: logs.includes(value) }).toEqual({ value, logged: false });
+    }
+  }, 90_000);
 
   it('logs neither the door credentials nor PII, across every door, refusals and dead letters included', async () => {
     const key = basic(LOCAL_CREDENTIALS.trackerWriteKey);

@@ -325,10 +325,18 @@ describe('shapeProperties', () => {
     const shaped = shapeProperties(interactions, { sku: 'x', colour: 'red', itemId: 'i1', eventValue: 3, device: 'ios' });
     expect(shaped.properties).toEqual({ device: 'ios' });
     expect(shaped.dropped).toEqual([
-      { key: 'sku', reason: 'sku: not a field of the Interactions schema' },
-      { key: 'colour', reason: 'colour: not a field of the Interactions schema' },
-      { key: 'itemId', reason: 'itemId: ITEM_ID is a top-level field of the request, not a property' },
-      { key: 'eventValue', reason: 'eventValue: EVENT_VALUE is a top-level field of the request, not a property' },
+      { key: 'sku', reason: 'sku: not a field of the Interactions schema', summary: 'not a field of the Interactions schema' },
+      { key: 'colour', reason: 'colour: not a field of the Interactions schema', summary: 'not a field of the Interactions schema' },
+      {
+        key: 'itemId',
+        reason: 'itemId: ITEM_ID is a top-level field of the request, not a property',
+        summary: 'Interactions ITEM_ID: a top-level field of the request, not a property',
+      },
+      {
+        key: 'eventValue',
+        reason: 'eventValue: EVENT_VALUE is a top-level field of the request, not a property',
+        summary: 'Interactions EVENT_VALUE: a top-level field of the request, not a property',
+      },
     ]);
     expect(shapeProperties(items, { itemId: 'i1' }).dropped).toHaveLength(1);
   });
@@ -336,7 +344,9 @@ describe('shapeProperties', () => {
   it('keeps the first of two keys naming the same field and drops the other', () => {
     const shaped = shapeProperties(items, { categoryL1: 'a', CATEGORY_L1: 'b' });
     expect(shaped.properties).toEqual({ categoryL1: 'a' });
-    expect(shaped.dropped).toEqual([{ key: 'CATEGORY_L1', reason: 'CATEGORY_L1: CATEGORY_L1 already set from key categoryL1' }]);
+    expect(shaped.dropped).toEqual([
+      { key: 'CATEGORY_L1', reason: 'CATEGORY_L1: CATEGORY_L1 already set from key categoryL1', summary: 'Items CATEGORY_L1: set by two keys, the first kept' },
+    ]);
   });
 
   it('ignores __proto__ and constructor keys without polluting any prototype', () => {
@@ -359,6 +369,7 @@ describe('shapeProperties', () => {
       {
         key: 'device',
         reason: 'device: dropped so the properties JSON (1127 characters) fits the 1024-character limit (PutEvents, FACTS §1b); this entry took 611',
+        summary: 'Interactions DEVICE: dropped so the properties JSON fits the 1024-character limit (PutEvents, FACTS §1b)',
       },
     ]);
     expect(shapeProperties(items, { brand: 'Acme', categoryL1: 'Shoes' }, { maxJsonLength: 20 }).properties).toEqual({ brand: 'Acme' });
@@ -367,6 +378,44 @@ describe('shapeProperties', () => {
   it('lists non-nullable metadata fields that got no value', () => {
     expect(shapeProperties(items, { brand: 'Acme', price: 3 }).missing).toEqual(['CATEGORY_L1', 'CREATION_TIMESTAMP']);
     expect(shapeProperties(interactions, {}).missing).toEqual([]);
+  });
+
+  it('summarises every drop without the input key or value: dataset, schema field and rule only', () => {
+    const email = 'ada.lovelace@example.com';
+    const quoted = `say "${email}" twice`;
+    const quantities = parseDatasetSchema(itemsWith({ name: 'QUANTITY', type: 'int' }), 'Items');
+    const shaped = shapeProperties(items, {
+      [email]: 'x',
+      [`"${email}"`]: quoted,
+      price: quoted,
+      inStock: email,
+      categoryL1: [{ [email]: 1 }],
+      creationTimestamp: 1_700_000_000,
+      brand: quoted.repeat(100),
+      item_id: email,
+    });
+    shaped.dropped.push(...shapeProperties(quantities, { quantity: 44_207_946_000 }).dropped);
+    expect(shaped.dropped).toHaveLength(9);
+    for (const d of shaped.dropped) {
+      expect(d.summary).not.toContain(email);
+      expect(d.summary).not.toContain('"');
+      expect(d.summary).not.toContain(d.key === 'price' ? 'price' : d.key === 'inStock' ? 'inStock' : email);
+      expect(d.summary).not.toMatch(/\d{5,}/);
+    }
+    expect(new Set(shaped.dropped.map((d) => d.summary))).toEqual(
+      new Set([
+        'not a field of the Items schema',
+        'Items PRICE (float): expected a number',
+        'Items IN_STOCK (boolean): expected true or false',
+        'Items CATEGORY_L1 (string, categorical): expected a string, number, boolean or an array of them',
+        'Items QUANTITY (int): outside the 32-bit integer range',
+        'Items CREATION_TIMESTAMP (long): not epoch milliseconds between 1973 and 3000 (epoch seconds sent as milliseconds?)',
+        'Items BRAND (string, categorical): over the 1000-character limit for categorical values',
+        'Items ITEM_ID: a top-level field of the request, not a property',
+      ]),
+    );
+    // The reason, for the dead-letter record, still names the key and previews the value.
+    expect(shaped.dropped.find((d) => d.key === 'price')?.reason).toContain('got string');
   });
 
   it('never throws on input that is not an object', () => {

@@ -90,7 +90,7 @@ describe('the processor on the local stack', () => {
     expect(stack.summary().stitched).toBeGreaterThanOrEqual(3);
   });
 
-  it('keeps the first user when a second user claims the same session', async () => {
+  it('gives an anonymous event after two logins on one session to the latest login before it (README "Identity stitching")', async () => {
     await send(stack, [
       { kind: 'identify', source: 'native', eventId: 'conflict-login-1', sessionId: 'conflict-s', userId: 'first-user', timestamp: eventTime() },
       { kind: 'identify', source: 'native', eventId: 'conflict-login-2', sessionId: 'conflict-s', userId: 'second-user', timestamp: eventTime() },
@@ -99,7 +99,7 @@ describe('the processor on the local stack', () => {
     ]);
     await stack.poller.idle();
     const userOf = new Map(stack.personalize!.receivedEvents().map((e) => [e.eventId, e.userId]));
-    expect(userOf.get('conflict-anon')).toBe('first-user');
+    expect(userOf.get('conflict-anon')).toBe('second-user');
     expect(userOf.get('conflict-explicit')).toBe('second-user');
   });
 

@@ -379,7 +379,9 @@ export function generateInputs(options: InputOptions): Inputs {
           else if (variant === 'properties not an object') entry.properties = 'shoes';
           else if (variant === 'bad timestamp') entry.timestamp = 'last tuesday';
           else if (variant === 'missing required field') delete properties[isItems ? 'categoryL1' : 'membershipType'];
-          else properties[isItems ? 'price' : 'membershipType'] = isItems ? 'cheap' : { tier: 'gold' };
+          // A flat value the column cannot take: an object under a column name never gets this far
+          // (PII_MODE=allow removes it before the archive, so the update would be held, not refused).
+          else properties[isItems ? 'price' : 'membershipType'] = isItems ? 'cheap' : 'gold'.repeat(300);
           expect = variant === 'missing required field' ? 'held' : variant === 'wrong type of a required field' ? 'preflight' : 'door';
         }
         add({ id: eventId, door, kind: isItems ? 'item' : 'user', expect, ...(variant !== undefined && { variant }), personalizeKey: key });

@@ -16,7 +16,8 @@ const origins = (process.env.CORS_ALLOWED_ORIGINS ?? '')
   .filter(Boolean);
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
-  .use(injectLambdaContext(logger))
+  // Never the event: it carries bodies and credentials (POWERTOOLS_LOGGER_LOG_EVENT cannot turn this on).
+  .use(injectLambdaContext(logger, { logEvent: false }))
   .use(logMetrics(metrics))
   .use(httpHeaderNormalizer())
   // Preflights answered here locally; in AWS, API Gateway answers them with the same contract (serverless.yml).

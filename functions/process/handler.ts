@@ -7,6 +7,7 @@ import { processKinesisEvent } from '../../shared/process/handle.js';
 
 /** Kinesis -> Personalize processor. Wiring only; the work is in shared/process. */
 export const handler = middy<KinesisStreamEvent, KinesisStreamBatchResponse>()
-  .use(injectLambdaContext(logger))
+  // Never the event: its records carry payloads (POWERTOOLS_LOGGER_LOG_EVENT cannot turn this on).
+  .use(injectLambdaContext(logger, { logEvent: false }))
   .use(logMetrics(metrics))
   .handler((event) => processKinesisEvent(event));

@@ -42,7 +42,9 @@ export async function redriveFromLambda(event: unknown, context: RemainingTime):
     }
     if (summary.recordsPut > 0) metrics.addMetric('redrive_recordsPut', MetricUnit.Count, summary.recordsPut);
   }
-  // Reasons are normalized (quoted values and long numbers removed): no payloads or ids in logs.
-  logger.info('redrive finished', { summary });
+  // Counts only: dead-letter reasons quote payload keys and values (that is their job in the queue),
+  // so they stay out of the log line; the invocation's result carries them to the caller.
+  const { byReason, newReasons, ...counts } = summary;
+  logger.info('redrive finished', { summary: counts, reasons: Object.keys(byReason).length, newReasons: Object.keys(newReasons).length });
   return summary;
 }

@@ -223,9 +223,13 @@ export function streamNameOfArn(arn: string): string | undefined {
   return at < 0 ? undefined : arn.slice(at + ':stream/'.length) || undefined;
 }
 
-/** Groups reasons that differ only in quoted values or long numbers (ids, sequence numbers). */
+/**
+ * Groups reasons that differ only in quoted values or long numbers (ids, sequence numbers). A quoted
+ * value is a JSON string, escaped quotes included (`"a\\"b"` is one value, not two). For the caller's
+ * summary only: never logged (the reasons still name payload keys).
+ */
 export function reasonKey(reason: string): string {
-  return reason.replace(/"[^"]*"/g, '""').replace(/\d{6,}/g, 'N').slice(0, 160);
+  return reason.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\d{6,}/g, 'N').slice(0, 160);
 }
 
 export const OUTCOMES = ['redriven', 'reread', 'stillBad', 'expired', 'otherStream', 'unrecognised', 'failed'] as const;

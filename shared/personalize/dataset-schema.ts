@@ -36,8 +36,14 @@ export interface DatasetSchema {
 export interface DroppedProperty {
   /** The input key as the caller spelled it. */
   key: string;
-  /** Self-contained, starts with the key; short previews of values only. */
+  /** Self-contained, starts with the key; short previews of values only. For the DLQ and reports on the data. */
   reason: string;
+  /**
+   * The same reason built from our own parts only: the dataset, the schema field and the rule, never
+   * the input key nor its value (a key can be an e-mail address). Safe for log lines and metric keys,
+   * and few: one per field and rule.
+   */
+  summary: string;
 }
 
 export interface ShapedProperties {
@@ -337,7 +343,9 @@ const MS_MIN = 1e11;
 const MS_MAX = Date.UTC(3000, 0, 1);
 
 type Scalar = string | number | boolean;
-type Coerced = { value: Scalar } | { problem: string } | { absent: true };
+/** A problem: `problem` for the record (key, value preview), `why` the rule alone (for the summary). */
+type Problem = { problem: string; why: string };
+type Coerced = { value: Scalar } | Problem | { absent: true };
 
 const PREVIEW = 32;
 /** A short, typed preview of a rejected value: enough to debug, too short to leak much. */
@@ -395,6 +403,7 @@ function coerceCategorical(field: DatasetField, key: string, raw: unknown): Coer
     if (text === undefined) {
       return {
         problem: `${key}: expected a string, number, boolean or an array of them for ${fieldLabel(field)}, got ${Array.isArray(raw) ? 'an array holding ' : ''}${describe(element)}`,
+        why: 'expected a string, number, boolean or an array of them',
       };
     }
     pieces.push(...text.split('|'));
@@ -405,6 +414,7 @@ function coerceCategorical(field: DatasetField, key: string, raw: unknown): Coer
   if (joined.length > CATEGORICAL_MAX_LENGTH) {
     return {
       problem: `${key}: ${joined.length} characters for ${fieldLabel(field)}, over the ${CATEGORICAL_MAX_LENGTH}-character limit for categorical values (FACTS §1c, §4c)`,
+      why: `over the ${CATEGORICAL_MAX_LENGTH}-character limit for categorical values`,
     };
   }
   return { value: joined };
@@ -413,7 +423,7 @@ function coerceCategorical(field: DatasetField, key: string, raw: unknown): Coer
 function coerceString(field: DatasetField, key: string, raw: unknown): Coerced {
   if (field.categorical) return coerceCategorical(field, key, raw);
   const text = scalarText(raw);
-  if (text === undefined) return { problem: `${key}: expected a string for ${fieldLabel(field)}, got ${describe(raw)}` };
+  if (text === undefined) return { problem: `${key}: expected a string for ${fieldLabel(field)}, got ${describe(raw)}`, why: 'expected a string' };
   if (text.trim() === '') return { absent: true };
   if (field.textual) {
     const cjk = CJK.test(text);
@@ -421,10 +431,14 @@ function coerceString(field: DatasetField, key: string, raw: unknown): Coerced {
     if (text.length > limit) {
       return {
         problem: `${key}: ${text.length} characters for ${fieldLabel(field)}, over the ${limit}-character limit for textual values${cjk ? ' in Chinese/Japanese' : ''} (FACTS §4c)`,
+        why: `over the ${limit}-character limit for textual values${cjk ? ' in Chinese/Japanese' : ''}`,
       };
     }
   } else if (text.length > PLAIN_STRING_MAX_LENGTH) {
-    return { problem: `${key}: ${text.length} characters for ${fieldLabel(field)}, over our ${PLAIN_STRING_MAX_LENGTH}-character cap` };
+    return {
+      problem: `${key}: ${text.length} characters for ${fieldLabel(field)}, over our ${PLAIN_STRING_MAX_LENGTH}-character cap`,
+      why: `over our ${PLAIN_STRING_MAX_LENGTH}-character cap`,
+    };
   }
   return { value: text };
 }
@@ -440,20 +454,21 @@ function coerceNumber(field: DatasetField, key: string, raw: unknown): Coerced {
   const n = toNumber(raw);
   const integral = field.type === 'int' || field.type === 'long';
   if (n === undefined) {
-    return { problem: `${key}: expected ${integral ? 'an integer' : 'a number'} for ${fieldLabel(field)}, got ${describe(raw)}` };
+    const expected = integral ? 'an integer' : 'a number';
+    return { problem: `${key}: expected ${expected} for ${fieldLabel(field)}, got ${describe(raw)}`, why: `expected ${expected}` };
   }
   const value = n === 0 ? 0 : n; // no -0 in JSON or CSV
   switch (field.type) {
     case 'int':
     case 'long': {
-      if (!Number.isInteger(value)) return { problem: `${key}: expected an integer for ${fieldLabel(field)}, got ${describe(raw)}` };
+      if (!Number.isInteger(value)) return { problem: `${key}: expected an integer for ${fieldLabel(field)}, got ${describe(raw)}`, why: 'expected an integer' };
       const ok = field.type === 'int' ? value >= INT32_MIN && value <= INT32_MAX : Number.isSafeInteger(value);
       const range = field.type === 'int' ? '32-bit integer range' : 'range of exactly representable integers (±2^53)';
-      if (!ok) return { problem: `${key}: ${plainNumber(value)} is outside the ${range} for ${fieldLabel(field)}` };
+      if (!ok) return { problem: `${key}: ${plainNumber(value)} is outside the ${range} for ${fieldLabel(field)}`, why: `outside the ${range}` };
       return { value };
     }
     case 'float':
-      if (Math.abs(value) > FLOAT32_MAX) return { problem: `${key}: ${plainNumber(value)} overflows ${fieldLabel(field)}` };
+      if (Math.abs(value) > FLOAT32_MAX) return { problem: `${key}: ${plainNumber(value)} overflows ${fieldLabel(field)}`, why: 'overflows the float range' };
       return { value };
     default:
       return { value };
@@ -467,10 +482,10 @@ function coerceBoolean(field: DatasetField, key: string, raw: unknown): Coerced 
     if (text === 'true' || text === 'false') return { value: text === 'true' };
     if (text === '') return { absent: true };
   }
-  return { problem: `${key}: expected true or false for ${fieldLabel(field)}, got ${describe(raw)}` };
+  return { problem: `${key}: expected true or false for ${fieldLabel(field)}, got ${describe(raw)}`, why: 'expected true or false' };
 }
 
-type SecondsResult = { seconds: number } | { problem: string };
+type SecondsResult = { seconds: number } | Problem;
 
 function epochSeconds(raw: unknown): SecondsResult {
   if (typeof raw === 'string' && ISO_8601.test(raw.trim())) {
@@ -479,15 +494,14 @@ function epochSeconds(raw: unknown): SecondsResult {
     // Date.parse rolls 2024-02-30 over to March 1st; a calendar check refuses it instead.
     const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
     const ms = Date.parse(text);
-    if (month < 1 || month > 12 || day < 1 || day > daysInMonth || Number.isNaN(ms)) return { problem: 'is not a valid date' };
-    if (ms < 0 || ms >= MS_MAX) return { problem: 'is outside 1970 to 3000' };
+    if (month < 1 || month > 12 || day < 1 || day > daysInMonth || Number.isNaN(ms)) return { problem: 'is not a valid date', why: 'not a valid date' };
+    if (ms < 0 || ms >= MS_MAX) return { problem: 'is outside 1970 to 3000', why: 'outside 1970 to 3000' };
     return { seconds: Math.floor(ms / 1000) };
   }
   const ms = toNumber(raw);
-  if (ms === undefined) return { problem: `expected epoch milliseconds or an ISO-8601 date-time with a zone` };
-  if (!Number.isInteger(ms) || ms < MS_MIN || ms >= MS_MAX) {
-    return { problem: `${plainNumber(ms)} is not epoch milliseconds between 1973 and 3000 (epoch seconds sent as milliseconds?)` };
-  }
+  const notMs = 'not epoch milliseconds between 1973 and 3000 (epoch seconds sent as milliseconds?)';
+  if (ms === undefined) return { problem: `expected epoch milliseconds or an ISO-8601 date-time with a zone`, why: 'expected epoch milliseconds or an ISO-8601 date-time with a zone' };
+  if (!Number.isInteger(ms) || ms < MS_MIN || ms >= MS_MAX) return { problem: `${plainNumber(ms)} is ${notMs}`, why: notMs };
   return { seconds: Math.floor(ms / 1000) };
 }
 
@@ -507,7 +521,7 @@ function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: un
     if (shaped && typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return { value: raw };
     const result = epochSeconds(raw);
     if ('seconds' in result) return { value: result.seconds };
-    return { problem: `${key}: ${fieldLabel(field)}: ${result.problem}; got ${describe(raw)}` };
+    return { problem: `${key}: ${fieldLabel(field)}: ${result.problem}; got ${describe(raw)}`, why: result.why };
   }
   switch (field.type) {
     case 'string':
@@ -519,7 +533,7 @@ function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: un
   }
 }
 
-type KeyMatch = { field: DatasetField } | { reason: string };
+type KeyMatch = { field: DatasetField } | { reason: string; summary: string };
 
 interface Lookup {
   byKey: Map<string, DatasetField>;
@@ -549,9 +563,13 @@ function matchKey(schema: DatasetSchema, lookup: Lookup, key: string): KeyMatch 
   let match = lookup.matches.get(key);
   if (match === undefined) {
     const field = lookup.byKey.get(inputKey(key));
-    if (!field) match = { reason: `${key}: not a field of the ${schema.type} schema` };
-    else if (!lookup.metadata.has(field)) match = { reason: `${key}: ${field.name} is a top-level field of the request, not a property` };
-    else match = { field };
+    if (!field) match = { reason: `${key}: not a field of the ${schema.type} schema`, summary: `not a field of the ${schema.type} schema` };
+    else if (!lookup.metadata.has(field)) {
+      match = {
+        reason: `${key}: ${field.name} is a top-level field of the request, not a property`,
+        summary: `${schema.type} ${field.name}: a top-level field of the request, not a property`,
+      };
+    } else match = { field };
     if (lookup.matches.size >= MAX_REMEMBERED_KEYS) lookup.matches.clear();
     lookup.matches.set(key, match);
   }
@@ -589,24 +607,24 @@ export function shapeProperties(
 
   if (input !== undefined && input !== null) {
     if (!isRecord(input)) {
-      dropped.push({ key: '(properties)', reason: `(properties): expected an object, got ${describe(input)}` });
+      dropped.push({ key: '(properties)', reason: `(properties): expected an object, got ${describe(input)}`, summary: `${schema.type} (properties): expected an object` });
     } else {
       for (const key of Object.keys(input)) {
         const raw = input[key];
         if (raw === undefined || raw === null) continue;
         const match = matchKey(schema, lookup, key);
         if ('reason' in match) {
-          dropped.push({ key, reason: match.reason });
+          dropped.push({ key, reason: match.reason, summary: match.summary });
           continue;
         }
         const { field } = match;
         const previous = accepted.get(field);
         if (previous) {
-          dropped.push({ key, reason: `${key}: ${field.name} already set from key ${previous.key}` });
+          dropped.push({ key, reason: `${key}: ${field.name} already set from key ${previous.key}`, summary: `${schema.type} ${field.name}: set by two keys, the first kept` });
           continue;
         }
         const result = coerce(schema, field, key, raw, options.shaped);
-        if ('problem' in result) dropped.push({ key, reason: result.problem });
+        if ('problem' in result) dropped.push({ key, reason: result.problem, summary: `${schema.type} ${fieldLabel(field)}: ${result.why}` });
         else if ('value' in result) accepted.set(field, { key, value: result.value });
       }
     }
@@ -637,6 +655,7 @@ export function shapeProperties(
       dropped.push({
         key: hit.key,
         reason: `${hit.key}: dropped so the properties JSON (${length} characters) fits the ${max}-character limit (${API_OF[schema.type]}); this entry took ${largest.size}`,
+        summary: `${schema.type} ${largest.field.name}: dropped so the properties JSON fits the ${max}-character limit (${API_OF[schema.type]})`,
       });
     }
     properties = Object.fromEntries(build());

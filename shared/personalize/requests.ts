@@ -40,7 +40,7 @@ export function buildEvent(message: InteractionMessage, schema: DatasetSchema, u
   for (const key of Object.keys(shaped.properties)) {
     if (RESERVED_EVENT_PROPERTY_KEYS.has(key.toLowerCase())) {
       delete shaped.properties[key];
-      dropped.push({ key, reason: `${key} is a reserved PutEvents property key` });
+      dropped.push({ key, reason: `${key} is a reserved PutEvents property key`, summary: `${schema.type} property ${key}: a reserved PutEvents property key` });
     }
   }
   const properties = propertiesJson(shaped);

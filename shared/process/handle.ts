@@ -23,7 +23,7 @@ const COUNTED: (keyof BatchReport)[] = [
   'kinesisRecords', 'messages', 'invalid', 'duplicates', 'linksRecorded', 'linkConflicts', 'stitched', 'anonymous',
   'archivedRecords', 'forwardedEvents', 'forwardedItems', 'forwardedUsers', 'putEventsCalls', 'putItemsCalls',
   'putUsersCalls', 'superseded', 'notConfigured', 'propertiesDropped', 'rejectedByPersonalize', 'deadLettered', 'retried',
-  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent',
+  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent', 'propertiesNotAllowed',
 ];
 
 function publish(report: BatchReport): void {
@@ -33,7 +33,9 @@ function publish(report: BatchReport): void {
   }
   const attributable = report.stitched + report.anonymous;
   if (attributable > 0) metrics.addMetric('stitchedRatio', MetricUnit.Percent, (100 * report.stitched) / attributable);
-  // Counts and reasons only: ids and payloads may carry PII and stay out of logs.
+  // Counts and reasons only: ids and payloads may carry PII and stay out of logs. The property
+  // reasons are summaries (dataset, schema field, rule), never a payload's keys or values; the
+  // failure names the dependency that failed and its error.
   const { droppedPropertyReasons, deadLetterByStage, failure, ...counts } = report;
   const log = report.retried > 0 || failure ? logger.warn.bind(logger) : logger.info.bind(logger);
   log('batch processed', { counts, droppedPropertyReasons, deadLetterByStage, ...(failure && { failure }) });

@@ -26,7 +26,7 @@ import {
   type Built,
   type FromProfile,
 } from '../personalize/requests.js';
-import { withoutPii, type PiiPolicy } from '../pii.js';
+import { applyPrivacyPolicy, type AllowTargets, type PiiPolicy } from '../pii.js';
 import { mergeBatchProfiles, type MergedBatch, type ProfileUpdateEntry } from '../profile/batch.js';
 import type { ProfileStore } from '../profile/store.js';
 import { effectiveUserId, type Entry } from './entry.js';
@@ -38,7 +38,10 @@ export interface ProcessorSettings {
   forwardConcurrency: number;
   schemas: { interactions: DatasetSchema; items: DatasetSchema; users: DatasetSchema };
   mapping: EventMapping;
-  /** PII fields dropped or hashed before the archive and Personalize (unset: properties kept as sent). */
+  /**
+   * Applied before the archive and Personalize (shared/pii.ts): in allow mode only what the dataset
+   * schemas (and PII_ALLOW_FIELDS) keep, then PII fields dropped or hashed. Unset: properties kept as sent.
+   */
   pii?: PiiPolicy;
 }
 
@@ -100,7 +103,10 @@ export interface BatchReport {
   /** Items/users archived but not sent because no dataset ARN is configured (the nightly export carries them). */
   notConfigured: number;
   propertiesDropped: number;
+  /** Reason -> count; reasons name schema fields and our own words only, never a payload's keys or values. */
   droppedPropertyReasons: Record<string, number>;
+  /** Property/trait keys removed before the archive because no dataset schema (or PII_ALLOW_FIELDS) keeps them (PII_MODE=allow). */
+  propertiesNotAllowed: number;
   rejectedByPersonalize: number;
   deadLettered: number;
   deadLetterByStage: Partial<Record<DeadLetterStage, number>>;
@@ -140,6 +146,7 @@ function emptyReport(kinesisRecords: number): BatchReport {
     notConfigured: 0,
     propertiesDropped: 0,
     droppedPropertyReasons: {},
+    propertiesNotAllowed: 0,
     rejectedByPersonalize: 0,
     deadLettered: 0,
     deadLetterByStage: {},
@@ -183,6 +190,10 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         failedAt: new Date(now()).toISOString(),
       },
     });
+  };
+  const privacyTargets: AllowTargets = {
+    schemas: settings.schemas,
+    renames: { items: settings.mapping.itemProperties, users: settings.mapping.traits },
   };
   const rejectEntry = (entry: Entry, stage: DeadLetterStage, reason: string, errors?: DeadLetterRecord['errors']) =>
     toDeadLetter(entry.ref, stage, reason, {
@@ -228,7 +239,11 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
       }
       seen.add(key);
       // Before anything is stored or sent: the archive is kept for years, and Personalize is a third store.
-      if (settings.pii) entry.message = withoutPii(entry.message, settings.pii);
+      if (settings.pii) {
+        const filtered = applyPrivacyPolicy(entry.message, settings.pii, privacyTargets);
+        entry.message = filtered.message;
+        report.propertiesNotAllowed += filtered.notAllowed;
+      }
       entries.push(entry);
     }
   }
@@ -290,8 +305,8 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     if (!built.ok) return;
     for (const d of built.dropped) {
       report.propertiesDropped++;
-      const key = reasonKey(d.reason);
-      report.droppedPropertyReasons[key] = (report.droppedPropertyReasons[key] ?? 0) + 1;
+      // The summary, not the reason: the reason names the payload's key and previews its value.
+      report.droppedPropertyReasons[d.summary] = (report.droppedPropertyReasons[d.summary] ?? 0) + 1;
     }
   };
   for (const entry of entries) {
@@ -437,22 +452,6 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   const failedSequences = [...new Set(transient.map((r) => r.sequenceNumber))];
   report.retried = failedSequences.length;
   return { response: { batchItemFailures: failedSequences.map((itemIdentifier) => ({ itemIdentifier })) }, report };
-}
-
-/**
- * A dropped-property reason as a metric key: quoted values blanked, so keys do not grow with values.
- * Memoised: the same few reasons recur on every event of a batch, and the regex was a visible cost.
- */
-const reasonKeys = new Map<string, string>();
-function reasonKey(reason: string): string {
-  let key = reasonKeys.get(reason);
-  if (key === undefined) {
-    key = reason.replace(/"[^"]*"/g, '""').slice(0, 120);
-    // Bounded: reasons carry caller-chosen key names.
-    if (reasonKeys.size >= 10_000) reasonKeys.clear();
-    reasonKeys.set(reason, key);
-  }
-  return key;
 }
 
 function lowestSequence(refs: readonly RecordRef[]): bigint | undefined {

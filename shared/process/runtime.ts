@@ -8,7 +8,7 @@ import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
 import { LinkCache } from '../identity/cache.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
-import { parsePiiFields, piiPolicy } from '../pii.js';
+import { parseAllowFields, parsePiiFields, piiPolicy } from '../pii.js';
 import { SdkPersonalizeSender } from '../personalize/forward.js';
 import { DynamoProfileStore } from '../profile/store.js';
 import type { ProcessorDeps } from './process-batch.js';
@@ -54,7 +54,12 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       forwardConcurrency: config.FORWARD_CONCURRENCY,
       schemas,
       mapping,
-      pii: piiPolicy({ fields: parsePiiFields(config.PII_FIELDS), mode: config.PII_MODE, ...(config.PII_HASH_KEY !== undefined && { hashKey: config.PII_HASH_KEY }) }),
+      pii: piiPolicy({
+        fields: parsePiiFields(config.PII_FIELDS),
+        mode: config.PII_MODE,
+        allowFields: parseAllowFields(config.PII_ALLOW_FIELDS),
+        ...(config.PII_HASH_KEY !== undefined && { hashKey: config.PII_HASH_KEY }),
+      }),
     },
   };
 }

@@ -30,7 +30,8 @@ describe('readProcessorEnv', () => {
       IDENTITY_CACHE_TTL_SECONDS: 900,
       IDENTITY_NEGATIVE_CACHE_TTL_SECONDS: 5,
       IDENTITY_CACHE_MAX_ENTRIES: 100_000,
-      PII_MODE: 'drop',
+      IDENTITY_LINK_TTL_DAYS: 0,
+      PII_MODE: 'allow',
     });
   });
 

@@ -96,7 +96,7 @@ describe('stitchBatch', () => {
     expect(earlier.userId).toBe('u9');
   });
 
-  const at = (e: Entry, timestamp: number): Entry => ({ ...e, message: { ...e.message, timestamp } as CanonicalMessage });
+  const at = (e: Entry, timestamp: number): Entry => ({ ...e, message: { ...e.message, timestamp } });
 
   it('gives each anonymous event the next login after it on its session, else the latest before, and counts the second user', async () => {
     const store = new FakeIdentityStore();

@@ -10,6 +10,7 @@ import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import { MemoryProfileStore } from '../../local/memory-ports.js';
+import { piiPolicy } from '../../shared/pii.js';
 import { seededRandom } from '../../local/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { processBatch, type BatchReport, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
@@ -411,6 +412,50 @@ describe('processBatch', () => {
     expect(dlq.queued).toHaveLength(1);
     expect(dlq.queued[0]).toMatchObject({ sequenceNumber: seqOf(1), subSequenceNumber: 1, stage: 'decode' });
     expect(outcome.report).toMatchObject({ kinesisRecords: 1, messages: 3 });
+  });
+
+  it('in allow mode archives and forwards only what the dataset schemas keep, counting the rest without naming it', async () => {
+    const email = 'ada@example.com';
+    const { archive, personalize, deps } = setup({
+      pii: piiPolicy({ allowFields: ['campaign'] }),
+      usersDatasetArn: 'arn:aws:personalize:us-east-1:1:dataset/g/USERS',
+      mapping: { ...mapping, traits: { plan: 'membershipType' } },
+    });
+    const records = kinesisRecords([
+      view('s1', 'a1', { eventType: 'Product Added', properties: { price: '9.5', device: 'ios', contact_phone: '+44 20 7946 0000', [email]: 'yes', campaign: 'spring' } }),
+      user('u1', 'p1', { plan: 'gold', country: 'DE', mobile: '+44 7700 900000', email }),
+    ]);
+    const { report } = await processBatch(records, deps);
+    const archived = Object.fromEntries(archive.records().map((r) => [r.eventId, r]));
+    expect(archived.a1).toMatchObject({ eventValue: 9.5, properties: { device: 'ios', campaign: 'spring' } });
+    expect(Object.keys((archived.a1 as { properties: object }).properties)).toEqual(['device', 'campaign']);
+    expect((archived.p1 as { properties: object }).properties).toEqual({ plan: 'gold', country: 'DE' });
+    expect(JSON.stringify(archive.records())).not.toMatch(/7946|7700|ada@/);
+    // The event value was read from `price` before the filter; the allowed schema fields reach Personalize.
+    expect(personalize.eventCalls.flatMap((c) => c.eventList ?? [])[0]).toMatchObject({ eventValue: 9.5, properties: '{"device":"ios"}' });
+    expect(personalize.userCalls.flatMap((c) => c.users ?? [])).toEqual([{ userId: 'u1', properties: '{"membershipType":"gold","country":"DE"}' }]);
+    expect(report.propertiesNotAllowed).toBe(5); // price, contact_phone, the e-mail key; mobile, email
+    // `campaign` is archived (PII_ALLOW_FIELDS) but no Interactions field: dropped from PutEvents under a keyless reason.
+    expect(report.droppedPropertyReasons).toEqual({ 'not a field of the Interactions schema': 1 });
+  });
+
+  it('reports dropped properties by summaries that carry no key or value from the payload', async () => {
+    const email = 'grace@example.org';
+    const { deps } = setup();
+    const records = kinesisRecords([
+      view('s1', 'a1', { properties: { [email]: 1, [`x"${email}"`]: 2, device: { owner: email }, discount: `"${email}"`.repeat(300) } }),
+      item('sku-1', 'i1', T, { categoryL1: 'shoes', price: 10, creationTimestamp: T, inStock: `a"b ${email}` }),
+    ]);
+    const { report } = await processBatch(records, deps);
+    const logged = JSON.stringify(report);
+    expect(logged).not.toContain(email);
+    expect(logged).not.toContain('grace');
+    expect(report.droppedPropertyReasons).toEqual({
+      'not a field of the Interactions schema': 2,
+      'Interactions DEVICE (string, categorical): expected a string, number, boolean or an array of them': 1,
+      'Interactions DISCOUNT (string, categorical): over the 1000-character limit for categorical values': 1,
+      'Items IN_STOCK (boolean): expected true or false': 1,
+    });
   });
 
   it('dead-letters an unmapped event name when the mapping says reject', async () => {

@@ -145,6 +145,8 @@ describe('telling the queue\'s messages apart', () => {
     expect(classifyMessage(JSON.stringify(onFailure({ startSequenceNumber: 'abc' }))).type).toBe('unrecognised');
     expect(streamNameOfArn(ARN)).toBe('events');
     expect(reasonKey('eventType "Foo" at 49600000000000000001')).toBe('eventType "" at N');
+    // A quote inside a value (JSON-escaped) does not end the value early.
+    expect(reasonKey(String.raw`price: expected a number, got string "a\"ada@example.com\" b"`)).toBe('price: expected a number, got string ""');
   });
 });
 

@@ -96,7 +96,9 @@ describe('buildEvent', () => {
     const properties = parsed(value) as Record<string, unknown>;
     expect(Object.keys(properties).map((k) => k.toLowerCase()).filter((k) => RESERVED_EVENT_PROPERTY_KEYS.has(k))).toEqual([]);
     expect(properties).toEqual({ device: 'tv' });
-    expect(dropped).toEqual([{ key: 'sessionId', reason: 'sessionId is a reserved PutEvents property key' }]);
+    expect(dropped).toEqual([
+      { key: 'sessionId', reason: 'sessionId is a reserved PutEvents property key', summary: 'Interactions property sessionId: a reserved PutEvents property key' },
+    ]);
   });
 
   it('fits properties into 1,024 characters by dropping the largest value', () => {
