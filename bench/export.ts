@@ -8,6 +8,7 @@ import { parseArgs, promisify } from 'node:util';
 import pMap from 'p-map';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildArchiveObjects } from '../shared/archive.js';
+import { deletedUsersOf } from '../shared/deletion.js';
 import { readGzipLines } from '../shared/export/archive-reader.js';
 import { csvLine } from '../shared/export/csv-parts.js';
 import { exportDay } from '../shared/export/export-day.js';
@@ -146,7 +147,7 @@ async function runExport(dir: string, events: number): Promise<RunResult> {
       archive: new FsArchiveSource(join(dir, 'archive-root')),
       store: new FsImportStore(out),
       links,
-      deletedUsers: () => Promise.resolve(new Set(['u-7'])),
+      deletedUsers: () => Promise.resolve(deletedUsersOf(['u-7'])),
       settings: { schemas: loadDatasetSchemas(), datasets: {} },
     },
     { date: DATE, import: false, workDir: dir },

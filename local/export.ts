@@ -157,7 +157,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const stack = await readStackFile();
   if (stack) applyStackFile(process.env, stack);
-  const { deps, defaults } = exportRuntimeFromEnv(process.env);
+  const { deps, defaults } = exportRuntimeFromEnv(process.env, { warn: (message) => console.error(`warning: ${message}`) });
 
   const bar = new cliProgress.SingleBar(
     {

@@ -80,6 +80,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     reportPath: report,
     putEventsPerSecond: rate,
     ...(io.signal && { signal: io.signal }),
+    warn: (message) => io.err(`warning: ${message}`),
     onProgress: (p) => {
       if (!bar) return;
       if (p.objectsDone === 1) bar.start(p.objectsPending, 0, { events: 0 });

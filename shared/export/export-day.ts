@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pMap from 'p-map';
 import { dedupeKey, type InteractionMessage, type ItemMessage, type UserMessage } from '../../schemas/canonical.js';
+import type { DeletedUsers } from '../deletion.js';
 import { csvHeader, type DatasetSchema, type DatasetSchemas } from '../personalize/dataset-schema.js';
 import { readGzipLines } from './archive-reader.js';
 import { CsvPartWriter, type CsvPart } from './csv-parts.js';
@@ -31,6 +32,7 @@ import {
   type RowResult,
 } from './rows.js';
 import { partitionCount, PartitionSpill, readLocalLines } from './spill.js';
+import { userAt, type LinkClaim } from '../identity/attribution.js';
 
 /**
  * The nightly export of one UTC day of archive, streaming end to end:
@@ -54,7 +56,8 @@ export interface ExportDeps {
   archive: ArchiveSource;
   store: ImportStore;
   links: LinkLookup;
-  deletedUsers(): Promise<Set<string>>;
+  /** The deletion registry (shared/deletion.ts): asked once per row, by userId. */
+  deletedUsers(): Promise<DeletedUsers>;
   /** undefined: import jobs cannot be started (no control-plane client). */
   jobs?: ImportJobs;
   settings: ExportSettings;
@@ -92,7 +95,7 @@ interface KindContext {
   kind: ExportKind;
   schema: DatasetSchema;
   report: KindReport;
-  deleted: Set<string>;
+  deleted: DeletedUsers;
   writer: CsvPartWriter;
   anonymous: Anonymous;
 }
@@ -263,10 +266,13 @@ async function writeRow(ctx: KindContext, row: RowResult): Promise<boolean> {
   return true;
 }
 
-async function lookupLinks(links: LinkLookup, sessions: readonly string[], batch: number): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
+/** Every login kept on each session (a link written before claims were kept is its own only claim). */
+async function lookupLinks(links: LinkLookup, sessions: readonly string[], batch: number): Promise<Map<string, LinkClaim[]>> {
+  const found = new Map<string, LinkClaim[]>();
   for (let i = 0; i < sessions.length; i += batch) {
-    for (const [sessionId, link] of await links.getLinks(sessions.slice(i, i + batch))) found.set(sessionId, link.userId);
+    for (const [sessionId, link] of await links.getLinks(sessions.slice(i, i + batch))) {
+      found.set(sessionId, link.claims && link.claims.length > 0 ? link.claims : [{ userId: link.userId, linkedAt: link.linkedAt ?? 0 }]);
+    }
   }
   return found;
 }
@@ -294,7 +300,8 @@ async function writeInteractions(file: string, ctx: KindContext, links: LinkLook
     let backfilled = false;
     let fromSession = false;
     if (userId === undefined) {
-      userId = linked.get(message.sessionId);
+      // The same rule as in real time: the next login after the event on its session, else the latest before.
+      userId = userAt(linked.get(message.sessionId) ?? [], message.timestamp);
       backfilled = userId !== undefined;
       if (userId === undefined && ctx.anonymous === 'session-as-user') {
         userId = message.sessionId;
@@ -305,7 +312,7 @@ async function writeInteractions(file: string, ctx: KindContext, links: LinkLook
         continue;
       }
     }
-    if (ctx.deleted.has(userId)) {
+    if (ctx.deleted.isDeleted(userId)) {
       report.deletedUserRows++;
       continue;
     }
@@ -335,7 +342,7 @@ async function writeLatest(file: string, ctx: KindContext): Promise<void> {
   seen.clear();
   for (const message of latest.values()) {
     if (message.kind === 'user') {
-      if (ctx.deleted.has(message.userId)) {
+      if (ctx.deleted.isDeleted(message.userId)) {
         report.deletedUserRows++;
         continue;
       }

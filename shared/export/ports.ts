@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { LinkClaim } from '../identity/attribution.js';
 
 /**
  * The export's I/O, behind small interfaces: S3 and Personalize in production
@@ -37,9 +38,9 @@ export interface ImportStore {
   getJson(key: string): Promise<unknown>;
 }
 
-/** Session -> user links (the identity table). */
+/** Session -> user links (the identity table): the latest login, and every login kept on the session. */
 export interface LinkLookup {
-  getLinks(sessionIds: readonly string[]): Promise<Map<string, { userId: string }>>;
+  getLinks(sessionIds: readonly string[]): Promise<Map<string, { userId: string; linkedAt?: number; claims?: LinkClaim[] }>>;
 }
 
 export type ImportMode = 'FULL' | 'INCREMENTAL';

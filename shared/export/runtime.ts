@@ -1,6 +1,7 @@
 import { dynamoDocumentClient, personalizeClient, s3Client } from '../aws/clients.js';
 import { readExportEnv } from '../config.js';
 import { loadDeletedUsers } from '../deletion.js';
+import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import type { ExportDeps, ExportOptions } from './export-day.js';
@@ -13,8 +14,11 @@ export interface ExportRuntime {
   defaults: Required<Pick<ExportOptions, 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & { workDir?: string };
 }
 
-/** Builds the export's adapters from the environment; a bad variable fails here, named. */
-export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): ExportRuntime {
+/**
+ * Builds the export's adapters from the environment; a bad variable fails here, named.
+ * `warn`: where a missing deletion hash key is reported (the CLI passes stderr: stdout may be JSON).
+ */
+export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, options: DeletionHasherOptions = {}): ExportRuntime {
   const config = readExportEnv(env);
   const s3 = s3Client();
   const bucket = config.ARCHIVE_BUCKET;
@@ -23,7 +27,8 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Expo
       archive: new S3ArchiveSource(s3, bucket),
       store: new S3ImportStore(s3, bucket),
       links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
-      deletedUsers: () => loadDeletedUsers(s3, bucket),
+      // The export compacts the registry at its start (a new snapshot when there is something to fold in).
+      deletedUsers: async () => loadDeletedUsers(s3, bucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
       jobs: new SdkImportJobs(personalizeClient()),
       settings: {
         schemas: loadDatasetSchemas(),

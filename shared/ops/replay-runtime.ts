@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { personalizeEventsClient, s3Client } from '../aws/clients.js';
-import { parseEnv } from '../config.js';
+import { deletionHashEnv, oneDeletionHashSource, parseEnv } from '../config.js';
 import { loadDeletedUsers } from '../deletion.js';
+import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { SdkPersonalizeSender } from '../personalize/forward.js';
 import { S3ObjectReader } from './aws-io.js';
@@ -29,7 +30,8 @@ export const replayEnvSchema = z.object({
   PUT_USERS_PER_SECOND: nonNegative(10),
   PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
   FORWARD_CONCURRENCY: positiveInt(8),
-});
+  ...deletionHashEnv,
+}).superRefine(oneDeletionHashSource);
 
 export interface ReplayRunOptions {
   from: string;
@@ -41,6 +43,8 @@ export interface ReplayRunOptions {
   putEventsPerSecond: number;
   signal?: AbortSignal;
   onProgress?: ReplayDeps['onProgress'];
+  /** Where a missing deletion hash key is reported; default the logger. */
+  warn?: DeletionHasherOptions['warn'];
 }
 
 export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunOptions): { deps: ReplayDeps; settings: ReplaySettings } {
@@ -59,7 +63,8 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
       sender: pacedSender(sender, options.putEventsPerSecond),
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),
-      deletedUsers: () => loadDeletedUsers(s3, config.ARCHIVE_BUCKET),
+      // Read only: the replay never compacts the registry (the export does).
+      deletedUsers: async () => loadDeletedUsers(s3, config.ARCHIVE_BUCKET, { hasher: await loadDeletionHasher(config, options.warn ? { warn: options.warn } : {}) }),
       ...(options.signal && { signal: options.signal }),
       ...(options.onProgress && { onProgress: options.onProgress }),
     },

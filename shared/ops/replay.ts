@@ -4,6 +4,7 @@ import pThrottle from 'p-throttle';
 import { canonicalMessageSchema, dedupeKey, type CanonicalMessage } from '../../schemas/canonical.js';
 import type { ArchiveKind } from '../archive.js';
 import type { RecordRef } from '../decode.js';
+import { NO_DELETED_USERS, type DeletedUsers } from '../deletion.js';
 import { isExportDate } from '../export/dates.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import {
@@ -114,7 +115,7 @@ export interface ReplayDeps {
   sender: PersonalizeSender;
   checkpoint: CheckpointStore;
   rejections: RejectionSink;
-  deletedUsers?: () => Promise<Set<string>>;
+  deletedUsers?: () => Promise<DeletedUsers>;
   /** Stops before the next object (the one in flight is finished). */
   signal?: AbortSignal;
   onProgress?: (progress: ReplayProgress) => void;
@@ -293,7 +294,7 @@ export async function replayArchive(deps: ReplayDeps, settings: ReplaySettings):
   };
   const pending = pendingObjects(listing, checkpoint);
   summary.objectsSkipped = listing.length - pending.length;
-  const deleted = (await deps.deletedUsers?.()) ?? new Set<string>();
+  const deleted = (await deps.deletedUsers?.()) ?? NO_DELETED_USERS;
 
   for (const object of pending) {
     if (deps.signal?.aborted) {
@@ -337,7 +338,7 @@ async function sendObject(
   key: string,
   deps: ReplayDeps,
   settings: ReplaySettings,
-  deleted: Set<string>,
+  deleted: DeletedUsers,
   summary: ReplaySummary,
 ): Promise<{ events: number; items: number; users: number; rejected: number }> {
   const parsed = parseArchiveObject(key, await deps.archive.get(key));
@@ -351,7 +352,7 @@ async function sendObject(
     // Re-sends of one message (dedupeKey), not different entities sharing an eventId.
     if (seen.has(dedupeKey(m))) continue;
     seen.add(dedupeKey(m));
-    if ('userId' in m && m.userId !== undefined && deleted.has(m.userId)) {
+    if ('userId' in m && m.userId !== undefined && deleted.isDeleted(m.userId)) {
       summary.deletedUserRecords++;
       continue;
     }

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import type { PutEventsCommandInput } from '@aws-sdk/client-personalize-events';
 import { describe, expect, it } from 'vitest';
+import { deletedUsersOf } from '../../shared/deletion.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import {
@@ -80,7 +81,7 @@ describe('replayArchive', () => {
       },
       checkpoint: { load: () => Promise.resolve(saved.checkpoint), save: (c) => Promise.resolve(void (saved.checkpoint = c)) },
       rejections: { write: (_: readonly ReplayRejection[]) => Promise.resolve() },
-      deletedUsers: () => Promise.resolve(new Set(['gone-user'])),
+      deletedUsers: () => Promise.resolve(deletedUsersOf(['gone-user'])),
       ...extra,
     };
   }
