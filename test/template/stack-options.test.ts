@@ -178,6 +178,7 @@ describe('function configuration', () => {
     ArchiveBucket: 'personalize-ingest-prod-archivebucket-1a2b3c',
     DeadLetterQueue: 'https://sqs.eu-west-1.amazonaws.com/123456789012/personalize-ingest-prod-dlq',
     PersonalizeImportRole: 'arn:aws:iam::123456789012:role/personalize-ingest-prod-PersonalizeImportRole-1A2B3C',
+    DeletionHashSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:personalize-ingest/prod/deletion-hash-AbCdEf',
   };
 
   function deployedEnv(functionId: string): NodeJS.ProcessEnv {

@@ -59,12 +59,12 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     'kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards',
     'logs:CreateLogStream', 'logs:PutLogEvents',
     'personalize:PutEvents', 'personalize:PutItems', 'personalize:PutUsers',
-    's3:PutObject', 'sqs:SendMessage',
+    's3:PutObject', 'secretsmanager:GetSecretValue', 'sqs:SendMessage',
   ],
   ExportRole: [
     'dynamodb:BatchGetItem', 'iam:PassRole', 'logs:CreateLogStream', 'logs:PutLogEvents',
     'personalize:CreateDatasetImportJob', 'personalize:ListDatasetImportJobs',
-    's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject',
+    's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'secretsmanager:GetSecretValue',
   ],
   RedriveRole: [
     'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:PutRecords',
@@ -79,8 +79,8 @@ const EXPECTED_OBJECT_PREFIXES: Record<string, Record<string, string[]>> = {
   ProcessRole: { 's3:PutObject': ['archive/*', 'control/deletions/*', 'dlq-payloads/*'] },
   ExportRole: {
     's3:GetObject': ['archive/*', 'control/*', 'imports/*'],
-    's3:PutObject': ['imports/*'],
-    's3:DeleteObject': ['imports/*'],
+    's3:PutObject': ['control/deletions.snapshot', 'control/deletions/*', 'imports/*'],
+    's3:DeleteObject': ['control/deletions.snapshot', 'control/deletions/*', 'imports/*'],
   },
   RedriveRole: { 's3:GetObject': ['dlq-payloads/*'], 's3:PutObject': ['dlq-payloads/*'] },
   PersonalizeImportRole: { 's3:GetObject': ['imports/*'] },
@@ -331,6 +331,20 @@ describe('secrets', () => {
       }
     }
     expect(environmentOf(resource('CollectLambdaFunction')).COLLECTOR_SECRET_ID).toEqual({ Ref: 'CollectorSecret' });
+  });
+
+  it('keys the deletion registry with a generated secret that survives stack deletion, readable only by process and export', () => {
+    const secret = resource('DeletionHashSecret');
+    expect(secret).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(props(secret).GenerateSecretString).toMatchObject({ GenerateStringKey: 'deletionHashKey', PasswordLength: 64 });
+    for (const fn of ['ProcessLambdaFunction', 'ExportLambdaFunction']) {
+      expect(environmentOf(resource(fn)).DELETION_HASH_SECRET_ID, fn).toEqual({ Ref: 'DeletionHashSecret' });
+    }
+    const readers = policyStatements(t)
+      .identity.filter((s) => JSON.stringify(s.statement.Resource ?? null).includes('DeletionHashSecret'))
+      .map((s) => s.owner)
+      .sort();
+    expect(readers).toEqual(['ExportRole', 'ProcessRole']);
   });
 
   it('holds no secret value anywhere in the template', () => {
