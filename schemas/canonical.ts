@@ -56,16 +56,22 @@ const id = (what: string) =>
 /** Personalize's EVENT_VALUE is an Avro float (docs/FACTS.md §4): finite and within float32 range. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
+const PLACEHOLDER_IDS = new Set(['null', 'undefined', 'nan']);
+
+/** Not blank and not a stringified null/undefined/NaN (checked on every message: one trim, no array). */
+function isMeaningfulId(s: string): boolean {
+  const trimmed = s.trim();
+  return trimmed !== '' && !(trimmed.length <= 9 && PLACEHOLDER_IDS.has(trimmed.toLowerCase()));
+}
+
 /**
  * A session id Personalize can attribute: not blank, and not the stringified `null`/`undefined`
  * that broken trackers send (those would merge every anonymous visitor into one session).
  */
-export const sessionIdSchema = id('sessionId').refine(
-  (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
+export const sessionIdSchema = id('sessionId').refine(isMeaningfulId,
   { message: 'sessionId is blank or the literal text null, undefined or nan' },
 );
-export const userIdSchema = id('userId').refine(
-  (s) => s.trim() !== '' && !['null', 'undefined', 'nan'].includes(s.trim().toLowerCase()),
+export const userIdSchema = id('userId').refine(isMeaningfulId,
   { message: 'userId is blank or the literal text null, undefined or nan' },
 );
 

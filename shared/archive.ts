@@ -61,6 +61,37 @@ export function toArchivedRecord(entry: Entry): ArchivedRecord {
   return { ...entry.message, stream };
 }
 
+/**
+ * JSON.stringify(toArchivedRecord(entry)), byte for byte, without copying the message: the stream
+ * reference (and the stitched userId) are appended to the message's own JSON. Key order is the
+ * spread's: the message's keys, then userId (unless the message has its own, which the spread would
+ * overwrite in place), stitched and stream. Rare shapes take the copy.
+ */
+export function archiveLine(entry: Entry): string {
+  const { message } = entry;
+  if (Object.hasOwn(message, 'stream')) return JSON.stringify(toArchivedRecord(entry));
+  const stitched = message.kind === 'interaction' && entry.stitched && entry.userId !== undefined;
+  if (stitched && Object.hasOwn(message, 'userId')) return JSON.stringify(toArchivedRecord(entry));
+  const json = JSON.stringify(message);
+  const { shardId, sequenceNumber, subSequenceNumber, arrivedAt } = entry.ref;
+  const stream =
+    subSequenceNumber === undefined
+      ? JSON.stringify({ shardId, sequenceNumber, arrivedAt })
+      : JSON.stringify({ shardId, sequenceNumber, subSequenceNumber, arrivedAt });
+  // An empty message ("{}") takes no separating comma; a canonical message never is one.
+  const head = json.length > 2 ? `${json.slice(0, -1)},` : '{';
+  return stitched ? `${head}"userId":${JSON.stringify(entry.userId)},"stitched":true,"stream":${stream}}` : `${head}"stream":${stream}}`;
+}
+
+/**
+ * gzip level of the archive objects, chosen from measured CPU and bytes (issue 17, BENCHMARKS.md
+ * "Processor CPU: floor, gzip level, before/after"): level 1 would save ~2-4 CPU-µs per event but
+ * store ~12% more bytes. The archive is kept for months (30 days STANDARD, then STANDARD_IA until
+ * archiveRetentionDays) and read by the export and Athena, which pay per byte: over the retention
+ * the extra bytes cost roughly ten times the Lambda time saved. Level 6 stays.
+ */
+export const ARCHIVE_GZIP_LEVEL = 6;
+
 export interface BatchRange {
   shardId: string;
   firstSequenceNumber: string;
@@ -94,13 +125,13 @@ export function buildArchiveObjects(entries: readonly Entry[], range: BatchRange
     if (prefix === undefined) byHour.set(hour, (prefix = `archive/${kind}/${partitionOf(hour * HOUR_MS)}`));
     let lines = groups.get(prefix);
     if (!lines) groups.set(prefix, (lines = []));
-    lines.push(JSON.stringify(toArchivedRecord(entry)));
+    lines.push(archiveLine(entry));
   }
   const name = `${range.shardId}-${range.firstSequenceNumber}-${range.lastSequenceNumber}.ndjson.gz`;
   return [...groups.entries()].map(([prefix, lines]) => ({
     key: `${prefix}/${name}`,
     // Fixed level and no mtime in the gzip header (zlib writes none): same batch, same bytes.
-    body: gzipSync(`${lines.join('\n')}\n`, { level: 6 }),
+    body: gzipSync(`${lines.join('\n')}\n`, { level: ARCHIVE_GZIP_LEVEL }),
     records: lines.length,
   }));
 }

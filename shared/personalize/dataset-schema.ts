@@ -396,6 +396,12 @@ function scalarText(value: unknown): string | undefined {
  * how Personalize would read it anyway (FACTS §2, §4a) — we only make it explicit and tidy.
  */
 function coerceCategorical(field: DatasetField, key: string, raw: unknown): Coerced {
+  // The common case, one plain string: the split/dedupe/join below would only trim it.
+  if (typeof raw === 'string' && !raw.includes('|')) {
+    const text = raw.trim();
+    if (text === '') return { absent: true };
+    if (text.length <= CATEGORICAL_MAX_LENGTH) return { value: text };
+  }
   const pieces: string[] = [];
   for (const element of Array.isArray(raw) ? (raw as unknown[]) : [raw]) {
     if (element === null || element === undefined) continue;
@@ -533,7 +539,8 @@ function coerce(schema: DatasetSchema, field: DatasetField, key: string, raw: un
   }
 }
 
-type KeyMatch = { field: DatasetField } | { reason: string; summary: string };
+/** A key that is not a property of the schema carries its (immutable, shared) dropped entry. */
+type KeyMatch = { field: DatasetField } | { reason: string; summary: string; drop: Readonly<DroppedProperty> };
 
 interface Lookup {
   byKey: Map<string, DatasetField>;
@@ -563,12 +570,14 @@ function matchKey(schema: DatasetSchema, lookup: Lookup, key: string): KeyMatch 
   let match = lookup.matches.get(key);
   if (match === undefined) {
     const field = lookup.byKey.get(inputKey(key));
-    if (!field) match = { reason: `${key}: not a field of the ${schema.type} schema`, summary: `not a field of the ${schema.type} schema` };
-    else if (!lookup.metadata.has(field)) {
-      match = {
-        reason: `${key}: ${field.name} is a top-level field of the request, not a property`,
-        summary: `${schema.type} ${field.name}: a top-level field of the request, not a property`,
-      };
+    if (!field) {
+      const reason = `${key}: not a field of the ${schema.type} schema`;
+      const summary = `not a field of the ${schema.type} schema`;
+      match = { reason, summary, drop: Object.freeze({ key, reason, summary }) };
+    } else if (!lookup.metadata.has(field)) {
+      const reason = `${key}: ${field.name} is a top-level field of the request, not a property`;
+      const summary = `${schema.type} ${field.name}: a top-level field of the request, not a property`;
+      match = { reason, summary, drop: Object.freeze({ key, reason, summary }) };
     } else match = { field };
     if (lookup.matches.size >= MAX_REMEMBERED_KEYS) lookup.matches.clear();
     lookup.matches.set(key, match);
@@ -583,6 +592,21 @@ export function propertyFieldOf(schema: DatasetSchema, key: string): DatasetFiel
 }
 
 const entryLength = (key: string, value: Scalar): number => JSON.stringify({ [key]: value }).length - 2;
+
+/**
+ * The accepted values in schema order. Keys are metadata fields' property keys (alphanumeric Avro
+ * names, never "__proto__"), defined as own data properties as Object.fromEntries would. A plain
+ * function, not a closure: shapeProperties runs for every message.
+ */
+function buildProperties(schema: DatasetSchema, accepted: ReadonlyMap<DatasetField, { value: Scalar }>): Record<string, Scalar> {
+  const out: Record<string, Scalar> = {};
+  if (accepted.size === 0) return out;
+  for (const f of schema.metadata) {
+    const hit = accepted.get(f);
+    if (hit) out[f.propertyKey] = hit.value;
+  }
+  return out;
+}
 
 /**
  * Turns free-form input properties into what the dataset schema allows: camelCase keys of
@@ -613,8 +637,8 @@ export function shapeProperties(
         const raw = input[key];
         if (raw === undefined || raw === null) continue;
         const match = matchKey(schema, lookup, key);
-        if ('reason' in match) {
-          dropped.push({ key, reason: match.reason, summary: match.summary });
+        if ('drop' in match) {
+          dropped.push(match.drop);
           continue;
         }
         const { field } = match;
@@ -630,15 +654,10 @@ export function shapeProperties(
     }
   }
 
-  const build = () =>
-    schema.metadata.flatMap((f) => {
-      const hit = accepted.get(f);
-      return hit ? [[f.propertyKey, hit.value] as const] : [];
-    });
-
   const max = options.maxJsonLength ?? PROPERTIES_MAX_LENGTH[schema.type];
-  let properties = Object.fromEntries(build()) as Record<string, Scalar>;
-  let length = JSON.stringify(properties).length;
+  let properties = buildProperties(schema, accepted);
+  let json = JSON.stringify(properties);
+  let length = json.length;
   while (length > max && accepted.size > 0) {
     // Drop the single largest value: it frees the most room while keeping the most fields.
     let largest: { field: DatasetField; size: number } | undefined;
@@ -658,17 +677,28 @@ export function shapeProperties(
         summary: `${schema.type} ${largest.field.name}: dropped so the properties JSON fits the ${max}-character limit (${API_OF[schema.type]})`,
       });
     }
-    properties = Object.fromEntries(build());
-    length = JSON.stringify(properties).length;
+    properties = buildProperties(schema, accepted);
+    json = JSON.stringify(properties);
+    length = json.length;
   }
 
-  // Object.fromEntries defines own data properties, so even a hostile key could not set a prototype.
-  const missing = schema.metadata.filter((f) => !f.nullable && !accepted.has(f)).map((f) => f.name);
+  const missing: string[] = [];
+  for (const f of schema.metadata) if (!f.nullable && !accepted.has(f)) missing.push(f.name);
+  // Serialised once already to measure it: propertiesJson, called next, reuses the text (issue 17).
+  lastShaped = { properties, json: length === 2 ? undefined : json };
   return { properties, dropped, missing };
 }
 
+/**
+ * The properties object shapeProperties returned last and its JSON: every caller hands it to
+ * propertiesJson straight away. A caller that changes the properties builds a new object, which
+ * is then serialised afresh.
+ */
+let lastShaped: { properties: object; json: string | undefined } | undefined;
+
 /** The `properties` string for the API, or undefined when empty (the API wants length ≥ 1, FACTS §1b). */
 export function propertiesJson(shaped: ShapedProperties): string | undefined {
+  if (lastShaped?.properties === shaped.properties) return lastShaped.json;
   return Object.keys(shaped.properties).length === 0 ? undefined : JSON.stringify(shaped.properties);
 }
 

@@ -10,7 +10,6 @@ import {
   type PutUsersCommandInput,
   type User as PersonalizeUser,
 } from '@aws-sdk/client-personalize-events';
-import pLimit from 'p-limit';
 import { chunk } from '../util/batching.js';
 import pThrottle from 'p-throttle';
 import type { Entry } from '../process/entry.js';
@@ -150,21 +149,24 @@ export async function forwardEvents(
   trackingId: string,
   concurrency: number,
 ): Promise<ForwardResult> {
-  const limit = pLimit(Math.max(1, concurrency));
-  const results = await Promise.all(
-    planEventCalls(events).map((call) =>
-      limit(() =>
-        sendIsolating(call, (eventList) =>
-          sender.putEvents({
-            trackingId,
-            sessionId: call[0]!.sessionId,
-            ...(call[0]!.userId !== undefined && { userId: call[0]!.userId }),
-            eventList,
-          }),
-        ),
-      ),
-    ),
-  );
+  const calls = planEventCalls(events);
+  const results: ForwardResult[] = new Array<ForwardResult>(calls.length);
+  // At most `concurrency` calls in flight, started in plan order, the next as soon as one ends:
+  // what p-limit did, without its promises and closures per call (issue 17).
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < calls.length) {
+      const k = next++;
+      const call = calls[k]!;
+      const { sessionId, userId } = call[0]!;
+      results[k] = await sendIsolating(call, (eventList) =>
+        sender.putEvents({ trackingId, sessionId, ...(userId !== undefined && { userId }), eventList }),
+      );
+    }
+  };
+  const workers: Promise<void>[] = [];
+  for (let w = 0; w < Math.min(Math.max(1, concurrency), calls.length); w++) workers.push(worker());
+  await Promise.all(workers);
   const total = emptyResult();
   for (const r of results) merge(total, r);
   return total;

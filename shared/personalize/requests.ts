@@ -34,14 +34,32 @@ export function sentAtOf(timestampMs: number): Date {
   return new Date(Math.floor(timestampMs / 1000) * 1000);
 }
 
+const reservedBySchema = new WeakMap<DatasetSchema, boolean>();
+
+/** True when a metadata field's properties key is one PutEvents refuses (never in a parsed schema). */
+function declaresReservedKey(schema: DatasetSchema): boolean {
+  let declares = reservedBySchema.get(schema);
+  if (declares === undefined) {
+    declares = schema.metadata.some((f) => RESERVED_EVENT_PROPERTY_KEYS.has(f.propertyKey.toLowerCase()));
+    reservedBySchema.set(schema, declares);
+  }
+  return declares;
+}
+
 export function buildEvent(message: InteractionMessage, schema: DatasetSchema, userId?: string): Built<PersonalizeEvent> {
-  const shaped = shapeProperties(schema, message.properties);
-  const dropped = [...shaped.dropped];
-  for (const key of Object.keys(shaped.properties)) {
-    if (RESERVED_EVENT_PROPERTY_KEYS.has(key.toLowerCase())) {
-      delete shaped.properties[key];
-      dropped.push({ key, reason: `${key} is a reserved PutEvents property key`, summary: `${schema.type} property ${key}: a reserved PutEvents property key` });
+  let shaped = shapeProperties(schema, message.properties);
+  let dropped = shaped.dropped;
+  // parseDatasetSchema refuses such a schema; only one built by hand can declare a reserved key.
+  if (declaresReservedKey(schema)) {
+    dropped = [...shaped.dropped];
+    const properties = { ...shaped.properties };
+    for (const key of Object.keys(properties)) {
+      if (RESERVED_EVENT_PROPERTY_KEYS.has(key.toLowerCase())) {
+        delete properties[key];
+        dropped.push({ key, reason: `${key} is a reserved PutEvents property key`, summary: `${schema.type} property ${key}: a reserved PutEvents property key` });
+      }
     }
+    shaped = { ...shaped, properties };
   }
   const properties = propertiesJson(shaped);
   if (properties !== undefined && properties.length > PERSONALIZE_LIMITS.eventPropertiesChars) {

@@ -230,7 +230,10 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
           rejectEntry(entry, 'validate', mapped.reason, [{ path: 'eventType', message: mapped.reason }]);
           continue;
         }
-        entry.message = { ...entry.message, eventType: mapped.eventType, ...(mapped.eventValue !== undefined && { eventValue: mapped.eventValue }) };
+        // Most events keep their type and value: copy the message only when the mapping changes it.
+        const m = entry.message;
+        const unchanged = mapped.eventType === m.eventType && (mapped.eventValue === undefined || (Object.hasOwn(m, 'eventValue') && Object.is(m.eventValue, mapped.eventValue)));
+        if (!unchanged) entry.message = { ...m, eventType: mapped.eventType, ...(mapped.eventValue !== undefined && { eventValue: mapped.eventValue }) };
       }
       const key = dedupeKey(entry.message);
       if (seen.has(key)) {
