@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_CREDENTIALS } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
-import { drainDlq, isolatedStack, readArchive } from './support/stack.js';
+import { readArchive, useLocalStack } from './support/stack.js';
 
 /**
  * Real payloads reach Personalize exactly as they were meant: ids past 2^53, event times, caller
@@ -11,32 +11,13 @@ import { drainDlq, isolatedStack, readArchive } from './support/stack.js';
  */
 
 useEmulators();
-
-let stack: LocalStack;
-
-beforeAll(async () => {
-  stack = await startLocalStack({
-    ...isolatedStack('exact', 1),
-    poller: { batchSize: 500, maxBatchingWindowMs: 50, pollIntervalMs: 50 },
-    processorEnv: { PERSONALIZE_ITEMS_DATASET_ARN: 'arn:aws:personalize:us-east-1:000000000000:dataset/local/ITEMS' },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-beforeEach(async () => {
-  await stack.poller.idle();
-  stack.personalize!.reset();
-  await drainDlq(stack);
-});
+const stack = useLocalStack('exact', { processorEnv: { PERSONALIZE_ITEMS_DATASET_ARN: 'arn:aws:personalize:us-east-1:000000000000:dataset/local/ITEMS' } });
 
 const trackerAuth = { authorization: `Basic ${Buffer.from(`${LOCAL_CREDENTIALS.trackerWriteKey}:`).toString('base64')}` };
 const DAY = 86_400_000;
 
 async function post(path: string, body: string | object, headers: Record<string, string>) {
-  const res = await fetch(`${stack.http.url}${path}`, {
+  const res = await fetch(`${stack().http.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -45,8 +26,8 @@ async function post(path: string, body: string | object, headers: Record<string,
 }
 
 async function eventsAtPersonalize() {
-  await stack.poller.idle();
-  return stack.personalize!.receivedEvents();
+  await stack().poller.idle();
+  return stack().personalize!.receivedEvents();
 }
 
 describe('ids past 2^53', () => {
@@ -102,10 +83,10 @@ describe('"accepted" means stored', () => {
     }));
     const res = await post('/v1/items', { items }, { authorization: `Bearer ${LOCAL_CREDENTIALS.feedApiKey}` });
     expect(res.body).toMatchObject({ accepted: 10 });
-    await stack.poller.idle();
-    const sent = stack.personalize!.received('PutItems').flatMap((c) => c.request.items.map((i) => i.itemId));
+    await stack().poller.idle();
+    const sent = stack().personalize!.received('PutItems').flatMap((c) => c.request.items.map((i) => i.itemId));
     expect(sent.sort()).toEqual(items.map((i) => i.itemId).sort());
-    const archived = [...(await readArchive(stack.names.archiveBucket)).values()].flatMap((o) => o.records);
+    const archived = [...(await readArchive(stack().names.archiveBucket)).values()].flatMap((o) => o.records);
     expect(archived.filter((r) => r.kind === 'item' && r.itemId.startsWith('shared-evt-'))).toHaveLength(10);
   });
 

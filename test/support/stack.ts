@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
@@ -78,5 +79,30 @@ export function isolatedStack(prefix: string, shardCount = 1): Pick<LocalStackOp
       archiveBucket: uniqueName('archive'),
       dlqName: uniqueName('dlq'),
     },
+  };
+}
+
+/**
+ * One local stack for a test file, on OS-picked ports with its own resources: started before the
+ * file's tests, stopped after them, and quiet before each test (poller idle, Personalize record and
+ * DLQ emptied). Returns the stack's getter.
+ */
+export function useLocalStack(prefix: string, options: Partial<LocalStackOptions> = {}): () => LocalStack {
+  let stack: LocalStack | undefined;
+  beforeAll(async () => {
+    const { startLocalStack } = await import('../../local/stack.js');
+    stack = await startLocalStack({ ...isolatedStack(prefix, 1), poller: { batchSize: 500, maxBatchingWindowMs: 50, pollIntervalMs: 50 }, ...options });
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  beforeEach(async () => {
+    await stack!.poller.idle();
+    stack!.personalize!.reset();
+    await drainDlq(stack!);
+  });
+  return () => {
+    if (!stack) throw new Error('the local stack is not started (useLocalStack runs in beforeAll)');
+    return stack;
   };
 }

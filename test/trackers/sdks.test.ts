@@ -1,10 +1,10 @@
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import RudderAnalytics from '@rudderstack/rudder-sdk-node';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../../local/stack.js';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_CREDENTIALS } from '../../local/stack.js';
 import { useEmulators } from '../support/env.js';
-import { drainDlq, isolatedStack } from '../support/stack.js';
+import { useLocalStack } from '../support/stack.js';
 
 /**
  * Server and mobile trackers through the public HTTP interface of the local stack, each request
@@ -13,34 +13,20 @@ import { drainDlq, isolatedStack } from '../support/stack.js';
  */
 
 useEmulators();
+const stack = useLocalStack('trackers');
 
-let stack: LocalStack;
 const writeKey = LOCAL_CREDENTIALS.trackerWriteKey;
-
-beforeAll(async () => {
-  stack = await startLocalStack({ ...isolatedStack('trackers', 1), poller: { batchSize: 500, maxBatchingWindowMs: 50, pollIntervalMs: 50 } });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-beforeEach(async () => {
-  await stack.poller.idle();
-  stack.personalize!.reset();
-  await drainDlq(stack);
-});
 
 const recent = (offsetSeconds: number) => new Date(Date.now() - 3_600_000 + offsetSeconds * 1000);
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
 async function eventsAtPersonalize() {
-  await stack.poller.idle();
-  return new Map(stack.personalize!.receivedEvents().map((e) => [e.eventId ?? '', e]));
+  await stack().poller.idle();
+  return new Map(stack().personalize!.receivedEvents().map((e) => [e.eventId ?? '', e]));
 }
 
 function usersAtPersonalize() {
-  return stack.personalize!.received('PutUsers').flatMap((c) => c.request.users);
+  return stack().personalize!.received('PutUsers').flatMap((c) => c.request.users);
 }
 
 /** A batch as analytics-kotlin and analytics-swift build it: writeKey and sentAt beside the batch. */
@@ -62,7 +48,7 @@ describe('mobile SDK uploads', () => {
     const { viewedAt, body } = mobileBatch('kotlin', 'analytics-kotlin');
     const gzipped = gzipSync(Buffer.from(JSON.stringify(body)));
     // A stream body goes out chunked, as the Kotlin SDK streams its batch file.
-    const res = await fetch(`${stack.http.url}/v1/b`, {
+    const res = await fetch(`${stack().http.url}/v1/b`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain', 'content-encoding': 'gzip' },
       body: Readable.toWeb(Readable.from([gzipped.subarray(0, 20), gzipped.subarray(20)])) as ReadableStream,
@@ -80,7 +66,7 @@ describe('mobile SDK uploads', () => {
 
   it('takes an analytics-swift upload: /v1/b, application/json; charset=utf-8, write key in the body', async () => {
     const { viewedAt, body } = mobileBatch('swift', 'analytics-swift');
-    const res = await fetch(`${stack.http.url}/v1/b`, {
+    const res = await fetch(`${stack().http.url}/v1/b`, {
       method: 'POST',
       headers: { 'content-type': 'application/json; charset=utf-8' },
       body: JSON.stringify(body),
@@ -98,7 +84,7 @@ describe('@rudderstack/rudder-sdk-node with its defaults', () => {
   it('delivers gzip-compressed, form-urlencoded-labelled batches to /v1/batch', async () => {
     const sent: { headers: Record<string, unknown> }[] = [];
     // A server SDK holds a server key (its traits are profile updates).
-    const client = new RudderAnalytics(LOCAL_CREDENTIALS.serverWriteKey, { dataPlaneUrl: stack.http.url, flushAt: 10, flushInterval: 200, logLevel: 'error' });
+    const client = new RudderAnalytics(LOCAL_CREDENTIALS.serverWriteKey, { dataPlaneUrl: stack().http.url, flushAt: 10, flushInterval: 200, logLevel: 'error' });
     // Observe what the SDK really sends, without changing it.
     (client as unknown as { axiosInstance: { interceptors: { request: { use(f: (c: { headers: Record<string, unknown> }) => unknown): void } } } }).axiosInstance.interceptors.request.use((config) => {
       sent.push({ headers: { ...config.headers } });
@@ -130,7 +116,7 @@ describe('request bodies', () => {
 
   it('reads JSON whatever the Content-Type says', async () => {
     for (const [i, type] of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8', 'application/octet-stream'].entries()) {
-      const res = await fetch(`${stack.http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-type': type }, body: JSON.stringify(track(`ct-${i}`)) });
+      const res = await fetch(`${stack().http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-type': type }, body: JSON.stringify(track(`ct-${i}`)) });
       expect(res.status, type).toBe(200);
     }
     const events = await eventsAtPersonalize();
@@ -139,9 +125,9 @@ describe('request bodies', () => {
 
   it('inflates deflate bodies too, and refuses an unknown encoding with 415 and a reason', async () => {
     const { deflateSync } = await import('node:zlib');
-    const deflated = await fetch(`${stack.http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-encoding': 'deflate' }, body: deflateSync(JSON.stringify(track('deflated'))) });
+    const deflated = await fetch(`${stack().http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-encoding': 'deflate' }, body: deflateSync(JSON.stringify(track('deflated'))) });
     expect(deflated.status).toBe(200);
-    const zstd = await fetch(`${stack.http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-encoding': 'zstd' }, body: 'x' });
+    const zstd = await fetch(`${stack().http.url}/v1/t`, { method: 'POST', headers: { ...auth, 'content-encoding': 'zstd' }, body: 'x' });
     expect(zstd.status).toBe(415);
     expect(((await zstd.json()) as { message: string }).message).toMatch(/zstd.*not supported/);
     expect((await eventsAtPersonalize()).has('deflated')).toBe(true);
@@ -152,13 +138,13 @@ describe('request bodies', () => {
     const bomb = gzipSync(Buffer.alloc(200 * 1024 * 1024), { level: 9 });
     expect(bomb.length).toBeLessThan(512_000);
     const before = process.memoryUsage().rss;
-    const res = await fetch(`${stack.http.url}/v1/b`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: bomb });
+    const res = await fetch(`${stack().http.url}/v1/b`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: bomb });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { message: string }).message).toMatch(/inflates past \d+ bytes/);
     // Bounded memory: nowhere near the 200 MB the bomb expands to.
     expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
 
-    const corrupt = await fetch(`${stack.http.url}/v1/b`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') });
+    const corrupt = await fetch(`${stack().http.url}/v1/b`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') });
     expect(corrupt.status).toBe(400);
     expect(((await corrupt.json()) as { message: string }).message).toMatch(/not valid gzip/);
   });
