@@ -1,10 +1,10 @@
-import { afterAll, beforeEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
 import { segmentSignature } from '../shared/collect/auth.js';
 import { DynamoProfileStore } from '../shared/profile/store.js';
-import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack, type StackSummary } from '../local/stack.js';
+import { LOCAL_CREDENTIALS, type StackSummary } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
-import { drainDlq, eventTime, isolatedStack } from './support/stack.js';
+import { drainDlq, eventTime, useLocalStack } from './support/stack.js';
 
 useEmulators();
 
@@ -15,49 +15,31 @@ useEmulators();
  * an incomplete one is held (no DLQ record), and a deletion removes the profile.
  */
 
-let stack: LocalStack;
 // Segment's "plan" trait is the Users dataset's MEMBERSHIP_TYPE here.
 const MAPPING = JSON.stringify({ unmapped: 'passthrough', events: { 'Product Viewed': { eventType: 'View' } }, traits: { plan: 'membershipType' } });
+const stack = useLocalStack('profiles', { poller: { batchSize: 100, maxBatchingWindowMs: 50, pollIntervalMs: 50 }, processorEnv: { EVENT_MAPPING: MAPPING } });
 
-beforeAll(async () => {
-  stack = await startLocalStack({
-    ...isolatedStack('profiles', 1),
-    poller: { batchSize: 100, maxBatchingWindowMs: 50, pollIntervalMs: 50 },
-    processorEnv: { EVENT_MAPPING: MAPPING },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await stack?.stop();
-});
-
-beforeEach(async () => {
-  await stack.poller.idle();
-  stack.personalize!.reset();
-  await drainDlq(stack);
-});
-
-const profiles = () => new DynamoProfileStore(dynamoDocumentClient(), stack.names.identityTable);
+const profiles = () => new DynamoProfileStore(dynamoDocumentClient(), stack().names.identityTable);
 const recent = () => new Date(eventTime()).toISOString();
 
 async function track(message: Record<string, unknown>): Promise<void> {
   const raw = JSON.stringify({ messageId: `m-${eventTime()}`, timestamp: recent(), ...message });
-  const res = await fetch(`${stack.http.url}/v1/webhooks/segment`, {
+  const res = await fetch(`${stack().http.url}/v1/webhooks/segment`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-signature': segmentSignature(raw, LOCAL_CREDENTIALS.segmentSharedSecret) },
     body: raw,
   });
   expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 200, body: { accepted: 1, filtered: 0 } });
-  await stack.poller.idle();
+  await stack().poller.idle();
 }
 
 const identify = (userId: string, traits: Record<string, unknown>) => track({ type: 'identify', anonymousId: `anon-${userId}`, userId, traits });
 const usersSent = (userId: string) =>
-  stack.personalize!.received('PutUsers')
+  stack().personalize!.received('PutUsers')
     .flatMap((c) => c.request.users)
     .filter((u) => u.userId === userId)
     .map((u) => JSON.parse(u.properties ?? '{}') as Record<string, unknown>);
-const stats = async () => ((await (await fetch(`${stack.http.url}/stats`)).json()) as { summary: StackSummary }).summary;
+const stats = async () => ((await (await fetch(`${stack().http.url}/stats`)).json()) as { summary: StackSummary }).summary;
 
 describe('identify traits are partial updates, merged into the stored profile', () => {
   it('identify {plan} then identify {country} for the same user: PutUsers gets both', async () => {
@@ -67,14 +49,14 @@ describe('identify traits are partial updates, merged into the stored profile', 
     expect(usersSent('prof-1')).toEqual([{ membershipType: 'gold' }, { membershipType: 'gold', country: 'DE' }]);
     const stored = (await profiles().getProfiles([{ kind: 'user', id: 'prof-1' }])).get('user#prof-1');
     expect(Object.keys(stored?.properties ?? {}).sort()).toEqual(['country', 'membershipType']);
-    expect(await drainDlq(stack)).toEqual([]);
+    expect(await drainDlq(stack())).toEqual([]);
   });
 
   it('holds an identify missing the required MEMBERSHIP_TYPE (no DLQ record, counted in /stats), then sends it once completed', async () => {
     const before = await stats();
     await identify('prof-2', { country: 'FR' });
     expect(usersSent('prof-2')).toEqual([]);
-    expect(await drainDlq(stack)).toEqual([]);
+    expect(await drainDlq(stack())).toEqual([]);
     const after = await stats();
     expect(after.profilesHeld - before.profilesHeld).toBe(1);
     expect(after.deadLettered).toBe(before.deadLettered);
@@ -82,7 +64,7 @@ describe('identify traits are partial updates, merged into the stored profile', 
     await identify('prof-2', { plan: 'silver' });
     expect(usersSent('prof-2')).toEqual([{ membershipType: 'silver', country: 'FR' }]);
     expect((await stats()).profilesSent - after.profilesSent).toBe(1);
-    expect(await drainDlq(stack)).toEqual([]);
+    expect(await drainDlq(stack())).toEqual([]);
   });
 
   it("a delete message removes the user's profile: a later partial identify is held, not completed from the old one", async () => {

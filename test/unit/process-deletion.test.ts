@@ -8,6 +8,7 @@ import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { processBatch, type DeletionRegistry, type ProcessorDeps } from '../../shared/process/process-batch.js';
 import { MemoryProfileStore } from '../../local/memory-ports.js';
+import { kinesisRecords } from '../fuzz/fakes.js';
 
 const T = Date.now() - 3_600_000;
 
@@ -53,22 +54,9 @@ function setup(registry: DeletionRegistry | undefined) {
   return { identity, profiles, linkCache, archived, dead, sent, deps };
 }
 
-let seq = 0;
-function records(messages: readonly Record<string, unknown>[]): KinesisStreamRecord[] {
-  return messages.map((m) => {
-    const sequenceNumber = String(49_600_000_000_000_000_000n + BigInt(++seq));
-    return {
-      kinesis: { kinesisSchemaVersion: '1.0', partitionKey: 'pk', sequenceNumber, data: Buffer.from(JSON.stringify(m)).toString('base64'), approximateArrivalTimestamp: T / 1000 },
-      eventSource: 'aws:kinesis',
-      eventVersion: '1.0',
-      eventID: `shardId-000000000000:${sequenceNumber}`,
-      eventName: 'aws:kinesis:record',
-      invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-      awsRegion: 'us-east-1',
-      eventSourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/events',
-    };
-  });
-}
+/** The messages as one batch of Kinesis records (test/fuzz/fakes.ts builds them). */
+const records = (messages: readonly Record<string, unknown>[]): KinesisStreamRecord[] =>
+  kinesisRecords(messages.map((m) => ({ data: Buffer.from(JSON.stringify(m)) })));
 
 const identify = (sessionId: string, userId: string, t = T) => ({ kind: 'identify', eventId: `login-${sessionId}`, sessionId, userId, timestamp: t });
 const deletion = (userId: string, t = T + 1000) => ({ kind: 'delete', eventId: `delete-${userId}`, userId, timestamp: t });

@@ -8,6 +8,7 @@ import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { processBatch, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
 import type { Profile, ProfileKey } from '../../shared/profile/profile.js';
 import { MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../../local/memory-ports.js';
+import { kinesisRecords } from '../fuzz/fakes.js';
 
 /** The processor with the in-memory profile store: partial item/user updates merged, complete records sent, the rest held. */
 
@@ -58,22 +59,9 @@ function setup(settings: Partial<ProcessorSettings> = {}) {
   return { profiles, archive, dlq, personalize, deps, sentUsers, sentItems };
 }
 
-let seq = 0;
-function records(messages: readonly Record<string, unknown>[]): KinesisStreamRecord[] {
-  return messages.map((m) => {
-    const sequenceNumber = String(49_600_000_000_000_000_000n + BigInt(++seq));
-    return {
-      kinesis: { kinesisSchemaVersion: '1.0', partitionKey: 'pk', sequenceNumber, data: Buffer.from(JSON.stringify(m)).toString('base64'), approximateArrivalTimestamp: T / 1000 },
-      eventSource: 'aws:kinesis',
-      eventVersion: '1.0',
-      eventID: `shardId-000000000000:${sequenceNumber}`,
-      eventName: 'aws:kinesis:record',
-      invokeIdentityArn: 'arn:aws:iam::000000000000:role/test',
-      awsRegion: 'us-east-1',
-      eventSourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/events',
-    };
-  });
-}
+/** The messages as one batch of Kinesis records (test/fuzz/fakes.ts builds them). */
+const records = (messages: readonly Record<string, unknown>[]): KinesisStreamRecord[] =>
+  kinesisRecords(messages.map((m) => ({ data: Buffer.from(JSON.stringify(m)) })));
 
 let ids = 0;
 const user = (userId: string, properties: Record<string, unknown>, timestamp = T) => ({ kind: 'user', source: 'segment', eventId: `p-${++ids}`, userId, timestamp, properties });
