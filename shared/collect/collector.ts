@@ -5,7 +5,7 @@ import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
 import type { AdapterContext, AdapterResult, EventClock, Rejection } from '../adapters/types.js';
 import type { EventMapping } from '../event-mapping.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
-import { admission, authenticate, credentialInHeaders, type CredentialClass, type Door, type PublicProfileUpdates } from './trust.js';
+import { admission, authenticate, type CredentialClass, type Door, type PublicProfileUpdates } from './trust.js';
 import { fromPrivacyRequest } from '../adapters/privacy.js';
 import type { CollectorSecrets } from './secrets.js';
 import type { HttpRequest, HttpResponse } from './http.js';
@@ -244,9 +244,8 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     return d.ok ? d.body : undefined;
   });
   if (credential === undefined) {
-    // A body that could not be inflated never showed its key: say why rather than 401.
-    const failed = credentialInHeaders(route.door, request.headers) ? undefined : decode();
-    if (failed && !failed.ok) return done(answer(failed.status, { success: false, message: failed.message }));
+    // A body looked into for its key but not inflatable never showed it: say why rather than 401.
+    if (decoded && !decoded.ok) return done(answer(decoded.status, { success: false, message: decoded.message }));
     return done(UNAUTHORIZED);
   }
   report.credential = credential;
@@ -255,13 +254,12 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
 
   // JSON whatever the Content-Type says: analytics.js sends text/plain (a CORS-simple type),
   // rudder-sdk-node application/x-www-form-urlencoded.
-  let parsed: { ok: true; value: unknown } | { ok: false; error: string };
+  let body: { ok: true; value: unknown } | { ok: false; error: string };
   try {
-    parsed = { ok: true, value: parseJsonExact(withoutBom(inflated.body.toString('utf8'))) };
+    body = { ok: true, value: parseJsonExact(withoutBom(inflated.body.toString('utf8'))) };
   } catch (error) {
-    parsed = { ok: false, error: (error as Error).message };
+    body = { ok: false, error: (error as Error).message };
   }
-  const body = parsed;
   if (!body.ok) return done(answer(400, { success: false, message: `request body is not valid JSON: ${body.error}` }));
   const count = route.count(body.value);
   if (count !== undefined && count > settings.maxMessages) {

@@ -68,11 +68,6 @@ function writeKeyClass(key: string | undefined, secrets: CollectorSecrets): Cred
   return isServer ? 'server-key' : isPublic ? 'public-key' : undefined;
 }
 
-/** True when the door's credential sits in headers (or is a signature over the raw body): checked before any decoding. */
-export function credentialInHeaders(door: Door, headers: Record<string, string | undefined>): boolean {
-  return door !== 'tracker' || headers.authorization !== undefined;
-}
-
 /**
  * The credential class of a request, or undefined (401). `body` is asked for only on the tracker
  * door without an Authorization header, where the key is inside the (decoded) body.
