@@ -36,6 +36,9 @@ export class FsArchiveSource implements ArchiveSource {
   open(key: string): Promise<Readable> {
     return Promise.resolve(createReadStream(join(this.root, key), { highWaterMark: 256 * 1024 }));
   }
+  localPath(key: string): string {
+    return join(this.root, key);
+  }
 }
 
 export class FsImportStore implements ImportStore {

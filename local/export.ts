@@ -6,7 +6,7 @@ import { ConfigError } from '../shared/config.js';
 import { isExportDate, previousUtcDay } from '../shared/export/dates.js';
 import { exportDay, ExportInputError, type ExportProgress } from '../shared/export/export-day.js';
 import { manifestKey, type ExportManifest } from '../shared/export/manifest.js';
-import { EXPORT_KINDS } from '../shared/export/rows.js';
+import { EXPORT_KINDS } from '../shared/export/kinds.js';
 import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
 
 /**
@@ -17,7 +17,7 @@ import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
 
 const USAGE = `usage: npm run export -- [--date YYYY-MM-DD] [--mode auto|INCREMENTAL|FULL] [--no-import]
                          [--anonymous skip|session-as-user] [--work-dir DIR] [--part-max-bytes N]
-                         [--partitions N] [--json]
+                         [--memory-limit 512MB] [--threads N] [--json]
   --date            the UTC day to export (default: yesterday, UTC)
   --mode            import mode (default EXPORT_IMPORT_MODE or auto: INCREMENTAL once the dataset has an ACTIVE import)
   --no-import       write the CSVs to imports/<kind>/dt=<date>/ and start no import job
@@ -61,6 +61,12 @@ function applyStackFile(env: NodeJS.ProcessEnv, stack: StackFile): void {
   setDefault('PERSONALIZE_IMPORT_ROLE_ARN', stack.export?.importRoleArn);
 }
 
+function memoryLimit(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+(MB|GB)$/i.test(text)) throw new UsageError(`--memory-limit must be a size such as 512MB or 2GB, got ${JSON.stringify(text)}`);
+  return text;
+}
+
 function positiveInt(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
@@ -80,7 +86,8 @@ function parseCli(argv: string[]) {
         anonymous: { type: 'string' },
         'work-dir': { type: 'string' },
         'part-max-bytes': { type: 'string' },
-        partitions: { type: 'string' },
+        'memory-limit': { type: 'string' },
+        threads: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -106,7 +113,8 @@ function parseCli(argv: string[]) {
     anonymous: v.anonymous as 'skip' | 'session-as-user' | undefined,
     workDir: v['work-dir'],
     partMaxBytes: positiveInt('part-max-bytes', v['part-max-bytes']),
-    partitions: positiveInt('partitions', v.partitions),
+    memoryLimit: memoryLimit(v['memory-limit']),
+    threads: positiveInt('threads', v.threads),
   };
 }
 
@@ -193,7 +201,7 @@ async function main(argv: string[]): Promise<number> {
       partMaxBytes: cli.partMaxBytes ?? defaults.partMaxBytes,
       readConcurrency: defaults.readConcurrency,
       ...((cli.workDir ?? defaults.workDir) !== undefined && { workDir: cli.workDir ?? defaults.workDir }),
-      ...(cli.partitions !== undefined && { partitions: cli.partitions }),
+      engine: { memoryLimit: cli.memoryLimit ?? defaults.engine.memoryLimit, threads: cli.threads ?? defaults.engine.threads },
       onProgress,
     });
   } finally {

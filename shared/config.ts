@@ -156,8 +156,15 @@ export const exportEnvSchema = z.object({
   PERSONALIZE_IMPORT_ROLE_ARN: importRoleArn,
   /** auto: INCREMENTAL once the dataset has an ACTIVE bulk import, FULL before (FACTS §4d). */
   EXPORT_IMPORT_MODE: z.preprocess(blankAsUnset, z.enum(['auto', 'INCREMENTAL', 'FULL']).default('auto')),
-  /** Where partitions and CSV parts are spilled; default os.tmpdir(). */
+  /** Where the engine's database, spill files and CSV parts go; default os.tmpdir() (/tmp on Lambda). */
   EXPORT_WORK_DIR: optionalString,
+  /**
+   * DuckDB's memory limit (its buffer pool; the process needs some more): a day larger than this
+   * spills to EXPORT_WORK_DIR. Default: half the Lambda's memory, else 512MB.
+   */
+  EXPORT_ENGINE_MEMORY_MB: z.preprocess(blankAsUnset, z.coerce.number().int().min(64, 'must be at least 64 (MB)').optional()),
+  /** Engine threads; default 2 (a 1,769 MB Lambda has one vCPU, 3,538 MB two). */
+  EXPORT_ENGINE_THREADS: z.preprocess(blankAsUnset, z.coerce.number().int().min(1).max(64).default(2)),
   /** Anonymous interactions with no link: leave out, or use the sessionId as USER_ID (FACTS §1d). */
   EXPORT_ANONYMOUS: z.preprocess(blankAsUnset, z.enum(['skip', 'session-as-user']).default('skip')),
   /** Largest CSV part (and INCREMENTAL job); at most the 1 GB limit (FACTS §4c). Smaller values are for tests. */

@@ -36,8 +36,8 @@ export async function readGzipLines(
   // The pipeline forwards a source error into gunzip, which the line reader then throws.
   const piped = pipeline(body, gunzip).catch(() => undefined);
   let lines = 0;
+  const reader = createInterface({ input: gunzip, crlfDelay: Number.POSITIVE_INFINITY });
   try {
-    const reader = createInterface({ input: gunzip, crlfDelay: Number.POSITIVE_INFINITY });
     for await (const line of reader) {
       if (line.trim() === '') continue;
       lines++;
@@ -45,6 +45,9 @@ export async function readGzipLines(
       if (pending) await pending;
     }
   } catch (error) {
+    // A throwing onLine must not leave the streams to fail later unhandled ("Premature close").
+    reader.close();
+    gunzip.destroy();
     body.destroy();
     await piped;
     if (isZlibError(error)) return { lines, bytes, corrupt: (error as Error).message };

@@ -1,48 +1,26 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pMap from 'p-map';
-import { dedupeKey, type InteractionMessage, type ItemMessage, type UserMessage } from '../../schemas/canonical.js';
 import type { DeletedUsers } from '../deletion.js';
-import { csvHeader, type DatasetSchema, type DatasetSchemas } from '../personalize/dataset-schema.js';
-import { readGzipLines } from './archive-reader.js';
-import { CsvPartWriter, type CsvPart } from './csv-parts.js';
+import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import { isExportDate } from './dates.js';
+import { DuckDbExportEngine, type DuckDbSettings, type KindOutcome } from './engine/duckdb.js';
 import { IMPORT_LIMITS } from './limits.js';
-import {
-  countReason,
-  emptyKindReport,
-  manifestKey,
-  REJECTED_SAMPLES_MAX,
-  type ExportManifest,
-  type KindReport,
-} from './manifest.js';
+import { countReason, droppedReason, emptyKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';
 import type { RequestedMode } from './plan.js';
 import type { ArchiveObjectInfo, ArchiveSource, ImportJobs, ImportStore, LinkLookup } from './ports.js';
 import { publishKind } from './publish.js';
-import {
-  EXPORT_KINDS,
-  interactionRow,
-  isNewerVersion,
-  itemRow,
-  parseArchiveLine,
-  partitionKeyOf,
-  userRow,
-  type ExportKind,
-  type RowResult,
-} from './rows.js';
-import { partitionCount, PartitionSpill, readLocalLines } from './spill.js';
-import { userAt, type LinkClaim } from '../identity/attribution.js';
+import { EXPORT_KINDS, type ExportKind } from './kinds.js';
+import { ROW_TOO_LARGE } from './sql/rules.js';
 
 /**
- * The nightly export of one UTC day of archive, streaming end to end:
- *   1. read `archive/<kind>/dt=<date>/` objects (gunzip + line reader, a few at a time), validate
- *      each line, and spill it to one of N hash partitions on local disk, keyed by session
- *      (interactions) or id (items, users): memory holds buffers, never the day;
- *   2. per partition: dedupe by eventId with a Set; interactions look up the partition's anonymous
- *      sessions in the identity table and take the linked userId (backfill), items/users keep the
- *      latest version per id; deleted users are left out; rows go to CSV parts (FACTS §4a–4b);
- *   3. publish the parts and start the import jobs (./publish.ts), then write the manifest.
+ * The nightly export of one UTC day of archive:
+ *   1. list `archive/<kind>/dt=<date>/` and run the day's SQL rules (./sql/rules.ts) on the
+ *      embedded engine (./engine/duckdb.ts): validate every line, dedupe by eventId over the whole
+ *      day, backfill anonymous interactions from the identity links, keep the latest item/user,
+ *      leave deleted users out, shape the CSV records (FACTS §4a–4b) into parts of at most 1 GB;
+ *   2. publish the parts and start the import jobs (./publish.ts), then write the manifest.
+ * Days too large for one machine run the same rules on Athena (./athena/, docs/export-at-scale.md).
  */
 
 export interface ExportSettings {
@@ -79,25 +57,14 @@ export interface ExportOptions {
   workDir?: string;
   /** Largest CSV part and INCREMENTAL job; default and maximum 1 GB (FACTS §4c). */
   partMaxBytes?: number;
-  /** Hash partitions per kind; default from the archive size (about 4 MB of gzip each). */
-  partitions?: number;
+  /** The embedded engine's memory limit and threads; default 512MB and 2. */
+  engine?: Partial<DuckDbSettings>;
   /** Archive objects read at once. */
   readConcurrency?: number;
   /** Sessions per identity lookup round (BatchGetItem takes 100 keys; the store splits further). */
   linkLookupBatch?: number;
   onProgress?: (progress: ExportProgress) => void;
   now?: () => Date;
-}
-
-type Anonymous = NonNullable<ExportOptions['anonymous']>;
-
-interface KindContext {
-  kind: ExportKind;
-  schema: DatasetSchema;
-  report: KindReport;
-  deleted: DeletedUsers;
-  writer: CsvPartWriter;
-  anonymous: Anonymous;
 }
 
 export class ExportInputError extends Error {
@@ -125,46 +92,25 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   progress({ type: 'listed', objects: all.length, bytes: all.reduce((n, o) => n + o.bytes, 0) });
 
   const kinds = {} as Record<ExportKind, KindReport>;
-  const partitions = {} as Record<ExportKind, number>;
+  const engineSettings: DuckDbSettings = { memoryLimit: options.engine?.memoryLimit ?? '512MB', threads: options.engine?.threads ?? 2 };
   const scratch = await mkdtemp(join(options.workDir ?? tmpdir(), 'pi-export-'));
+  let engine: DuckDbExportEngine | undefined;
   try {
+    engine = await DuckDbExportEngine.open(
+      scratch,
+      { archive: deps.archive, links: deps.links, deleted, schemas: deps.settings.schemas },
+      { ...engineSettings, readConcurrency: options.readConcurrency ?? 8, linkLookupBatch: options.linkLookupBatch ?? 1000 },
+    );
     for (const kind of EXPORT_KINDS) {
       const objects = listings[kind];
       const report = emptyKindReport(kind);
       report.archive.objects = objects.length;
       report.archive.bytes = objects.reduce((n, o) => n + o.bytes, 0);
-      partitions[kind] = options.partitions ?? partitionCount(report.archive.bytes);
-      const schema = deps.settings.schemas[kind];
-      const ctx: KindContext = {
-        kind,
-        schema,
-        report,
-        deleted,
-        anonymous,
-        writer: new CsvPartWriter(scratch, `${kind}-${date}`, csvHeader(schema), partMaxBytes),
-      };
 
       progress({ type: 'stage', kind, stage: 'reading' });
-      const spill = await PartitionSpill.create(scratch, kind, partitions[kind]);
-      let files: string[];
-      try {
-        await readArchive(deps.archive, objects, spill, ctx, options.readConcurrency ?? 8, progress);
-      } finally {
-        files = await spill.close();
-      }
-
-      progress({ type: 'stage', kind, stage: 'writing' });
-      let parts: CsvPart[];
-      try {
-        for (const file of files) {
-          if (kind === 'interactions') await writeInteractions(file, ctx, deps.links, options.linkLookupBatch ?? 1000);
-          else await writeLatest(file, ctx);
-          await rm(file, { force: true });
-        }
-      } finally {
-        parts = await ctx.writer.close();
-      }
-      report.exported = parts.reduce((n, p) => n + p.rows, 0);
+      const outcome = await engine.runKind({ kind, objects, anonymous, partMaxBytes, baseName: `${kind}-${date}` });
+      fillReport(report, outcome);
+      for (const object of objects) progress({ type: 'object', kind, key: object.key, bytes: object.bytes });
 
       progress({ type: 'stage', kind, stage: 'publishing' });
       const datasetArn = deps.settings.datasets[kind];
@@ -177,7 +123,7 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
             ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
             : undefined;
       await publishKind(
-        parts,
+        outcome.parts,
         {
           kind,
           date,
@@ -192,6 +138,7 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
       kinds[kind] = report;
     }
   } finally {
+    engine?.close();
     await rm(scratch, { recursive: true, force: true });
   }
 
@@ -199,7 +146,7 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
     date,
     startedAt,
     finishedAt: now().toISOString(),
-    options: { mode, import: doImport, anonymous, partMaxBytes, partitions },
+    options: { mode, import: doImport, anonymous, partMaxBytes, engine: { name: 'duckdb', ...engineSettings } },
     kinds,
     importJobs: EXPORT_KINDS.flatMap((k) => kinds[k].importJobs),
   };
@@ -207,148 +154,28 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   return manifest;
 }
 
-function reject(report: KindReport, reason: string, where?: { key: string; line: number }): void {
-  report.rejected++;
-  countReason(report.rejectedByReason, reason);
-  if (where && report.rejectedSamples.length < REJECTED_SAMPLES_MAX) report.rejectedSamples.push({ ...where, reason });
-}
+const UNREADABLE = 'unreadable gzip object (its lines before the damage are kept)';
 
-/** Phase 1: archive objects -> validated lines in hash partitions. */
-async function readArchive(
-  archive: ArchiveSource,
-  objects: readonly ArchiveObjectInfo[],
-  spill: PartitionSpill,
-  ctx: KindContext,
-  concurrency: number,
-  progress: (p: ExportProgress) => void,
-): Promise<void> {
-  const { kind, report } = ctx;
-  await pMap(
-    objects,
-    async (object) => {
-      let line = 0;
-      const result = await readGzipLines(await archive.open(object.key), (text) => {
-        line++;
-        report.read++;
-        const parsed = parseArchiveLine(kind, text);
-        if (!parsed.ok) {
-          reject(report, parsed.reason, { key: object.key, line });
-          return undefined;
-        }
-        const message = parsed.message;
-        const key = partitionKeyOf(message);
-        // "A": an anonymous interaction, whose session the backfill looks up. The key is JSON so it holds no tab.
-        const flag = message.kind === 'interaction' && message.userId === undefined ? 'A' : 'U';
-        return spill.add(key, `${flag}${JSON.stringify(key)}\t${JSON.stringify(message)}`);
-      });
-      if (result.corrupt !== undefined) {
-        report.archive.unreadableObjects.push(object.key);
-        reject(report, 'unreadable gzip object (its lines before the damage are kept)', { key: object.key, line: line + 1 });
-      }
-      progress({ type: 'object', kind, key: object.key, bytes: object.bytes });
-    },
-    { concurrency },
-  );
-}
-
-const payloadOf = (line: string) => line.slice(line.indexOf('\t') + 1);
-
-async function writeRow(ctx: KindContext, row: RowResult): Promise<boolean> {
-  if (!row.ok) {
-    reject(ctx.report, `not exportable: ${row.reason}`);
-    return false;
+/** The engine's counts -> the manifest's kind report (the same fields the report always had). */
+function fillReport(report: KindReport, outcome: KindOutcome): void {
+  const total = (metric: string) => [...(outcome.counts.get(metric)?.values() ?? [])].reduce((n, v) => n + v, 0);
+  const add = countReason;
+  report.read = total('read');
+  for (const [reason, n] of outcome.counts.get('rejected') ?? []) add(report.rejectedByReason, reason ?? 'rejected', n);
+  for (const [reason, n] of outcome.counts.get('rowRejected') ?? []) add(report.rejectedByReason, reason ?? 'not exportable', n);
+  if (outcome.tooLarge > 0) add(report.rejectedByReason, ROW_TOO_LARGE, outcome.tooLarge);
+  for (const key of outcome.unreadableObjects) {
+    report.archive.unreadableObjects.push(key);
+    add(report.rejectedByReason, UNREADABLE, 1);
   }
-  for (const reason of row.dropped) countReason(ctx.report.propertiesDropped, reason);
-  if (!(await ctx.writer.write(row.cells))) {
-    reject(ctx.report, 'row larger than the CSV part limit');
-    return false;
-  }
-  return true;
-}
-
-/** Every login kept on each session (a link written before claims were kept is its own only claim). */
-async function lookupLinks(links: LinkLookup, sessions: readonly string[], batch: number): Promise<Map<string, LinkClaim[]>> {
-  const found = new Map<string, LinkClaim[]>();
-  for (let i = 0; i < sessions.length; i += batch) {
-    for (const [sessionId, link] of await links.getLinks(sessions.slice(i, i + batch))) {
-      found.set(sessionId, link.claims && link.claims.length > 0 ? link.claims : [{ userId: link.userId, linkedAt: link.linkedAt ?? 0 }]);
-    }
-  }
-  return found;
-}
-
-/** Phase 2 for interactions: one partition, two streaming passes (sessions to look up, then rows). */
-async function writeInteractions(file: string, ctx: KindContext, links: LinkLookup, lookupBatch: number): Promise<void> {
-  const { report } = ctx;
-  const sessions = new Set<string>();
-  for await (const line of readLocalLines(file)) {
-    if (line.startsWith('A')) sessions.add(JSON.parse(line.slice(1, line.indexOf('\t'))) as string);
-  }
-  // A link recorded after the exported day still applies: the table is read now, not as of the day.
-  const linked = await lookupLinks(links, [...sessions], lookupBatch);
-  sessions.clear();
-
-  const seen = new Set<string>();
-  for await (const line of readLocalLines(file)) {
-    const message = JSON.parse(payloadOf(line)) as InteractionMessage;
-    if (seen.has(dedupeKey(message))) {
-      report.duplicates++;
-      continue;
-    }
-    seen.add(dedupeKey(message));
-    let userId = message.userId;
-    let backfilled = false;
-    let fromSession = false;
-    if (userId === undefined) {
-      // The same rule as in real time: the next login after the event on its session, else the latest before.
-      userId = userAt(linked.get(message.sessionId) ?? [], message.timestamp);
-      backfilled = userId !== undefined;
-      if (userId === undefined && ctx.anonymous === 'session-as-user') {
-        userId = message.sessionId;
-        fromSession = true;
-      }
-      if (userId === undefined) {
-        report.anonymousWithoutLink++;
-        continue;
-      }
-    }
-    if (ctx.deleted.isDeleted(userId)) {
-      report.deletedUserRows++;
-      continue;
-    }
-    if (!(await writeRow(ctx, interactionRow(ctx.schema, message, userId)))) continue;
-    if (backfilled) report.backfilled++;
-    if (fromSession) report.sessionAsUser++;
-  }
-}
-
-/** Phase 2 for items and users: the latest version per id within the partition (ids never span partitions). */
-async function writeLatest(file: string, ctx: KindContext): Promise<void> {
-  const { report } = ctx;
-  const seen = new Set<string>();
-  const latest = new Map<string, ItemMessage | UserMessage>();
-  for await (const line of readLocalLines(file)) {
-    const message = JSON.parse(payloadOf(line)) as ItemMessage | UserMessage;
-    if (seen.has(dedupeKey(message))) {
-      report.duplicates++;
-      continue;
-    }
-    seen.add(dedupeKey(message));
-    const id = partitionKeyOf(message);
-    const current = latest.get(id);
-    if (current) report.superseded++;
-    if (!current || isNewerVersion(message, current)) latest.set(id, message);
-  }
-  seen.clear();
-  for (const message of latest.values()) {
-    if (message.kind === 'user') {
-      if (ctx.deleted.isDeleted(message.userId)) {
-        report.deletedUserRows++;
-        continue;
-      }
-      await writeRow(ctx, userRow(ctx.schema, message));
-    } else {
-      await writeRow(ctx, itemRow(ctx.schema, message));
-    }
-  }
+  report.rejected = total('rejected') + total('rowRejected') + outcome.tooLarge + outcome.unreadableObjects.length;
+  report.rejectedSamples = outcome.rejectedSamples;
+  report.duplicates = total('duplicates');
+  report.superseded = total('superseded');
+  report.backfilled = total('backfilled');
+  report.sessionAsUser = total('sessionAsUser');
+  report.anonymousWithoutLink = total('anonymousWithoutLink');
+  report.deletedUserRows = outcome.deletedUserRows;
+  for (const [reason, n] of outcome.counts.get('propertiesDropped') ?? []) if (reason !== null) add(report.propertiesDropped, droppedReason(reason), n);
+  report.exported = outcome.parts.reduce((n, p) => n + p.rows, 0);
 }

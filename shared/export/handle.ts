@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { handleAthenaEvent, isAthenaEvent } from './athena/orchestrate.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
 import { isExportDate, previousUtcDay } from './dates.js';
 import { exportDay, ExportInputError } from './export-day.js';
 import { manifestKey, type ExportManifest, type ManifestJob } from './manifest.js';
-import { EXPORT_KINDS, type ExportKind } from './rows.js';
+import { EXPORT_KINDS, type ExportKind } from './kinds.js';
 import { exportRuntimeFromEnv, type ExportRuntime } from './runtime.js';
 
 /**
@@ -78,7 +79,15 @@ export function summarize(manifest: ExportManifest): ExportSummary {
   };
 }
 
-export async function handleExportEvent(event: unknown, now: Date = new Date()): Promise<ExportSummary> {
+/** What the function returns: the run's summary, or a state machine step's output. */
+export type ExportResult = ExportSummary | Awaited<ReturnType<typeof handleAthenaEvent>>;
+
+export async function handleExportEvent(event: unknown, now: Date = new Date()): Promise<ExportResult> {
+  // The Athena path's state machine steps (docs/export-at-scale.md) come to the same function.
+  if (isAthenaEvent(event)) {
+    runtime ??= exportRuntimeFromEnv();
+    return handleAthenaEvent(event, runtime, now);
+  }
   const parsed = exportEventSchema.safeParse(event ?? {});
   if (!parsed.success) throw new ExportInputError(`export event not understood: ${z.prettifyError(parsed.error)}`);
   const input = parsed.data;
@@ -93,6 +102,7 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
     anonymous: defaults.anonymous,
     partMaxBytes: defaults.partMaxBytes,
     readConcurrency: defaults.readConcurrency,
+    engine: defaults.engine,
     ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
   });
   const summary = summarize(manifest);

@@ -1,6 +1,6 @@
 import type { ImportMode } from './ports.js';
 import type { RequestedMode } from './plan.js';
-import type { ExportKind } from './rows.js';
+import type { ExportKind } from './kinds.js';
 
 /** The run's record, written to `imports/manifests/<date>.json` and returned by the handler and CLI. */
 
@@ -68,7 +68,8 @@ export interface ExportManifest {
     import: boolean;
     anonymous: 'skip' | 'session-as-user';
     partMaxBytes: number;
-    partitions: Record<ExportKind, number>;
+    /** The engine that ran the rules, with its limits. */
+    engine: { name: 'duckdb' | 'athena'; memoryLimit?: string; threads?: number };
   };
   kinds: Record<ExportKind, KindReport>;
   importJobs: ManifestJob[];
@@ -101,13 +102,20 @@ export function emptyKindReport(kind: ExportKind): KindReport {
   };
 }
 
-/** Adds one to a bounded reason table. */
-export function countReason(table: Record<string, number>, reason: string): void {
+/** Adds `n` (default one) to a bounded reason table. */
+export function countReason(table: Record<string, number>, reason: string, n = 1): void {
   const keys = Object.keys(table);
   const key = Object.hasOwn(table, reason) || keys.length < REASONS_MAX ? reason : 'other reasons';
-  table[key] = (table[key] ?? 0) + 1;
+  table[key] = (table[key] ?? 0) + n;
 }
 
 export function manifestKey(date: string): string {
   return `imports/manifests/${date}.json`;
+}
+
+const REASON_MAX = 160;
+/** The counted, value-free form of a property drop reason: quoted values emptied, clipped. */
+export function droppedReason(reason: string): string {
+  const text = reason.replace(/"[^"]*"/g, '""');
+  return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { IMPORT_LIMITS } from './limits.js';
 import type { ImportJobSummary, ImportMode } from './ports.js';
-import type { ExportKind } from './rows.js';
+import type { ExportKind } from './kinds.js';
 
 /**
  * Pure import planning: which CSV files go into which dataset import job, which are held for

@@ -16,6 +16,8 @@ export interface ArchiveSource {
   list(prefix: string): Promise<ArchiveObjectInfo[]>;
   /** The object's raw (still gzipped) bytes as a stream. */
   open(key: string): Promise<Readable>;
+  /** A local file holding the object, when the source is a directory: the engine reads it in place. */
+  localPath?(key: string): string | undefined;
 }
 
 export interface StoredFile {

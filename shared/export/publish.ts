@@ -3,7 +3,7 @@ import { IMPORT_LIMITS } from './limits.js';
 import type { KindReport, ManifestJob } from './manifest.js';
 import { chooseImportMode, planImports, resolveJobName, type PlanFile, type RequestedMode } from './plan.js';
 import type { ImportJobs, ImportJobSummary, ImportStore } from './ports.js';
-import type { ExportKind } from './rows.js';
+import type { ExportKind } from './kinds.js';
 import type { CsvPart } from './csv-parts.js';
 
 /**

@@ -4,6 +4,7 @@ import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import type { DuckDbSettings } from './engine/duckdb.js';
 import type { ExportDeps, ExportOptions } from './export-day.js';
 import { SdkImportJobs } from './personalize-jobs.js';
 import { S3ArchiveSource, S3ImportStore } from './s3-adapters.js';
@@ -11,7 +12,10 @@ import { S3ArchiveSource, S3ImportStore } from './s3-adapters.js';
 export interface ExportRuntime {
   deps: ExportDeps;
   /** The options the environment sets; the CLI's flags and the handler's event override them. */
-  defaults: Required<Pick<ExportOptions, 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & { workDir?: string };
+  defaults: Required<Pick<ExportOptions, 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
+    workDir?: string;
+    engine: DuckDbSettings;
+  };
 }
 
 /**
@@ -46,7 +50,15 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
       partMaxBytes: config.EXPORT_PART_MAX_BYTES,
       // S3 GETs are latency-bound and a day holds one object per batch and hour: read many at once.
       readConcurrency: 32,
+      engine: { memoryLimit: `${engineMemoryMb(config.EXPORT_ENGINE_MEMORY_MB, env)}MB`, threads: config.EXPORT_ENGINE_THREADS },
       ...(config.EXPORT_WORK_DIR !== undefined && { workDir: config.EXPORT_WORK_DIR }),
     },
   };
+}
+
+/** The configured engine memory, else half the Lambda's memory (the rest is Node, buffers, the OS), else 512 MB. */
+function engineMemoryMb(configured: number | undefined, env: NodeJS.ProcessEnv): number {
+  if (configured !== undefined) return configured;
+  const lambdaMb = Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+  return Number.isInteger(lambdaMb) && lambdaMb > 0 ? Math.max(64, Math.floor(lambdaMb / 2)) : 512;
 }

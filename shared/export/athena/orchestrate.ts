@@ -1,0 +1,467 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema.js';
+import { isExportDate, previousUtcDay } from '../dates.js';
+import type { ExportDeps } from '../export-day.js';
+import { IMPORT_LIMITS } from '../limits.js';
+import { countReason, emptyKindReport, manifestKey, type ExportManifest, type KindReport } from '../manifest.js';
+import type { RequestedMode } from '../plan.js';
+import { publishKind } from '../publish.js';
+import { EXPORT_KINDS, type ExportKind } from '../kinds.js';
+import type { ExportRuntime } from '../runtime.js';
+import { trinoDialect } from '../sql/dialect.js';
+import { exportSql, ROW_TOO_LARGE } from '../sql/rules.js';
+import { finishKind, readReport, type FinishKindResult, type ReportRow } from './finish.js';
+import { checkBucket, exportIdOf, linksRelation, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
+
+/**
+ * The Athena path of the nightly export, as the steps of the state machine in
+ * serverless/athena-export.cjs (docs/export-at-scale.md):
+ *   plan     (Lambda)  the day's archive size -> chooseEngine: the embedded engine in the export
+ *                      Lambda as usual, or Athena;
+ *   [DynamoDB ExportTableToPointInTime of the identity table, polled until COMPLETED]
+ *   prepare  (Lambda)  the run's id, output folders and settings;
+ *   [Map over the kinds: query (Lambda) -> the rows UNLOAD text -> Athena startQueryExecution.sync,
+ *    then the same for the report] — one query text in the state at a time: a text may be up to
+ *    Athena's 262,144 bytes, and a Step Functions state holds at most 256 KiB;
+ *   finish   (Lambda)  UNLOAD output -> deleted users left out -> CSV parts -> publishKind, manifest.
+ * The Lambda tells these events apart by `athena` (`{"athena":"plan",...}`); the shapes below are
+ * the contract with the state machine definition.
+ */
+
+export type ExportEngine = 'duckdb' | 'athena';
+
+export interface EngineChoice {
+  /** exportAthena: the stack has the Athena resources. */
+  athenaEnabled: boolean;
+  /** A day whose archive (gzip bytes, all kinds) is above this runs on Athena. */
+  minArchiveBytes: number;
+}
+
+/** Athena only when the stack has it and the day is above the configured size; the embedded engine otherwise. */
+export function chooseEngine(archiveBytes: number, config: EngineChoice): ExportEngine {
+  if (!config.athenaEnabled) return 'duckdb';
+  return archiveBytes > config.minArchiveBytes ? 'athena' : 'duckdb';
+}
+
+// ------------------------------------------------------------------ event shapes
+
+const date = z.string().refine(isExportDate, 'date must be a UTC day written YYYY-MM-DD');
+const mode = z.enum(['auto', 'INCREMENTAL', 'FULL']);
+const glueName = z.string().regex(/^[a-z_][a-z0-9_]{0,254}$/, 'a lowercase Glue name');
+const kind = z.enum(['interactions', 'items', 'users']);
+const bytesScanned = z.number().int().nonnegative();
+
+/** What starts an execution: the nightly schedule's event, or a hand-written input. */
+const executionInputSchema = z.union([
+  z.looseObject({ 'detail-type': z.literal('Scheduled Event'), time: z.iso.datetime({ offset: true }) }),
+  z.strictObject({
+    date: date.optional(),
+    mode: mode.optional(),
+    import: z.boolean().optional(),
+    /** Force an engine (e.g. try Athena on a small day). */
+    engine: z.enum(['duckdb', 'athena']).optional(),
+  }),
+]);
+
+export const athenaPlanEventSchema = z.strictObject({
+  athena: z.literal('plan'),
+  /** The execution's input ($ of the state machine). */
+  input: z.unknown(),
+  minArchiveBytes: z.number().int().nonnegative(),
+});
+
+/** Where the queries read and write (the state machine definition fills these in). */
+const placesShape = {
+  bucket: z.string(),
+  database: glueName,
+  archiveTable: glueName,
+  linksTable: glueName,
+};
+
+export const athenaPrepareEventSchema = z.strictObject({
+  athena: z.literal('prepare'),
+  date,
+  /** ExportDescription.ExportArn of this run's identity table export. */
+  identityExportArn: z.string(),
+  ...placesShape,
+});
+
+export const athenaQueryEventSchema = z.strictObject({
+  athena: z.literal('query'),
+  statement: z.enum(['rows', 'report']),
+  kind,
+  date,
+  identityExportArn: z.string(),
+  /** From prepare: the same expired-link cut-off and anonymous rule for both statements. */
+  nowSeconds: z.number().int().nonnegative(),
+  anonymous: z.enum(['skip', 'session-as-user']),
+  ...placesShape,
+});
+
+const kindQueriesSchema = z.strictObject({
+  kind,
+  rowsPrefix: z.string(),
+  reportPrefix: z.string(),
+  rowsQueryId: z.string(),
+  rowsBytesScanned: bytesScanned,
+  reportQueryId: z.string(),
+  reportBytesScanned: bytesScanned,
+});
+
+export const athenaFinishEventSchema = z.strictObject({
+  athena: z.literal('finish'),
+  date,
+  options: z.strictObject({ mode: mode.optional(), import: z.boolean().optional() }),
+  anonymous: z.enum(['skip', 'session-as-user']),
+  /** $$.Execution.StartTime */
+  startedAt: z.iso.datetime({ offset: true }).optional(),
+  kinds: z.array(kindQueriesSchema).refine(
+    (kinds) => kinds.length === EXPORT_KINDS.length && EXPORT_KINDS.every((k) => kinds.some((q) => q.kind === k)),
+    `one entry for each of ${EXPORT_KINDS.join(', ')}`,
+  ),
+});
+
+export const athenaEventSchema = z.discriminatedUnion('athena', [athenaPlanEventSchema, athenaPrepareEventSchema, athenaQueryEventSchema, athenaFinishEventSchema]);
+export type AthenaEvent = z.input<typeof athenaEventSchema>;
+export type AthenaPlanEvent = z.infer<typeof athenaPlanEventSchema>;
+export type AthenaPrepareEvent = z.infer<typeof athenaPrepareEventSchema>;
+export type AthenaQueryEvent = z.infer<typeof athenaQueryEventSchema>;
+export type AthenaFinishEvent = z.infer<typeof athenaFinishEventSchema>;
+export type KindQueries = z.infer<typeof kindQueriesSchema>;
+
+/** True for an event of the Athena state machine (it carries `athena`). */
+export function isAthenaEvent(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && Object.hasOwn(event, 'athena');
+}
+
+export class AthenaEventError extends Error {
+  override name = 'AthenaEventError';
+}
+
+function parse<S extends z.ZodType>(schema: S, event: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(event);
+  if (!parsed.success) throw new AthenaEventError(`${what} not understood: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+// ------------------------------------------------------------------ plan
+
+export interface ExportPlan {
+  engine: ExportEngine;
+  date: string;
+  archiveBytes: number;
+  minArchiveBytes: number;
+  /** The export Lambda's own event for the embedded engine (shared/export/handle.ts). */
+  lambdaEvent: { date: string; mode?: RequestedMode; import?: boolean };
+  /** Passed on to finish. */
+  options: { mode?: RequestedMode; import?: boolean };
+}
+
+export async function planExport(archive: ExportDeps['archive'], event: AthenaPlanEvent, now: Date = new Date()): Promise<ExportPlan> {
+  const input = parse(executionInputSchema, event.input ?? {}, 'execution input');
+  const scheduled = 'time' in input;
+  const day = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
+  const options: ExportPlan['options'] = scheduled
+    ? {}
+    : { ...(input.mode !== undefined && { mode: input.mode }), ...(input.import !== undefined && { import: input.import }) };
+  let archiveBytes = 0;
+  for (const k of EXPORT_KINDS) archiveBytes += (await archive.list(`archive/${k}/dt=${day}/`)).reduce((n, o) => n + o.bytes, 0);
+  const chosen = chooseEngine(archiveBytes, { athenaEnabled: true, minArchiveBytes: event.minArchiveBytes });
+  return {
+    engine: !scheduled && input.engine !== undefined ? input.engine : chosen,
+    date: day,
+    archiveBytes,
+    minArchiveBytes: event.minArchiveBytes,
+    lambdaEvent: { date: day, ...options },
+    options,
+  };
+}
+
+// ------------------------------------------------------------------ prepare, query
+
+/** Athena refuses a query text longer than this (bytes; Athena service quotas). */
+export const ATHENA_QUERY_MAX_BYTES = 262_144;
+/**
+ * The longest text this path runs: Athena's limit, less room for the rest of the Map iteration's
+ * state (the item's few fields, the Lambda result's metadata: about 2 KB), which Step Functions
+ * caps at 256 KiB (262,144 bytes) as well.
+ */
+export const QUERY_TEXT_MAX_BYTES = ATHENA_QUERY_MAX_BYTES - 4_096;
+
+export interface PreparedKind {
+  kind: ExportKind;
+  /** The rows UNLOAD folder (user_id, csv_line). */
+  rowsPrefix: string;
+  /** The report UNLOAD folder (metric, reason, n). */
+  reportPrefix: string;
+}
+
+export interface PreparedExport {
+  date: string;
+  runId: string;
+  anonymous: 'skip' | 'session-as-user';
+  /** Links expired at this time (epoch seconds) are left out, by every statement of the run. */
+  nowSeconds: number;
+  kinds: PreparedKind[];
+}
+
+export interface PrepareSettings {
+  anonymous: 'skip' | 'session-as-user';
+  /** Expired-link cut-off (epoch ms). */
+  now: number;
+}
+
+export interface StatementTarget {
+  bucket: string;
+  date: string;
+  runId: string;
+  tables: AthenaTables;
+  exportId: string;
+  nowSeconds: number;
+}
+
+/** The statements of one kind: the rules (../sql/rules.ts) in Trino over the Glue tables, each as an UNLOAD. */
+export function athenaStatements(
+  k: ExportKind,
+  target: StatementTarget,
+  settings: { schemas: DatasetSchemas; anonymous: 'skip' | 'session-as-user' },
+): PreparedKind & { rowsQuery: string; reportQuery: string } {
+  const relations = {
+    raw: rawRelation(target.tables, k, target.date),
+    links: linksRelation(target.tables, { exportId: target.exportId, nowSeconds: target.nowSeconds }),
+  };
+  const sql = exportSql(k, { schemas: settings.schemas, dialect: trinoDialect, anonymous: settings.anonymous, relations });
+  const rowsPrefix = unloadPrefix(target.date, target.runId, k, 'rows');
+  const reportPrefix = unloadPrefix(target.date, target.runId, k, 'report');
+  return {
+    kind: k,
+    rowsQuery: unloadStatement(sql.rows, { bucket: target.bucket, prefix: rowsPrefix }),
+    reportQuery: unloadStatement(sql.report, { bucket: target.bucket, prefix: reportPrefix }),
+    rowsPrefix,
+    reportPrefix,
+  };
+}
+
+export function prepareExport(event: AthenaPrepareEvent, settings: PrepareSettings): PreparedExport {
+  checkBucket(event.bucket);
+  // The export id is unique per run: a re-run of the date UNLOADs into fresh folders.
+  const runId = exportIdOf(event.identityExportArn);
+  return {
+    date: event.date,
+    runId,
+    anonymous: settings.anonymous,
+    nowSeconds: Math.floor(settings.now / 1000),
+    kinds: EXPORT_KINDS.map((k) => ({ kind: k, rowsPrefix: unloadPrefix(event.date, runId, k, 'rows'), reportPrefix: unloadPrefix(event.date, runId, k, 'report') })),
+  };
+}
+
+/** One UNLOAD text, for the Map's next query; refused here, named, when Athena would refuse it. */
+export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { query: string; bytes: number } {
+  const exportId = exportIdOf(event.identityExportArn);
+  const statements = athenaStatements(
+    event.kind,
+    {
+      bucket: checkBucket(event.bucket),
+      date: event.date,
+      runId: exportId,
+      tables: { database: event.database, archiveTable: event.archiveTable, linksTable: event.linksTable },
+      exportId,
+      nowSeconds: event.nowSeconds,
+    },
+    { schemas, anonymous: event.anonymous },
+  );
+  const query = event.statement === 'rows' ? statements.rowsQuery : statements.reportQuery;
+  const bytes = Buffer.byteLength(query, 'utf8');
+  if (bytes > QUERY_TEXT_MAX_BYTES) {
+    throw new AthenaEventError(
+      `the ${event.kind} ${event.statement} query is ${bytes} bytes, over the ${QUERY_TEXT_MAX_BYTES} this path runs ` +
+        `(Athena takes at most ${ATHENA_QUERY_MAX_BYTES} bytes of query text, a Step Functions state at most 256 KiB)`,
+    );
+  }
+  return { query, bytes };
+}
+
+// ------------------------------------------------------------------ finish
+
+const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
+const REASON_MAX = 160;
+/** The counted, value-free form of a drop reason (as export-day.ts counts them). */
+function droppedReason(reason: string): string {
+  const text = reason.replace(/"[^"]*"/g, '""');
+  return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
+}
+
+/**
+ * The report query's counts and the finish step's own -> the manifest's kind report, field for
+ * field as the embedded engine fills it (export-day.ts). Returns the `rows` count (records the
+ * query produced before the deletion filter), to check against what the rows UNLOAD held.
+ */
+export function fillAthenaReport(report: KindReport, rows: readonly ReportRow[], finished: FinishKindResult): number {
+  const total = (metric: string) => rows.filter((r) => r.metric === metric).reduce((n, r) => n + r.n, 0);
+  for (const r of rows) {
+    if (r.metric === 'rejected') countReason(report.rejectedByReason, r.reason ?? 'rejected', r.n);
+    else if (r.metric === 'rowRejected') countReason(report.rejectedByReason, r.reason ?? 'not exportable', r.n);
+    else if (r.metric === 'propertiesDropped' && r.reason !== null) countReason(report.propertiesDropped, droppedReason(r.reason), r.n);
+  }
+  if (finished.tooLarge > 0) countReason(report.rejectedByReason, ROW_TOO_LARGE, finished.tooLarge);
+  report.read = total('read');
+  report.rejected = total('rejected') + total('rowRejected') + finished.tooLarge;
+  report.duplicates = total('duplicates');
+  report.superseded = total('superseded');
+  report.backfilled = total('backfilled');
+  report.sessionAsUser = total('sessionAsUser');
+  report.anonymousWithoutLink = total('anonymousWithoutLink');
+  report.deletedUserRows = finished.deletedUserRows;
+  report.exported = finished.parts.reduce((n, p) => n + p.rows, 0);
+  const unknown = [...new Set(rows.map((r) => r.metric).filter((m) => !UNDERSTOOD_METRICS.has(m)))];
+  if (unknown.length > 0) report.notes.push(`report metrics not understood (not counted): ${unknown.join(', ')}`);
+  return total('rows');
+}
+
+export interface FinishSettings {
+  /** Largest CSV part and INCREMENTAL job. */
+  partMaxBytes: number;
+  /** Run default when the execution input names no mode. */
+  mode: RequestedMode;
+  workDir?: string;
+  now?: () => Date;
+}
+
+export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, settings: FinishSettings): Promise<ExportManifest> {
+  const now = settings.now ?? (() => new Date());
+  const { date } = event;
+  const mode = event.options.mode ?? settings.mode;
+  const doImport = event.options.import !== false;
+  if (settings.partMaxBytes > IMPORT_LIMITS.incrementalJobBytes) {
+    throw new AthenaEventError(`partMaxBytes ${settings.partMaxBytes} is over the ${IMPORT_LIMITS.incrementalJobBytes}-byte INCREMENTAL import limit (FACTS §4c)`);
+  }
+  const startedAt = event.startedAt ?? now().toISOString();
+  const deleted = await deps.deletedUsers();
+  const kinds = {} as Record<ExportKind, KindReport>;
+  const scratch = await mkdtemp(join(settings.workDir ?? tmpdir(), 'pi-athena-'));
+  try {
+    for (const k of EXPORT_KINDS) {
+      const queries = event.kinds.find((q) => q.kind === k)!;
+      const report = emptyKindReport(k);
+      const archived = await deps.archive.list(`archive/${k}/dt=${date}/`);
+      report.archive.objects = archived.length;
+      report.archive.bytes = archived.reduce((n, o) => n + o.bytes, 0);
+
+      const dir = join(scratch, k);
+      await mkdir(dir, { recursive: true });
+      const reportRows = await readReport(deps.archive, queries.reportPrefix);
+      const finished = await finishKind(deps.archive, {
+        prefix: queries.rowsPrefix,
+        dir,
+        baseName: `${k}-${date}`,
+        header: csvHeader(deps.settings.schemas[k]),
+        partMaxBytes: settings.partMaxBytes,
+        deleted,
+      });
+      const counted = fillAthenaReport(report, reportRows, finished);
+      report.notes.push(
+        `exported with Athena: rows query ${queries.rowsQueryId} scanned ${queries.rowsBytesScanned} bytes, ` +
+          `report query ${queries.reportQueryId} scanned ${queries.reportBytesScanned} bytes; ${finished.objects} UNLOAD objects`,
+      );
+      if (counted !== finished.records) {
+        // Two queries over the same day: an object archived between them (a late event) shows here.
+        report.notes.push(`the report query counted ${counted} rows, the rows query wrote ${finished.records}`);
+      }
+
+      const datasetArn = deps.settings.datasets[k];
+      const roleArn = deps.settings.roleArn;
+      const noImportReason = !doImport
+        ? 'import jobs not requested (--no-import): import the dt= folder yourself'
+        : !datasetArn
+          ? `no ${k} dataset ARN configured: no import job; import the dt= folder yourself`
+          : !roleArn || !deps.jobs
+            ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
+            : undefined;
+      await publishKind(
+        finished.parts,
+        {
+          kind: k,
+          date,
+          store: deps.store,
+          ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
+            ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
+            : { noImportReason: noImportReason ?? 'no import' }),
+          incrementalJobBytes: settings.partMaxBytes,
+        },
+        report,
+      );
+      kinds[k] = report;
+      // One kind's parts on local disk at a time.
+      await rm(dir, { recursive: true, force: true });
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  const manifest: ExportManifest = {
+    date,
+    startedAt,
+    finishedAt: now().toISOString(),
+    options: { mode, import: doImport, anonymous: event.anonymous, partMaxBytes: settings.partMaxBytes, engine: { name: 'athena' } },
+    kinds,
+    importJobs: EXPORT_KINDS.flatMap((k) => kinds[k].importJobs),
+  };
+  await deps.store.putJson(manifestKey(date), manifest);
+  return manifest;
+}
+
+/** What finish hands back to the state machine: counts and job states, no ids from the data. */
+export interface AthenaFinishSummary {
+  date: string;
+  manifestKey: string;
+  kinds: Record<ExportKind, { read: number; rejected: number; exported: number; deletedUserRows: number; heldRows: number }>;
+  importJobs: { kind: ExportKind; jobName: string; status: string }[];
+}
+
+export function summarizeAthena(manifest: ExportManifest): AthenaFinishSummary {
+  const kinds = {} as AthenaFinishSummary['kinds'];
+  for (const k of EXPORT_KINDS) {
+    const r = manifest.kinds[k];
+    kinds[k] = { read: r.read, rejected: r.rejected, exported: r.exported, deletedUserRows: r.deletedUserRows, heldRows: r.held.rows };
+  }
+  return {
+    date: manifest.date,
+    manifestKey: manifestKey(manifest.date),
+    kinds,
+    importJobs: manifest.importJobs.map(({ kind: k, jobName, status }) => ({ kind: k, jobName, status })),
+  };
+}
+
+// ------------------------------------------------------------------ the Lambda's entry
+
+/**
+ * The export Lambda's handling of a state machine event (shared/export/handle.ts dispatches here
+ * when `isAthenaEvent(event)`): plan, prepare, query or finish.
+ */
+export async function handleAthenaEvent(
+  event: unknown,
+  runtime: ExportRuntime,
+  now: Date = new Date(),
+): Promise<ExportPlan | PreparedExport | { query: string; bytes: number } | AthenaFinishSummary> {
+  const parsed = parse(athenaEventSchema, event, 'Athena export event');
+  const { deps, defaults } = runtime;
+  switch (parsed.athena) {
+    case 'plan':
+      return planExport(deps.archive, parsed, now);
+    case 'prepare':
+      return prepareExport(parsed, { anonymous: defaults.anonymous, now: now.getTime() });
+    case 'query':
+      return queryText(parsed, deps.settings.schemas);
+    case 'finish':
+      return summarizeAthena(
+        await finishExport(deps, parsed, {
+          partMaxBytes: defaults.partMaxBytes,
+          mode: defaults.mode,
+          ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
+        }),
+      );
+  }
+}

@@ -1,0 +1,343 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import { DuckDBInstance, LIST, listValue, VARCHAR, type DuckDBConnection } from '@duckdb/node-api';
+import pMap from 'p-map';
+import type { DeletedUsers } from '../../deletion.js';
+import { csvValue, shapeProperties, type DatasetSchemas } from '../../personalize/dataset-schema.js';
+import { droppedReason } from '../manifest.js';
+import { readGzipLines } from '../archive-reader.js';
+import type { CsvPart } from '../csv-parts.js';
+import { splitCsvFile } from '../csv-split.js';
+import type { ArchiveObjectInfo, ArchiveSource, LinkLookup } from '../ports.js';
+import type { ExportKind } from '../kinds.js';
+import { duckdbDialect } from '../sql/dialect.js';
+import { csvHeaderLine, exportStages, type ExportStages } from '../sql/rules.js';
+import { sqlString } from '../sql/shape.js';
+
+/**
+ * The export's embedded engine: DuckDB runs the SQL rules (../sql/rules.ts) over one day of one
+ * kind. Archive objects are read from local disk (fetched first when the source is S3); tables
+ * live in a database file in the run's scratch folder, so a day larger than `memoryLimit` spills
+ * to disk instead of growing the process. Node does only what SQL must not: look up the identity
+ * links of the day's anonymous sessions, test user ids against the keyed deletion registry, split
+ * a file over 1 GB into parts, and salvage the readable lines of a damaged gzip object.
+ */
+
+export interface DuckDbSettings {
+  /** DuckDB memory_limit, e.g. "512MB": the buffer pool; the process uses somewhat more. */
+  memoryLimit: string;
+  threads: number;
+}
+
+export interface KindRun {
+  kind: ExportKind;
+  objects: readonly ArchiveObjectInfo[];
+  anonymous: 'skip' | 'session-as-user';
+  partMaxBytes: number;
+  /** Parts are `<baseName>-001.csv`, ... in `dir`. */
+  baseName: string;
+}
+
+export interface KindOutcome {
+  parts: CsvPart[];
+  counts: Map<string, Map<string | null, number>>;
+  deletedUserRows: number;
+  tooLarge: number;
+  unreadableObjects: string[];
+  rejectedSamples: { key: string; line: number; reason: string }[];
+}
+
+export interface EngineDeps {
+  archive: ArchiveSource;
+  links: LinkLookup;
+  deleted: DeletedUsers;
+  schemas: DatasetSchemas;
+}
+
+const REJECTED_SAMPLES = 20;
+const LIST_OF_VARCHAR = LIST(VARCHAR);
+
+export class DuckDbExportEngine {
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly connection: DuckDBConnection,
+    private readonly scratch: string,
+    private readonly deps: EngineDeps,
+    private readonly readConcurrency: number,
+    private readonly linkLookupBatch: number,
+  ) {}
+
+  static async open(
+    scratch: string,
+    deps: EngineDeps,
+    settings: DuckDbSettings & { readConcurrency: number; linkLookupBatch: number },
+  ): Promise<DuckDbExportEngine> {
+    await mkdir(join(scratch, 'spill'), { recursive: true });
+    const instance = await DuckDBInstance.create(process.env.PI_EXPORT_DB === 'memory' ? ':memory:' : join(scratch, 'export.duckdb'), {
+      memory_limit: settings.memoryLimit,
+      threads: String(settings.threads),
+      temp_directory: join(scratch, 'spill'),
+      // Row order comes from ORDER BY where it matters; without it, scans need not keep file order.
+      preserve_insertion_order: 'false',
+      // No extension is ever downloaded: the npm build ships json and parquet.
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+    });
+    const connection = await instance.connect();
+    return new DuckDbExportEngine(instance, connection, scratch, deps, settings.readConcurrency, settings.linkLookupBatch);
+  }
+
+  close(): void {
+    this.connection.closeSync();
+    this.instance.closeSync();
+  }
+
+  /** PI_EXPORT_TRACE=1 prints each statement's duration to stderr (for profiling the rules). */
+  private async timed<T>(label: string, work: () => Promise<T>): Promise<T> {
+    if (process.env.PI_EXPORT_TRACE !== '1') return work();
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      console.error(`[export] ${label}: ${(performance.now() - started).toFixed(0)} ms, rss ${Math.round(process.memoryUsage.rss() / 1048576)} MB`);
+    }
+  }
+
+  private async scalar(sql: string): Promise<unknown> {
+    const reader = await this.connection.runAndReadAll(sql);
+    return reader.getRows()[0]?.[0];
+  }
+
+  /** Local copies of the objects (or the source's own files), named by position: key order is kept. */
+  private async localFiles(kind: ExportKind, objects: readonly ArchiveObjectInfo[]): Promise<Map<string, string>> {
+    const dir = join(this.scratch, 'archive', kind);
+    await mkdir(dir, { recursive: true });
+    const files = new Map<string, string>();
+    await pMap(
+      objects.map((o, i) => [o, i] as const),
+      async ([object, index]) => {
+        const own = this.deps.archive.localPath?.(object.key);
+        if (own !== undefined) {
+          files.set(own, object.key);
+          return;
+        }
+        const path = join(dir, `${String(index).padStart(6, '0')}.ndjson.gz`);
+        await pipeline(await this.deps.archive.open(object.key), createWriteStream(path));
+        files.set(path, object.key);
+      },
+      { concurrency: this.readConcurrency },
+    );
+    return files;
+  }
+
+  /**
+   * Validates and types every line into `staged_<kind>` straight from the files (no raw copy); the
+   * object column holds the local path, mapped back to the object key in Node. A damaged gzip
+   * object fails DuckDB's read naming the file: its readable lines are salvaged to a plain file
+   * (as gzip's framing allows), it is reported, and the statement runs again.
+   */
+  private async stage(kind: ExportKind, stages: ExportStages, files: Map<string, string>): Promise<string[]> {
+    const unreadable: string[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const list = [...files.keys()].sort().map((p) => sqlString(p)).join(', ');
+      const raw =
+        files.size === 0
+          ? `(SELECT CAST(NULL AS VARCHAR) AS object_key, CAST(NULL AS VARCHAR) AS line WHERE false)`
+          : `(SELECT filename AS object_key, line FROM read_csv([${list}], columns = {'line': 'VARCHAR'}, header = false, delim = E'\\x1f', ` +
+            `quote = '', escape = '', auto_detect = false, filename = true, compression = 'auto', new_line = '\\n', max_line_size = 2097152))`;
+      try {
+        await this.connection.run(`CREATE OR REPLACE TABLE staged_${kind} AS ${stages.staged(raw)}`);
+        return unreadable;
+      } catch (error) {
+        const message = (error as Error).message;
+        const damaged = [...files.keys()].find((p) => message.includes(p));
+        if (damaged === undefined || attempt >= files.size) throw error;
+        const key = files.get(damaged)!;
+        files.delete(damaged);
+        unreadable.push(key);
+        const salvaged = join(this.scratch, 'archive', kind, `salvaged-${attempt}.ndjson`);
+        const out = createWriteStream(salvaged);
+        await readGzipLines(createReadStream(damaged), (line) => {
+          if (!out.write(`${line}\n`)) return new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          return undefined;
+        });
+        await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+        files.set(salvaged, key);
+      }
+    }
+  }
+
+  /** Every login claim on the day's anonymous sessions, from the identity table, as `links_<kind>`. */
+  private async loadLinks(kind: ExportKind, sessionsSql: string): Promise<void> {
+    const reader = await this.connection.runAndReadAll(sessionsSql);
+    const sessions = reader.getRows().map((r) => r[0] as string);
+    const table = `links_${kind}`;
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT)`);
+    const appender = await this.connection.createAppender(table);
+    for (let i = 0; i < sessions.length; i += this.linkLookupBatch) {
+      // A link recorded after the exported day still applies: the table is read now, not as of the day.
+      for (const [sessionId, link] of await this.deps.links.getLinks(sessions.slice(i, i + this.linkLookupBatch))) {
+        const claims = link.claims && link.claims.length > 0 ? link.claims : [{ userId: link.userId, linkedAt: link.linkedAt ?? 0 }];
+        for (const claim of claims) {
+          appender.appendVarchar(sessionId);
+          appender.appendVarchar(claim.userId);
+          appender.appendBigInt(BigInt(Math.trunc(claim.linkedAt)));
+          appender.endRow();
+        }
+      }
+    }
+    appender.closeSync();
+  }
+
+  /**
+   * The records whose property values were not already in canonical form: shaped here by the
+   * dataset-schema rules the real-time path uses (shapeProperties, csvValue), then their cells,
+   * CSV record and row check rewritten in SQL. Usually none.
+   */
+  private async shapeRemaining(kind: ExportKind, stages: ExportStages): Promise<void> {
+    const table = `rows_${kind}`;
+    const pending = Number(await this.scalar(`SELECT count(*) FROM ${table} WHERE needs_shaping`));
+    if (pending === 0) return;
+    const schema = this.deps.schemas[kind];
+    const topLevel = new Set(['USER_ID', 'ITEM_ID', 'TIMESTAMP', 'EVENT_TYPE', 'IMPRESSION', 'RECOMMENDATION_ID', 'EVENT_ATTRIBUTION_SOURCE']);
+    const shapedFields = schema.fields.map((f, i) => [f, i] as const).filter(([f]) => !topLevel.has(f.name));
+    const shapedTable = `shaped_${kind}`;
+    await this.connection.run(
+      `CREATE OR REPLACE TABLE ${shapedTable} (rid BIGINT, ${shapedFields.map(([, i]) => `c${i} VARCHAR`).join(', ')}, dropped VARCHAR[])`,
+    );
+    const hasEventValue = kind === 'interactions';
+    const result = await this.connection.stream(
+      `SELECT rowid, shaping_properties${hasEventValue ? ', shaping_event_value' : ''} FROM ${table} WHERE needs_shaping`,
+    );
+    const appender = await this.connection.createAppender(shapedTable);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const ids = chunk.getColumnVector(0);
+      const props = chunk.getColumnVector(1);
+      const values = hasEventValue ? chunk.getColumnVector(2) : undefined;
+      for (let r = 0; r < chunk.rowCount; r++) {
+        const text = props.getItem(r) as string | null;
+        const parsed = text === null ? undefined : (JSON.parse(text) as Record<string, unknown> | null);
+        const shaped = shapeProperties(schema, parsed ?? undefined, { maxJsonLength: Number.POSITIVE_INFINITY });
+        const eventValue = values?.getItem(r) as string | null | undefined;
+        appender.appendBigInt(ids.getItem(r) as bigint);
+        for (const [field] of shapedFields) {
+          const raw = field.name === 'EVENT_VALUE' ? (eventValue === null || eventValue === undefined ? undefined : (JSON.parse(eventValue) as number)) : shaped.properties[field.propertyKey];
+          const cell = csvValue(field, raw);
+          if (cell === '') appender.appendNull();
+          else appender.appendVarchar(cell);
+        }
+        appender.appendList(listValue(shaped.dropped.map((d) => droppedReason(d.reason))), LIST_OF_VARCHAR);
+        appender.endRow();
+      }
+    }
+    appender.closeSync();
+    // EVENT_VALUE is only sent here when SQL could not print it; otherwise SQL's cell stands.
+    const assign = shapedFields.map(([f, i]) => (f.name === 'EVENT_VALUE' ? `c${i} = coalesce(s.c${i}, ${table}.c${i})` : `c${i} = s.c${i}`)).join(', ');
+    await this.connection.run(
+      `UPDATE ${table} SET ${assign}, dropped_reasons = list_concat(coalesce(${table}.dropped_reasons, CAST([] AS VARCHAR[])), s.dropped) ` +
+        `FROM ${shapedTable} s WHERE ${table}.rowid = s.rid`,
+    );
+    const { csvLine, rowReject } = stages.cellsSql();
+    await this.connection.run(`UPDATE ${table} SET csv_line = ${csvLine}, row_reject = ${rowReject} WHERE needs_shaping`);
+    await this.connection.run(`DROP TABLE ${shapedTable}`);
+  }
+
+  /** The users of the day's records that the deletion registry holds, as `deleted_<kind>`. */
+  private async loadDeleted(kind: ExportKind, rowsTable: string): Promise<void> {
+    const table = `deleted_${kind}`;
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (user_id VARCHAR)`);
+    const result = await this.connection.stream(`SELECT DISTINCT user_id FROM ${rowsTable} WHERE row_reject IS NULL AND user_id IS NOT NULL`);
+    const appender = await this.connection.createAppender(table);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const users = chunk.getColumnVector(0);
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const userId = users.getItem(i) as string;
+        if (this.deps.deleted.isDeleted(userId)) {
+          appender.appendVarchar(userId);
+          appender.endRow();
+        }
+      }
+    }
+    appender.closeSync();
+  }
+
+  async runKind(run: KindRun): Promise<KindOutcome> {
+    const { kind } = run;
+    const stages = exportStages(kind, { schemas: this.deps.schemas, dialect: duckdbDialect, anonymous: run.anonymous, shaping: 'split' });
+    const files = await this.timed(`${kind} fetch`, () => this.localFiles(kind, run.objects));
+    const unreadableObjects = await this.timed(`${kind} staged`, () => this.stage(kind, stages, files));
+    await this.timed(`${kind} links`, () =>
+      kind === 'interactions'
+        ? this.loadLinks(kind, stages.anonymousSessions(`staged_${kind}`))
+        : this.connection.run(`CREATE OR REPLACE TABLE links_${kind} (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT)`).then(() => undefined),
+    );
+    await this.timed(`${kind} rows`, () => this.connection.run(`CREATE OR REPLACE TABLE rows_${kind} AS ${stages.rows(`staged_${kind}`, `links_${kind}`)}`));
+    await this.timed(`${kind} shaping`, () => this.shapeRemaining(kind, stages));
+    await this.timed(`${kind} deleted`, () => this.loadDeleted(kind, `rows_${kind}`));
+
+    const header = csvHeaderLine(this.deps.schemas[kind]);
+    const headerBytes = Buffer.byteLength(header, 'utf8') + 1;
+    const fits = `strlen(csv_line) + 1 + ${headerBytes} <= ${run.partMaxBytes}`;
+    // Anti-joins, not NOT IN: DuckDB plans them as a hash join it can spill.
+    const kept = `rows_${kind} r ANTI JOIN deleted_${kind} d ON d.user_id = r.user_id WHERE r.row_reject IS NULL`;
+    const candidates = Number(await this.scalar(`SELECT count(*) FROM rows_${kind} WHERE row_reject IS NULL`));
+    const notDeletedCount = Number(await this.scalar(`SELECT count(*) FROM ${kept}`));
+    const deletedUserRows = candidates - notDeletedCount;
+    const tooLarge = Number(await this.scalar(`SELECT count(*) FROM ${kept} AND NOT (${fits})`));
+
+    // The body alone, sorted (a header row in the same statement made the sort run out of memory
+    // at 10M rows); splitCsvFile writes the header before it in every part.
+    const bodyPath = join(this.scratch, `${run.baseName}.body.csv`);
+    const written = Number(
+      await this.timed(`${kind} copy`, () =>
+        this.scalar(
+          `COPY (SELECT csv_line FROM ${kept} AND ${fits} ORDER BY r.ord_ts, r.ord_id) ` +
+            `TO ${sqlString(bodyPath)} (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER E'\\x1f')`,
+        ),
+      ),
+    );
+    const parts = await splitCsvFile(bodyPath, { dir: this.scratch, baseName: run.baseName, maxBytes: run.partMaxBytes, rows: written, header: `${header}\n` });
+
+    const counts = new Map<string, Map<string | null, number>>();
+    const reportReader = await this.timed(`${kind} report`, () => this.connection.runAndReadAll(stages.report(`staged_${kind}`, `rows_${kind}`, `deleted_${kind}`)));
+    for (const [metric, reason, n] of reportReader.getRows() as [string, string | null, bigint | number][]) {
+      const byReason = counts.get(metric) ?? new Map<string | null, number>();
+      byReason.set(reason, (byReason.get(reason) ?? 0) + Number(n));
+      counts.set(metric, byReason);
+    }
+    const samplesReader = await this.connection.runAndReadAll(stages.rejectedSamples(`staged_${kind}`, REJECTED_SAMPLES));
+    const rejectedSamples = await this.lineNumbers(samplesReader.getRows() as [string, string, string][], files);
+    for (const table of ['staged', 'rows', 'links', 'deleted']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
+    return { parts, counts, deletedUserRows, tooLarge, unreadableObjects, rejectedSamples };
+  }
+
+  /** Where the sampled rejected lines are (object key and the line's 1-based position among non-blank lines). */
+  private async lineNumbers(samples: [string, string, string][], keyOf: Map<string, string>): Promise<KindOutcome['rejectedSamples']> {
+    const out: KindOutcome['rejectedSamples'] = [];
+    const byFile = new Map<string, Map<string, string>>();
+    for (const [path, line, reason] of samples) byFile.set(path, (byFile.get(path) ?? new Map<string, string>()).set(line, reason));
+    for (const [path, pending] of byFile) {
+      const key = keyOf.get(path);
+      if (key === undefined) continue;
+      let line = 0;
+      const consume = (text: string) => {
+        line++;
+        const reason = pending.get(text);
+        if (reason !== undefined) {
+          out.push({ key, line, reason });
+          pending.delete(text);
+        }
+      };
+      if (path.endsWith('.gz')) await readGzipLines(createReadStream(path), consume);
+      else for await (const text of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) if (text.trim() !== '') consume(text);
+    }
+    return out;
+  }
+}
