@@ -8,7 +8,7 @@ import { deletedUsersOf } from '../shared/deletion.js';
 import { exportDay } from '../shared/export/export-day.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
 import type { ArchiveSource, ImportStore, StoredFile } from '../shared/export/ports.js';
-import { csvValue, loadDatasetSchemas, shapeProperties, toEpochSeconds, type DatasetSchema } from '../shared/personalize/dataset-schema.js';
+import { csvValue, loadDatasetSchemas, parseDatasetSchema, shapeProperties, toEpochSeconds, type DatasetSchema } from '../shared/personalize/dataset-schema.js';
 
 /**
  * The CSV the export writes, read back by a strict RFC 4180 reader (csv-parse: no relaxed quotes,
@@ -67,7 +67,7 @@ async function runExport(objects: Map<string, Buffer>): Promise<MemoryImportStor
   return (await runExportWithManifest(objects)).store;
 }
 
-async function runExportWithManifest(objects: Map<string, Buffer>): Promise<{ store: MemoryImportStore; manifest: ExportManifest }> {
+async function runExportWithManifest(objects: Map<string, Buffer>, withSchemas = schemas): Promise<{ store: MemoryImportStore; manifest: ExportManifest }> {
   const store = new MemoryImportStore();
   await exportDay(
     {
@@ -75,7 +75,7 @@ async function runExportWithManifest(objects: Map<string, Buffer>): Promise<{ st
       store,
       links: { getLinks: () => Promise.resolve(new Map()) },
       deletedUsers: () => Promise.resolve(deletedUsersOf([])),
-      settings: { schemas, datasets: {} },
+      settings: { schemas: withSchemas, datasets: {} },
     },
     { date: DAY, import: false, engine: { memoryLimit: '256MB', threads: 1 } },
   );
@@ -177,5 +177,24 @@ describe('the export CSV, read by a strict reader', () => {
     const [, ...records] = strictRead([...store.files.values()][0]!.text);
     expect(records.map((r) => r[1])).toEqual(['newest']);
     expect(manifest.kinds.items).toMatchObject({ read: 4, duplicates: 1, superseded: 2, exported: 1 });
+  });
+
+  it('leaves out, counted, a record whose value no rule can write (a numeric string beyond the double range), and exports the rest', async () => {
+    const items = parseDatasetSchema(
+      {
+        type: 'record', name: 'Items', namespace: 'com.amazonaws.personalize.schema',
+        fields: [{ name: 'ITEM_ID', type: 'string' }, { name: 'WEIGHT', type: ['null', 'double'] }],
+        version: '1.0',
+      },
+      'Items',
+    );
+    const item = (itemId: string, weight: unknown): ItemMessage => ({ kind: 'item', source: 'feed', eventId: itemId, itemId, timestamp: T, properties: { weight } });
+    const { store, manifest } = await runExportWithManifest(
+      new Map([[`archive/items/dt=${DAY}/hour=10/a.ndjson.gz`, archiveObject([item('huge', '1e400'), item('fine', '2.50')])]]),
+      { ...schemas, items },
+    );
+    const [, ...records] = strictRead([...store.files.values()][0]!.text);
+    expect(records).toEqual([['fine', '2.5']]);
+    expect(manifest.kinds.items.rejectedByReason).toEqual({ 'not exportable: a property value the dataset rules cannot write (a non-finite number)': 1 });
   });
 });

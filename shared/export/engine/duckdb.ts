@@ -195,7 +195,8 @@ export class DuckDbExportEngine {
   /**
    * The records whose property values were not already in canonical form: shaped here by the
    * dataset-schema rules the real-time path uses (shapeProperties, csvValue), then their cells,
-   * CSV record and row check rewritten in SQL. Usually none.
+   * CSV record and row check rewritten in SQL. Usually none. Records are matched by ord_id, unique
+   * per record (session and eventId; the item or user id).
    */
   private async shapeRemaining(kind: ExportKind, stages: ExportStages): Promise<void> {
     const table = `rows_${kind}`;
@@ -206,11 +207,11 @@ export class DuckDbExportEngine {
     const shapedFields = schema.fields.map((f, i) => [f, i] as const).filter(([f]) => !topLevel.has(f.name));
     const shapedTable = `shaped_${kind}`;
     await this.connection.run(
-      `CREATE OR REPLACE TABLE ${shapedTable} (rid BIGINT, ${shapedFields.map(([, i]) => `c${i} VARCHAR`).join(', ')}, dropped VARCHAR[])`,
+      `CREATE OR REPLACE TABLE ${shapedTable} (rid VARCHAR, ${shapedFields.map(([, i]) => `c${i} VARCHAR`).join(', ')}, dropped VARCHAR[], reject VARCHAR)`,
     );
     const hasEventValue = kind === 'interactions';
     const result = await this.connection.stream(
-      `SELECT rowid, shaping_properties${hasEventValue ? ', shaping_event_value' : ''} FROM ${table} WHERE needs_shaping`,
+      `SELECT ord_id, shaping_properties${hasEventValue ? ', shaping_event_value' : ''} FROM ${table} WHERE needs_shaping`,
     );
     const appender = await this.connection.createAppender(shapedTable);
     for (;;) {
@@ -220,18 +221,34 @@ export class DuckDbExportEngine {
       const props = chunk.getColumnVector(1);
       const values = hasEventValue ? chunk.getColumnVector(2) : undefined;
       for (let r = 0; r < chunk.rowCount; r++) {
-        const text = props.getItem(r) as string | null;
-        const parsed = text === null ? undefined : (JSON.parse(text) as Record<string, unknown> | null);
-        const shaped = shapeProperties(schema, parsed ?? undefined, { maxJsonLength: Number.POSITIVE_INFINITY });
-        const eventValue = values?.getItem(r) as string | null | undefined;
-        appender.appendBigInt(ids.getItem(r) as bigint);
-        for (const [field] of shapedFields) {
-          const raw = field.name === 'EVENT_VALUE' ? (eventValue === null || eventValue === undefined ? undefined : (JSON.parse(eventValue) as number)) : shaped.properties[field.propertyKey];
-          const cell = csvValue(field, raw);
-          if (cell === '') appender.appendNull();
+        let cells: (string | null)[];
+        let dropped: string[] = [];
+        let reject: string | null = null;
+        try {
+          const text = props.getItem(r) as string | null;
+          const parsed = text === null ? undefined : (JSON.parse(text) as Record<string, unknown> | null);
+          const shaped = shapeProperties(schema, parsed ?? undefined, { maxJsonLength: Number.POSITIVE_INFINITY });
+          const eventValue = values?.getItem(r) as string | null | undefined;
+          cells = shapedFields.map(([field]) => {
+            const raw = field.name === 'EVENT_VALUE' ? (eventValue === null || eventValue === undefined ? undefined : (JSON.parse(eventValue) as number)) : shaped.properties[field.propertyKey];
+            const cell = csvValue(field, raw);
+            return cell === '' ? null : cell;
+          });
+          dropped = shaped.dropped.map((d) => droppedReason(d.reason));
+        } catch (error) {
+          // A value the rules cannot print (a non-finite number): the record is left out, counted.
+          cells = shapedFields.map(() => null);
+          void error;
+          reject = 'not exportable: a property value the dataset rules cannot write (a non-finite number)';
+        }
+        appender.appendVarchar(ids.getItem(r) as string);
+        for (const cell of cells) {
+          if (cell === null) appender.appendNull();
           else appender.appendVarchar(cell);
         }
-        appender.appendList(listValue(shaped.dropped.map((d) => droppedReason(d.reason))), LIST_OF_VARCHAR);
+        appender.appendList(listValue(dropped), LIST_OF_VARCHAR);
+        if (reject === null) appender.appendNull();
+        else appender.appendVarchar(reject);
         appender.endRow();
       }
     }
@@ -240,10 +257,11 @@ export class DuckDbExportEngine {
     const assign = shapedFields.map(([f, i]) => (f.name === 'EVENT_VALUE' ? `c${i} = coalesce(s.c${i}, ${table}.c${i})` : `c${i} = s.c${i}`)).join(', ');
     await this.connection.run(
       `UPDATE ${table} SET ${assign}, dropped_reasons = list_concat(coalesce(${table}.dropped_reasons, CAST([] AS VARCHAR[])), s.dropped) ` +
-        `FROM ${shapedTable} s WHERE ${table}.rowid = s.rid`,
+        `FROM ${shapedTable} s WHERE ${table}.ord_id = s.rid`,
     );
     const { csvLine, rowReject } = stages.cellsSql();
     await this.connection.run(`UPDATE ${table} SET csv_line = ${csvLine}, row_reject = ${rowReject} WHERE needs_shaping`);
+    await this.connection.run(`UPDATE ${table} SET row_reject = s.reject FROM ${shapedTable} s WHERE ${table}.ord_id = s.rid AND s.reject IS NOT NULL`);
     await this.connection.run(`DROP TABLE ${shapedTable}`);
   }
 

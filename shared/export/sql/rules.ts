@@ -105,7 +105,6 @@ const noneOf = (expr: string, values: readonly string[]) => `(${values.map((v) =
 const PLACEHOLDERS = ["'null'", "'undefined'", "'nan'"];
 const isObject = (d: SqlDialect, json: string) => `(${d.first(json)} = '{')`;
 const isArray = (d: SqlDialect, json: string) => `(${d.first(json)} = '[')`;
-const isAbsent = (json: string) => `(${json} IS NULL)`;
 /** zod 4's words for a received JSON value. */
 const received = (d: SqlDialect, json: string) =>
   `CASE WHEN ${json} IS NULL THEN 'undefined' WHEN ${json} = 'null' THEN 'null' WHEN ${isString(d, json)} THEN 'string' ` +
