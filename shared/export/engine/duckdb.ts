@@ -135,19 +135,30 @@ export class DuckDbExportEngine {
 
   /**
    * Validates and types every line into `staged_<kind>` straight from the files (no raw copy); the
-   * object column holds the local path, mapped back to the object key in Node. A damaged gzip
+   * object column holds the object's position in key order (a small integer where a path would be
+   * carried through every later step), mapped back to the key in Node. A damaged gzip
    * object fails DuckDB's read naming the file: its readable lines are salvaged to a plain file
    * (as gzip's framing allows), it is reported, and the statement runs again.
    */
   private async stage(kind: ExportKind, stages: ExportStages, files: Map<string, string>): Promise<string[]> {
     const unreadable: string[] = [];
+    const keys = [...new Set(files.values())].sort();
     for (let attempt = 0; ; attempt++) {
+      await this.connection.run(`CREATE OR REPLACE TABLE files_${kind} (path VARCHAR, file_no INTEGER)`);
+      const appender = await this.connection.createAppender(`files_${kind}`);
+      for (const [path, key] of files) {
+        appender.appendVarchar(path);
+        appender.appendInteger(keys.indexOf(key));
+        appender.endRow();
+      }
+      appender.closeSync();
       const list = [...files.keys()].sort().map((p) => sqlString(p)).join(', ');
       const raw =
         files.size === 0
-          ? `(SELECT CAST(NULL AS VARCHAR) AS object_key, CAST(NULL AS VARCHAR) AS line WHERE false)`
-          : `(SELECT filename AS object_key, line FROM read_csv([${list}], columns = {'line': 'VARCHAR'}, header = false, delim = E'\\x1f', ` +
-            `quote = '', escape = '', auto_detect = false, filename = true, compression = 'auto', new_line = '\\n', max_line_size = 2097152))`;
+          ? `(SELECT CAST(NULL AS INTEGER) AS object_key, CAST(NULL AS VARCHAR) AS line WHERE false)`
+          : `(SELECT f.file_no AS object_key, r.line FROM read_csv([${list}], columns = {'line': 'VARCHAR'}, header = false, delim = E'\\x1f', ` +
+            `quote = '', escape = '', auto_detect = false, filename = true, compression = 'auto', new_line = '\\n', max_line_size = 2097152) r ` +
+            `JOIN files_${kind} f ON f.path = r.filename)`;
       try {
         await this.connection.run(`CREATE OR REPLACE TABLE staged_${kind} AS ${stages.staged(raw)}`);
         return unreadable;
@@ -331,8 +342,13 @@ export class DuckDbExportEngine {
       counts.set(metric, byReason);
     }
     const samplesReader = await this.connection.runAndReadAll(stages.rejectedSamples(`staged_${kind}`, REJECTED_SAMPLES));
-    const rejectedSamples = await this.lineNumbers(samplesReader.getRows() as [string, string, string][], files);
-    for (const table of ['staged', 'rows', 'links', 'deleted']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
+    const keys = [...new Set(files.values())].sort();
+    const pathOfKey = new Map([...files].map(([path, key]) => [key, path]));
+    const rejectedSamples = await this.lineNumbers(
+      (samplesReader.getRows() as [number, string, string][]).map(([fileNo, line, reason]) => [pathOfKey.get(keys[fileNo]!) ?? '', line, reason]),
+      files,
+    );
+    for (const table of ['staged', 'rows', 'links', 'deleted', 'files']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
     return { parts, counts, deletedUserRows, tooLarge, unreadableObjects, rejectedSamples };
   }
 

@@ -42,16 +42,17 @@ export interface SqlDialect {
   first(text: string): string;
   last(text: string): string;
   /**
-   * The CSV field for `text` (NULL stays NULL): quotes doubled, and wrapped in quotes when it holds
-   * a comma, quote, CR or LF or starts or ends with a space or tab. One reference to `text`.
+   * The CSV field for `text` (NULL stays NULL): wrapped in quotes, its quotes doubled, when it holds
+   * a comma, quote, CR or LF or starts or ends with a space or tab. `text` must be a column: it is
+   * referenced three times.
    */
   quoteCsv(text: string): string;
   /** true when every key of the JSON object `json` is one of `keys` (exact spelling). */
   jsonKeysWithin(json: string, keys: readonly string[]): string;
 }
 
-/** A value that must be quoted, matched after its quotes were doubled (so `"` is still there to see). */
-const NEEDS_QUOTES = '^([\\s\\S]*[",\\r\\n][\\s\\S]*|[ \\t][\\s\\S]*|[\\s\\S]*[ \\t])$';
+/** A value that must be quoted (FACTS §4a, RFC 4180; a leading or trailing space too). */
+const NEEDS_QUOTES = '[",\\r\\n]|^[ \\t]|[ \\t]$';
 
 const quoteIdentifierPath = (path: string) => path;
 
@@ -77,7 +78,7 @@ export const duckdbDialect: SqlDialect = {
   byteLength: (text) => `strlen(${text})`,
   first: (text) => `left(${text}, 1)`,
   last: (text) => `right(${text}, 1)`,
-  quoteCsv: (text) => `regexp_replace(replace(${text}, '"', '""'), '${NEEDS_QUOTES}', '"\\1"')`,
+  quoteCsv: (text) => `CASE WHEN regexp_matches(${text}, '${NEEDS_QUOTES}') THEN '"' || replace(${text}, '"', '""') || '"' ELSE ${text} END`,
   jsonKeysWithin: (json, keys) => `list_has_all([${keys.map((k) => `'${k}'`).join(', ')}]::VARCHAR[], json_keys(${json}))`,
 };
 
@@ -104,7 +105,7 @@ export const trinoDialect: SqlDialect = {
   byteLength: (text) => `length(to_utf8(${text}))`,
   first: (text) => `substr(${text}, 1, 1)`,
   last: (text) => `substr(${text}, greatest(length(${text}), 1), 1)`,
-  quoteCsv: (text) => `regexp_replace(replace(${text}, '"', '""'), '${NEEDS_QUOTES}', '"$1"')`,
+  quoteCsv: (text) => `CASE WHEN regexp_like(${text}, '${NEEDS_QUOTES}') THEN '"' || replace(${text}, '"', '""') || '"' ELSE ${text} END`,
   jsonKeysWithin: (json, keys) =>
     `all_match(map_keys(CAST(json_parse(${json}) AS map(varchar, json))), k -> contains(ARRAY[${keys.map((k) => `'${k}'`).join(', ')}], k))`,
 };

@@ -167,10 +167,12 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
   const value = (member: string) => `${col(member)}_value`;
 
   const stringMemberList = members.filter((m) => !['timestamp', 'eventValue', 'impression', 'properties'].includes(m));
+  /** Only checked, never written: not kept past staging (every staged byte is written once and read twice). */
+  const CHECK_ONLY = new Set(['kind', 'source', 'timestamp']);
   const stagedColumns = [
     'object_key', 'digest', 'timestamp_ms',
-    ...members.filter((m) => !stringMemberList.includes(m)).map((m) => col(m)),
-    ...stringMemberList.map((m) => value(m)),
+    ...members.filter((m) => !stringMemberList.includes(m) && !CHECK_ONLY.has(m)).map((m) => col(m)),
+    ...stringMemberList.filter((m) => !CHECK_ONLY.has(m)).map((m) => value(m)),
     'reject_reason', 'rejected_line',
   ];
 
@@ -276,7 +278,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
     // The common line passes one short conjunction; only the others go through every check in order.
     const plainId = (m: string, meaningful: boolean) =>
       `(${value(m)} IS NOT NULL AND ${value(m)} <> '' AND length(${value(m)}) <= ${ID_MAX / 2}` +
-      (meaningful ? ` AND ${noneOf(`lower(${value(m)})`, PLACEHOLDERS)} AND ${d.first(value(m))} <> ' ' AND ${d.last(value(m))} <> ' ')` : ')');
+      (meaningful ? ` AND (${noneOf(d.byteLength(value(m)), ['3', '4', '9'])} OR ${noneOf(`lower(${value(m)})`, PLACEHOLDERS)}) AND ${d.first(value(m))} <> ' ' AND ${d.last(value(m))} <> ' ')` : ')');
     const absentOr = (m: string, condition: string) => `(${json(m)} IS NULL OR ${condition})`;
     const fast = [
       'ok AND is_object AND plain_ids',
@@ -307,7 +309,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
 
     // The JSON texts are kept only where no string value replaces them.
     const kept = [...members.filter((m) => !stringMembers.includes(m)).map((m) => col(m)), ...stringMembers.map((m) => value(m))].join(', ');
-    return `SELECT object_key, digest, timestamp_ms, ${kept}, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
+    return `SELECT ${stagedColumns.filter((c) => c !== 'rejected_line').join(', ')}, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, ${d.digest('line')} AS digest, timestamp_ms,
     ${kept},
@@ -441,18 +443,19 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
             `ELSE filter(concat(ARRAY[${drops.map((x) => `CAST(${x} AS varchar)`).join(', ')}], CASE WHEN props_fast THEN CAST(ARRAY[] AS array(varchar)) ELSE ${unknown} END), x -> x IS NOT NULL) END`;
     }
     const line = csvLineOfCells();
+    const needsShaping = `NOT props_fast${kind === 'interactions' ? ` OR NOT ${FAST_NUMBER('event_value_json')}` : ''}`;
+    // The cells are kept only where the engine rewrites the record.
     const shapingColumns = split
-      ? `, NOT props_fast${kind === 'interactions' ? ` OR NOT ${FAST_NUMBER('event_value_json')}` : ''} AS needs_shaping, ` +
-        `CASE WHEN NOT props_fast${kind === 'interactions' ? ` OR NOT ${FAST_NUMBER('event_value_json')}` : ''} THEN properties_json END AS shaping_properties` +
-        (kind === 'interactions' ? `, CASE WHEN NOT ${FAST_NUMBER('event_value_json')} THEN event_value_json END AS shaping_event_value` : '') +
-        `, ${cells.map((_, i) => `c${i}`).join(', ')}`
+      ? `, needs_shaping, CASE WHEN needs_shaping THEN properties_json END AS shaping_properties` +
+        (kind === 'interactions' ? `, CASE WHEN needs_shaping THEN event_value_json END AS shaping_event_value` : '') +
+        `, ${cells.map((_, i) => `CASE WHEN needs_shaping THEN c${i} END AS c${i}`).join(', ')}`
       : '';
     return `SELECT resolved_user AS user_id, ${order.ts} AS ord_ts, ${order.id} AS ord_id,
     ${line} AS csv_line,
     ${rejectReason} AS row_reject,
     dropped_reasons${extra.length > 0 ? `, ${extra.join(', ')}` : ''}${shapingColumns}
   FROM (
-    SELECT *, ${droppedList} AS dropped_reasons,
+    SELECT *, ${droppedList} AS dropped_reasons,${split ? ` ${needsShaping} AS needs_shaping,` : ''}
       ${cellColumns}
     FROM (
       SELECT *, ${propsFast('properties_json', (i) => `pv${i}`)} AS props_fast

@@ -11,22 +11,25 @@ import {
  * SQL twins of the per-row value rules of the bulk export: what `cells()` in shared/export/rows.ts
  * computes for the properties-fed columns (shapeProperties with no JSON length cap, then csvValue,
  * drop reasons made value-free by droppedReason), as SQL expressions over the properties JSON text.
- * DuckDB text is executed (and tested against the JS rules on an adversarial and a random corpus);
+ * DuckDB text is executed (and tested against the JS rules on hand-picked and random properties);
  * Trino (Athena) text is generated from the same code through the dialect primitives below.
  *
  * Shape of the generated SQL, for speed over millions of rows:
- * - Every expression starts from one "row" value (keys, member values as compact JSON text, and
- *   whether every key is a metadata field's own camelCase key), written identically each time, so
- *   DuckDB's common-subexpression pass parses the JSON once per row for all columns together. A
- *   column then finds its key with one list lookup; keys are only lowercased for other rows.
+ * - Every expression starts from one "row" value (keys, values as compact JSON text, each metadata
+ *   field's value), written identically each time: DuckDB's common-subexpression pass evaluates it
+ *   once per row for all the columns of a SELECT, so the JSON is parsed once. When every key is a
+ *   field's own camelCase key (the common case) no key is lowercased.
  * - Each value first meets a flat test for its common form (a plain string, a short JSON number,
- *   true/false, epoch milliseconds) that yields the cell directly. Everything else goes through the
- *   full rules, written with `let` (a one-element list mapped by a lambda) to bind intermediates:
- *   DuckDB evaluates a CASE branch only for its rows, so their cost is paid by those rows only.
- *   (Lambdas capturing outer values are what costs in DuckDB; the flat tests avoid them.)
+ *   true/false, epoch milliseconds, absent) that gives the cell. Everything else goes through the
+ *   full rules, written with `let` (a one-element list mapped by a lambda) to bind intermediates;
+ *   DuckDB evaluates a CASE branch for its rows only, so only those rows pay for it. (What costs in
+ *   DuckDB is lambdas capturing outer values, and binding big values: the flat tests have neither.)
  * - A drop reason is assembled from parts once per column, after the per-type branches.
+ * - The DuckDB text is long (the row is written out where used, ~0.7 MB for the Items columns,
+ *   planned in well under a second); the Trino text binds with lambdas instead, to stay well under
+ *   Athena's 256 KB query limit.
  *
- * Known divergences from the JS rules (see also the Trino notes on trinoShapeSql):
+ * Known divergences from the JS rules in DuckDB (for Trino, see also trinoShapeSql):
  * - A JSON object with the same key twice: JSON.parse keeps the last value at the first key's
  *   position; here both members are seen, in document order. JSON.stringify never writes this.
  * - A numeric string beyond the double range ("1e400") for a float or double field or for
@@ -36,6 +39,7 @@ import {
  *   high surrogate, which UTF-8 output turns into U+FFFD; SQL strings cannot hold it, so U+FFFD is
  *   written directly (the same bytes in the CSV and the counts).
  * - Escaped lone surrogates in the JSON ("\ud800") make DuckDB's JSON reader fail on the row.
+ * - "Chinese/Japanese" is a fixed list of code point ranges taken from Node 20's Unicode tables.
  */
 
 /** A SQL text building block: every function takes SQL expressions and returns one. */
@@ -84,14 +88,16 @@ export interface ShapeSql {
   readonly listDistinct: (list: string) => string;
   readonly listCountDistinct: (list: string) => string;
   readonly listSort: (list: string) => string;
-  /** Number of elements that are not NULL. */
-  readonly countNonNull: (list: string) => string;
+  /** Number of elements for which `predicate` (over `param`) holds. */
+  readonly countIf: (list: string, param: string, predicate: string) => string;
+  /** The elements of `list` at the 1-based `indexes` (NULL for index 0). */
+  readonly listSelect: (list: string, indexes: string) => string;
 
   // Strings
   /** Length in code points. */
   readonly length: (text: string) => string;
   /** Length in UTF-16 code units, as JS `.length` (an astral character counts 2). */
-  utf16Length(text: string): string;
+  readonly utf16Length: (text: string) => string;
   /** Length in UTF-8 bytes: never less than the UTF-16 length, cheap to compute. */
   readonly byteLength: (text: string) => string;
   /** Substring by code points, 1-based; to the end when `length` is omitted. */
@@ -194,7 +200,8 @@ export const duckdbShapeSql: ShapeSql = {
   listDistinct: (list) => `list_transform([${list}], lambda _dl: list_filter(_dl, lambda _dx, _di: list_position(_dl, _dx) = _di))[1]`,
   listCountDistinct: (list) => `len(list_distinct(${list}))`,
   listSort: (list) => `list_sort(${list})`,
-  countNonNull: (list) => `list_count(${list})`,
+  countIf: (list, param, predicate) => `len(list_filter(${list}, lambda ${param}: ${predicate}))`,
+  listSelect: (list, indexes) => `list_select(${list}, ${indexes})`,
 
   length: (text) => `length(${text})`,
   utf16Length: (text) => `(length(${text}) + length(regexp_replace(${text}, '[^\\x{10000}-\\x{10FFFF}]+', '', 'g')))`,
@@ -234,9 +241,9 @@ export const duckdbShapeSql: ShapeSql = {
  *   keep the document order, so keys are taken in sorted (code point) order, and the unknown-key
  *   reasons come in that order. A JSON object with a key twice fails the cast and reads as no
  *   properties.
- * - Several keys naming one field (deterministic, not shapeProperties' "first usable key wins"):
- *   the field's own camelCase key is the field's key if present, else the first other spelling in
- *   sorted order, whatever its value; every other key with a value is dropped as "<key>: <FIELD>
+ * - Several keys with values naming one field (deterministic, not shapeProperties' "first usable
+ *   key wins"): the field's own camelCase key is the field's key if present, else the first other
+ *   spelling in sorted order, whatever its value; every other one is dropped as "<key>: <FIELD>
  *   already set from key <that key>". This keeps the query text small (Athena caps it at 256 KB).
  * - Doubles are printed by Java (Double.toString); the digits are the shortest round-trip digits on
  *   Java 19 and later, which plainNumber requires.
@@ -271,7 +278,8 @@ export const trinoShapeSql: ShapeSql = {
   listDistinct: (list) => `array_distinct(${list})`,
   listCountDistinct: (list) => `cardinality(array_distinct(${list}))`,
   listSort: (list) => `array_sort(${list})`,
-  countNonNull: (list) => `cardinality(filter(${list}, _nn -> _nn IS NOT NULL))`,
+  countIf: (list, param, predicate) => `cardinality(filter(${list}, ${param} -> ${predicate}))`,
+  listSelect: (list, indexes) => `transform(${indexes}, _ls -> IF(_ls > 0, element_at(${list}, _ls)))`,
 
   length: (text) => `length(${text})`,
   utf16Length: (text) => `(length(${text}) + length(regexp_replace(${text}, '[^\\x{10000}-\\x{10FFFF}]+', '')))`,
@@ -332,7 +340,8 @@ const ARRAY_INDEX = '\\A(?:0|[1-9][0-9]{0,9})\\z';
 const ASTRAL = '[\\x{10000}-\\x{10FFFF}]';
 /**
  * The CJK test of dataset-schema.ts (Script=Han, Hiragana, Katakana), as code point ranges taken
- * from Node's Unicode tables (the unit test checks them against the JS regex for every code point).
+ * from Node's Unicode tables (the unit test checks every boundary against the JS regex): the same
+ * in every engine, whatever Unicode version its regular expressions know.
  */
 const CJK_RANGES: readonly (readonly [number, number])[] = [
   [0x2e80, 0x2e99], [0x2e9b, 0x2ef3], [0x2f00, 0x2fd5], [0x3005, 0x3005], [0x3007, 0x3007], [0x3021, 0x3029],
@@ -343,8 +352,6 @@ const CJK_RANGES: readonly (readonly [number, number])[] = [
   [0x1f200, 0x1f200], [0x20000, 0x2a6df], [0x2a700, 0x2b81d], [0x2b820, 0x2cead], [0x2ceb0, 0x2ebe0], [0x2ebf0, 0x2ee5d],
   [0x2f800, 0x2fa1d], [0x30000, 0x3134a], [0x31350, 0x33479],
 ];
-/** Exported for the unit test only. */
-export const CJK_RANGES_FOR_TEST = CJK_RANGES;
 const hex4 = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
 const CJK = `[${CJK_RANGES.map(([a, b]) => (a === b ? `\\x{${hex4(a)}}` : `\\x{${hex4(a)}}-\\x{${hex4(b)}}`)).join('')}]`;
 
@@ -401,18 +408,19 @@ const headOf = (sql: ShapeSql, o: string) => sql.tupleAt(o, 2);
 const describedOf = (sql: ShapeSql, o: string) => sql.tupleAt(o, 3);
 
 /**
- * The value-free reason of an outcome (NULL when it is not a problem). `unusable`: the described
- * value can only be one a string field refuses (an array, an object, a number out of range), so
- * the text needs less of describe().
+ * The value-free reason of an outcome (NULL when it is not a problem). `described` says which
+ * values the outcome may describe, to write no more of describe() than needed: any; only those a
+ * string field refuses (an array, an object, a number out of range); none.
  */
-function reasonOf(c: Ctx, o: string, unusable = false): string {
+function reasonOf(c: Ctx, o: string, described: 'any' | 'unusable' | 'none' = 'any'): string {
   const { sql } = c;
-  const described = c.let(describedOf(sql, o), 'dv', (dv) =>
-    unusable
+  const describe = c.let(describedOf(sql, o), 'dv', (dv) =>
+    described === 'unusable'
       ? when([[isArr(sql, dv), "'an array'"], [isObj(sql, dv), "'an object'"]], `CASE WHEN ${sql.tryDouble(dv)} > 0 THEN 'number Infinity' ELSE 'number -Infinity' END`)
       : describeJson(c, dv),
   );
-  return when([[`${headOf(sql, o)} IS NULL`, 'NULL']], droppedReasonSql(c, cat(headOf(sql, o), `CASE WHEN ${describedOf(sql, o)} IS NULL THEN '' ELSE ${described} END`)));
+  const text = described === 'none' ? headOf(sql, o) : cat(headOf(sql, o), `CASE WHEN ${describedOf(sql, o)} IS NULL THEN '' ELSE ${describe} END`);
+  return when([[`${headOf(sql, o)} IS NULL`, 'NULL']], droppedReasonSql(c, text));
 }
 
 /**
@@ -496,10 +504,10 @@ function digitsOf(c: Ctx, text: string, body: (sign: string, digits: string, poi
       sql.struct([
         { name: 'sg', type: 'varchar', expr: `coalesce(${sql.field(g, 'sg')}, '')` },
         { name: 'dg', type: 'varchar', expr: sql.rtrim(sql.ltrim(all, "'0'"), "'0'") },
-        { name: 'pt', type: 'varchar', expr: sql.text(`${sql.length(ip)} + ${exp} - ${lead}`) },
+        { name: 'pt', type: 'bigint', expr: `${sql.length(ip)} + ${exp} - ${lead}` },
       ]),
       'q',
-      (q) => body(sql.field(q, 'sg'), sql.field(q, 'dg'), sql.bigint(sql.field(q, 'pt'))),
+      (q) => body(sql.field(q, 'sg'), sql.field(q, 'dg'), sql.field(q, 'pt')),
     );
   });
 }
@@ -606,7 +614,7 @@ interface Coercion {
   readonly bad: (head: string, described?: string) => string;
 }
 
-/** Printable ASCII other than "\\" (and `also`): a character that is surely not whitespace nor an escape. */
+/** Printable ASCII but a backslash (and `also`): a character that is surely not whitespace nor an escape. */
 const plainChar = (sql: ShapeSql, text: string, index: number, also: readonly number[] = []) =>
   `${sql.codePointAt(text, index)} BETWEEN 33 AND 126 AND ${sql.codePointAt(text, index)} NOT IN (${[92, ...also].join(', ')})`;
 
@@ -866,7 +874,6 @@ function coerceTimestamp({ c, sql, label, key, v, ok, bad }: Coercion): string {
 // ---------------------------------------------------------------------------------------------
 // Rows and keys
 
-
 /** Index offsets of the per-key field codes (`fi`): see rowSql. */
 const INEXACT = 1000;
 
@@ -874,52 +881,76 @@ const INEXACT = 1000;
  * The per-row value every expression starts from, written identically each time (DuckDB computes
  * it once per row for all columns, as a common subexpression):
  * - k: the keys; v: the member values as compact JSON; p: the document;
+ * - canon: every key is a metadata field's own camelCase key (the common case: no two keys name
+ *   the same field, and nothing needs lowercasing);
  * - fi (when not canon): per key, the field it names: n (1-based, schema order) for a metadata
  *   field's own camelCase key, 1000 + n for another spelling (case and "_" ignored), 1000 + N + t
- *   for the t-th top-level field (N metadata fields), 0 for none or a null value;
- * - x.canon: every key is a metadata field's own key (the common case: nothing else to look at);
- *   x.dup: two keys with values name the same metadata field; x.fp: each metadata field's key
- *   index (its own key first), in schema order.
+ *   for the t-th top-level field (N metadata fields), 0 for none (Trino: also for a null value);
+ * - x.dup: two keys name the same metadata field; x.fp: each metadata field's key
+ *   index (its own key first; 0 for none), in schema order; x.fv: each metadata field's value, or
+ *   "#" for all when dup (not JSON: it never takes a short path).
  */
 function rowSql(c: Ctx, schema: DatasetSchema, props: string): string {
   const { sql } = c;
+  const n = schema.metadata.length;
+  const topLevel = schema.fields.filter((f) => !schema.metadata.includes(f));
+  const own = sql.list(schema.metadata.map((f) => lit(f.propertyKey)));
+  const matched = sql.list([...schema.metadata, ...topLevel].map((f) => lit(matchKey(f.name))));
   return shared(c, sql.jsonMembers(props), 'jm', (members) => {
-    const keys = sql.field(members, 'k');
-    const n = schema.metadata.length;
-    const topLevel = schema.fields.filter((f) => !schema.metadata.includes(f));
-    // Each metadata field's own key: found for all keys is the common case, decided without lambdas.
-    const exactList = sql.list(schema.metadata.map((f) => sql.listPosition(keys, lit(f.propertyKey))));
+    const [keys, values] = [sql.field(members, 'k'), sql.field(members, 'v')];
+    // Each metadata field's own key: found for every key is the common case, decided without lambdas.
+    const exactList = sql.list(schema.metadata.map((f) => `coalesce(${sql.listPosition(keys, lit(f.propertyKey))}, 0)`));
     return shared(c, exactList, 'ex', (exact) =>
-    shared(c, `coalesce(${sql.listLength(keys)} = ${sql.countNonNull(exact)}, TRUE)`, 'cn', (canon) => {
-    const own = sql.list(schema.metadata.map((f) => lit(f.propertyKey)));
-    const matched = sql.list([...schema.metadata, ...topLevel].map((f) => lit(matchKey(f.name))));
-    // JS lowercases "İ" to "i̇" (two code points), the engines to "i": it must never match a field.
-    const key = sql.listAt(keys, '_fj');
-    const normal = sql.lower(sql.replace(sql.replace(key, "'_'", "''"), lit('\u0130'), lit('\u0307')));
-    // A key with a null value names nothing: shapeProperties skips it before matching.
-    const code = `CASE WHEN ${sql.listAt(sql.field(members, 'v'), '_fj')} = 'null' THEN 0 ELSE coalesce(${sql.listPosition(own, key)}, ${sql.listPosition(matched, normal)} + ${INEXACT}, 0) END`;
-    const codes = `CASE WHEN ${canon} THEN NULL ELSE ${sql.listTransform(sql.listIndexes(keys), '_fj', code)} END`;
-    const f = '_fi';
-    const g = '_fg';
-    const metaCodes = sql.listFilter(f, g, `${g} BETWEEN 1 AND ${n} OR ${g} BETWEEN ${INEXACT + 1} AND ${INEXACT + n}`);
-    const derived: StructField[] = [
-      { name: 'canon', type: 'boolean', expr: 'FALSE' },
-      { name: 'dup', type: 'boolean', expr: `${sql.listCountDistinct(sql.listTransform(metaCodes, g, `${g} % ${INEXACT}`))} <> ${sql.listLength(metaCodes)}` },
-      { name: 'fp', type: 'bigint[]', expr: sql.list(schema.metadata.map((_, i) => `coalesce(${sql.listPosition(f, String(i + 1))}, ${sql.listPosition(f, String(INEXACT + i + 1))})`)) },
-    ];
-    const common = sql.struct([
-      { name: 'canon', type: 'boolean', expr: 'TRUE' },
-      { name: 'dup', type: 'boolean', expr: 'FALSE' },
-      { name: 'fp', type: 'bigint[]', expr: exact },
-    ]);
-    return sql.struct([
-      { name: 'k', type: 'varchar[]', expr: keys },
-      { name: 'v', type: 'varchar[]', expr: sql.field(members, 'v') },
-      { name: 'p', type: 'varchar', expr: sql.text(props) },
-      { name: 'fi', type: 'bigint[]', expr: codes },
-      { name: 'x', type: derived, expr: `CASE WHEN ${canon} THEN ${common} ELSE ${sql.let(codes, f, sql.struct(derived))} END` },
-    ]);
-    }));
+      shared(c, `coalesce(${sql.listLength(keys)} = ${sql.countIf(exact, '_nz', '_nz <> 0')}, TRUE)`, 'cn', (canon) => {
+        // JS lowercases "İ" to "i̇" (two code points), the engines to "i": it must never match a field.
+        const code = (key: string) =>
+          `coalesce(${sql.listPosition(own, key)}, ${sql.listPosition(matched, sql.lower(sql.replace(sql.replace(key, "'_'", "''"), lit('\u0130'), lit('\u0307'))))} + ${INEXACT}, 0)`;
+        // DuckDB: keys with a null value get codes too (a lambda over the keys alone is cheaper); they
+        // only make `dup` true where shapeProperties, which skips them, sees one key, and the exact
+        // path then gives the same result. Trino: they name nothing, so that they are never kept.
+        const codesText = `CASE WHEN ${canon} THEN NULL ELSE ${
+          exactKeyOrder(sql)
+            ? sql.listTransform(keys, '_fk', code('_fk'))
+            : sql.listTransform(sql.listIndexes(keys), '_fj', `CASE WHEN ${sql.listAt(values, '_fj')} = 'null' THEN 0 ELSE ${code(sql.listAt(keys, '_fj'))} END`)
+        } END`;
+        return shared(c, codesText, 'fc', (codes) => {
+          const s = '_fs';
+          const [f, v, g] = [sql.field(s, 'f'), sql.field(s, 'v'), '_fg'];
+          const metaCodes = sql.listFilter(f, g, `${g} BETWEEN 1 AND ${n} OR ${g} BETWEEN ${INEXACT + 1} AND ${INEXACT + n}`);
+          const dupText = `${sql.listCountDistinct(sql.listTransform(metaCodes, g, `${g} % ${INEXACT}`))} <> ${sql.listLength(metaCodes)}`;
+          const positionsText = sql.list(schema.metadata.map((_, i) => `coalesce(${sql.listPosition(f, String(i + 1))}, ${sql.listPosition(f, String(INEXACT + i + 1))}, 0)`));
+          const x: StructField[] = [
+            { name: 'dup', type: 'boolean', expr: 'FALSE' },
+            { name: 'fp', type: 'bigint[]', expr: exact },
+            { name: 'fv', type: 'varchar[]', expr: sql.listSelect(values, exact) },
+          ];
+          const uncommon = sql.let(
+            sql.struct([
+              { name: 'f', type: 'bigint[]', expr: codes },
+              { name: 'v', type: 'varchar[]', expr: values },
+            ]),
+            s,
+            shared(c, positionsText, 'fpos', (positions) =>
+              shared(c, dupText, 'dup', (dup) =>
+                sql.struct([
+                  { name: 'dup', type: 'boolean', expr: dup },
+                  { name: 'fp', type: 'bigint[]', expr: positions },
+                  { name: 'fv', type: 'varchar[]', expr: `CASE WHEN ${dup} THEN ${sql.list(schema.metadata.map(() => "'#'"))} ELSE ${sql.listSelect(v, positions)} END` },
+                ]),
+              ),
+            ),
+          );
+          return sql.struct([
+            { name: 'k', type: 'varchar[]', expr: keys },
+            { name: 'v', type: 'varchar[]', expr: values },
+            { name: 'p', type: 'varchar', expr: sql.text(props) },
+            { name: 'canon', type: 'boolean', expr: canon },
+            { name: 'fi', type: 'bigint[]', expr: codes },
+            { name: 'x', type: x, expr: `CASE WHEN ${canon} THEN ${sql.struct(x)} ELSE ${uncommon} END` },
+          ]);
+        });
+      }),
+    );
   });
 }
 
@@ -928,7 +959,7 @@ const exactKeyOrder = (sql: ShapeSql) => sql.name === 'duckdb';
 
 const rowX = (sql: ShapeSql, row: string, name: string) => sql.field(sql.field(row, 'x'), name);
 /** The key index of the n-th metadata field (1-based; the only key naming it when not dup), NULL if none. */
-const positionSql = (sql: ShapeSql, row: string, n: number) => sql.listAt(rowX(sql, row, 'fp'), String(n));
+const positionSql = (sql: ShapeSql, row: string, n: number) => `nullif(${sql.listAt(rowX(sql, row, 'fp'), String(n))}, 0)`;
 
 /**
  * A value every part of an expression refers to (the row). DuckDB: written out where used; its
@@ -951,18 +982,14 @@ interface Entries {
   fp: string;
 }
 
-/** A field's keys in the row and their outcomes: shapeProperties' loop for one field. */
+/** A field's keys in the row and their outcomes: shapeProperties' loop for one field (DuckDB, rows with keys naming the same field). */
 function entriesSql(c: Ctx, schema: DatasetSchema, row: string, field: DatasetField, body: (e: Entries) => string): string {
   const { sql } = c;
   const n = schema.metadata.indexOf(field) + 1;
   const k = sql.field(row, 'k');
   const v = sql.field(row, 'v');
-  const position = positionSql(sql, row, n);
   const j = c.name('j');
-  const entries = when(
-    [[`NOT ${rowX(sql, row, 'dup')}`, `CASE WHEN ${position} IS NULL OR ${sql.listAt(v, position)} = 'null' THEN NULL ELSE ${sql.list([position])} END`]],
-    sql.listFilter(sql.listIndexes(k), j, `${sql.listAt(sql.field(row, 'fi'), j)} IN (${n}, ${INEXACT + n}) AND ${sql.listAt(v, j)} <> 'null'`),
-  );
+  const entries = sql.listFilter(sql.listIndexes(k), j, `${sql.listAt(sql.field(row, 'fi'), j)} IN (${n}, ${INEXACT + n}) AND ${sql.listAt(v, j)} <> 'null'`);
   return c.let(entries, 'es', (es) => {
     const i = c.name('i');
     return c.let(sql.listTransform(es, i, coerceSql(c, schema, field, sql.listAt(k, i), sql.listAt(v, i))), 'cs', (cs) => {
@@ -995,7 +1022,7 @@ export function propertyCellSql(schema: DatasetSchema, field: DatasetField, prop
       const v = c.name('fv');
       const [cond, cell] = fastPath(sql, schema, field, v);
       const fastValue = sql.let(
-        sql.listAt(sql.field(row, 'v'), positionSql(sql, row, n)),
+        sql.listAt(rowX(sql, row, 'fv'), String(n)),
         v,
         when(
           [
@@ -1019,11 +1046,12 @@ export function propertyCellSql(schema: DatasetSchema, field: DatasetField, prop
           });
           return when([[`NOT ${rowX(sql, r, 'dup')}`, single]], general);
         });
-        return result(`(${sql.tupleAt(fast, 1)} <> '2' AND NOT ${rowX(sql, row, 'dup')})`, sql.tupleAt(fast, 2), slow);
+        return result(`${sql.tupleAt(fast, 1)} <> '2'`, sql.tupleAt(fast, 2), slow);
       });
     });
   const cell = expression((fast, fastCell, slow) => `CASE WHEN ${fast} THEN ${fastCell} ELSE ${cellOf(sql, slow)} END`);
-  const dropped = expression((fast, _fastCell, slow) => `CASE WHEN ${fast} THEN NULL ELSE ${c.let(slow, 'o', (o) => reasonOf(c, o, field.type === 'string'))} END`);
+  const described = field.type === 'string' ? 'unusable' : 'any';
+  const dropped = expression((fast, _fastCell, slow) => `CASE WHEN ${fast} THEN NULL ELSE ${c.let(slow, 'o', (o) => reasonOf(c, o, described))} END`);
   return { cell, dropped };
 }
 
@@ -1044,10 +1072,14 @@ export function unknownKeyReasonsSql(schema: DatasetSchema, props: string, sql: 
       ),
     );
     const k = sql.field(row, 'k');
+    const n = schema.metadata.length;
+    const metadataOnly = `NOT ${rowX(sql, row, 'dup')} AND ${sql.countIf(sql.field(row, 'fi'), '_uk', `_uk = 0 OR _uk > ${INEXACT + n}`)} = 0`;
     return when(
       [
         [`${k} IS NULL OR ${sql.listLength(k)} = 0`, notObject],
-        [rowX(sql, row, 'canon'), sql.emptyList()],
+        [sql.field(row, 'canon'), sql.emptyList()],
+        // Keys that all name metadata fields, one key each: nothing to say.
+        [metadataOnly, sql.emptyList()],
       ],
       // The row bound once for the rest (rare rows), so that the lambdas there capture one value.
       c.let(row, 'r', (r) => keyReasons(c, schema, r)),
@@ -1106,15 +1138,19 @@ function keyReasons(c: Ctx, schema: DatasetSchema, row: string): string {
       });
       return when(cases, reason(cat(key, lit(`: not a field of the ${schema.type} schema`))));
     };
-    // JS lists array-index keys ("0" .. "4294967294") first, ascending, then the others in order.
+    // JS lists array-index keys ("0" .. "4294967294") first, ascending, then the others in document
+    // order (Trino: keys are in sorted order anyway).
     const x = c.name('x');
     const isIndex = `(${sql.regexpLike(sql.listAt(k, x), lit(ARRAY_INDEX))} AND ${sql.bigint(sql.listAt(k, x))} <= 4294967294)`;
     const padded = (t: string) => `lpad(${sql.text(t)}, 10, '0')`;
     const sortKey = `CASE WHEN ${isIndex} THEN ${cat("'0'", padded(sql.listAt(k, x)), padded(x))} ELSE ${cat("'1'", padded(x))} END`;
     const y = c.name('y');
-    const ordered = sql.listTransform(sql.listSort(sql.listTransform(sql.listIndexes(k), x, sortKey)), y, sql.bigint(sql.substring(y, `${sql.length(y)} - 9`)));
+    const ordered = exactKeyOrder(sql)
+      ? sql.listTransform(sql.listSort(sql.listTransform(sql.listIndexes(k), x, sortKey)), y, sql.bigint(sql.substring(y, `${sql.length(y)} - 9`)))
+      : sql.listIndexes(k);
     const [i, z, r] = [c.name('i'), c.name('z'), c.name('r')];
-    return sql.listTransform(sql.listFilter(sql.listTransform(ordered, i, reasonAt(i)), z, `${headOf(sql, z)} IS NOT NULL`), r, reasonOf(c, r));
+    // Trino: reasons of keys only (unknown, top-level, "already set"), with no value to describe.
+    return sql.listTransform(sql.listFilter(sql.listTransform(ordered, i, reasonAt(i)), z, `${headOf(sql, z)} IS NOT NULL`), r, reasonOf(c, r, exactKeyOrder(sql) ? 'any' : 'none'));
   });
 }
 
