@@ -20,8 +20,8 @@ import { sqlString } from '../sql/shape.js';
 /**
  * The export's embedded engine: DuckDB runs the SQL rules (../sql/rules.ts) over one day of one
  * kind. Archive objects are read from local disk (fetched first when the source is S3); tables
- * live in a database file in the run's scratch folder, so a day larger than `memoryLimit` spills
- * to disk instead of growing the process. Node does only what SQL must not: look up the identity
+ * live in an in-memory database whose blocks spill to the run's scratch folder past
+ * `memoryLimit`, so a larger day uses disk instead of growing the process. Node does only what SQL must not: look up the identity
  * links of the day's anonymous sessions, test user ids against the keyed deletion registry, split
  * a file over 1 GB into parts, and salvage the readable lines of a damaged gzip object.
  */
@@ -76,7 +76,9 @@ export class DuckDbExportEngine {
     settings: DuckDbSettings & { readConcurrency: number; linkLookupBatch: number },
   ): Promise<DuckDbExportEngine> {
     await mkdir(join(scratch, 'spill'), { recursive: true });
-    const instance = await DuckDBInstance.create(process.env.PI_EXPORT_DB === 'memory' ? ':memory:' : join(scratch, 'export.duckdb'), {
+    // An in-memory database that spills to temp_directory past memory_limit: as bounded as a
+    // database file, and twice as fast at 10M lines (BENCHMARKS.md, "Export on DuckDB").
+    const instance = await DuckDBInstance.create(':memory:', {
       memory_limit: settings.memoryLimit,
       threads: String(settings.threads),
       temp_directory: join(scratch, 'spill'),
@@ -183,14 +185,16 @@ export class DuckDbExportEngine {
 
   /** Every login claim on the day's anonymous sessions, from the identity table, as `links_<kind>`. */
   private async loadLinks(kind: ExportKind, sessionsSql: string): Promise<void> {
-    const reader = await this.connection.runAndReadAll(sessionsSql);
-    const sessions = reader.getRows().map((r) => r[0] as string);
     const table = `links_${kind}`;
     await this.connection.run(`CREATE OR REPLACE TABLE ${table} (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT)`);
     const appender = await this.connection.createAppender(table);
-    for (let i = 0; i < sessions.length; i += this.linkLookupBatch) {
+    // Streamed a batch at a time: a day's anonymous sessions are millions at 10M events, and
+    // holding them all in Node would grow the process with the day.
+    const result = await this.connection.stream(sessionsSql);
+    let batch: string[] = [];
+    const lookUp = async () => {
       // A link recorded after the exported day still applies: the table is read now, not as of the day.
-      for (const [sessionId, link] of await this.deps.links.getLinks(sessions.slice(i, i + this.linkLookupBatch))) {
+      for (const [sessionId, link] of await this.deps.links.getLinks(batch)) {
         const claims = link.claims && link.claims.length > 0 ? link.claims : [{ userId: link.userId, linkedAt: link.linkedAt ?? 0 }];
         for (const claim of claims) {
           appender.appendVarchar(sessionId);
@@ -199,7 +203,18 @@ export class DuckDbExportEngine {
           appender.endRow();
         }
       }
+      batch = [];
+    };
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const sessions = chunk.getColumnVector(0);
+      for (let i = 0; i < chunk.rowCount; i++) {
+        batch.push(sessions.getItem(i) as string);
+        if (batch.length >= this.linkLookupBatch) await lookUp();
+      }
     }
+    if (batch.length > 0) await lookUp();
     appender.closeSync();
   }
 
