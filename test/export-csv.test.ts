@@ -67,7 +67,11 @@ async function runExport(objects: Map<string, Buffer>): Promise<MemoryImportStor
   return (await runExportWithManifest(objects)).store;
 }
 
-async function runExportWithManifest(objects: Map<string, Buffer>, withSchemas = schemas): Promise<{ store: MemoryImportStore; manifest: ExportManifest }> {
+async function runExportWithManifest(
+  objects: Map<string, Buffer>,
+  withSchemas = schemas,
+  engine: { memoryLimit: string; threads: number } = { memoryLimit: '256MB', threads: 1 },
+): Promise<{ store: MemoryImportStore; manifest: ExportManifest }> {
   const store = new MemoryImportStore();
   await exportDay(
     {
@@ -77,7 +81,7 @@ async function runExportWithManifest(objects: Map<string, Buffer>, withSchemas =
       deletedUsers: () => Promise.resolve(deletedUsersOf([])),
       settings: { schemas: withSchemas, datasets: {} },
     },
-    { date: DAY, import: false, engine: { memoryLimit: '256MB', threads: 1 } },
+    { date: DAY, import: false, engine },
   );
   return { store, manifest: store.json.get(`imports/manifests/${DAY}.json`) as ExportManifest };
 }
@@ -196,5 +200,28 @@ describe('the export CSV, read by a strict reader', () => {
     const [, ...records] = strictRead([...store.files.values()][0]!.text);
     expect(records).toEqual([['fine', '2.5']]);
     expect(manifest.kinds.items.rejectedByReason).toEqual({ 'not exportable: a property value the dataset rules cannot write (a non-finite number)': 1 });
+  });
+
+  it('exports a day larger than the engine memory limit by spilling to disk, every row once', async () => {
+    const sessions = 20_000;
+    const lines: InteractionMessage[] = [];
+    for (let i = 0; i < sessions * 5; i++) {
+      const s = i % sessions;
+      lines.push({
+        kind: 'interaction', source: 'segment', eventId: `e-${i}`, sessionId: `session-${s}-${'x'.repeat(200)}`, userId: `user-${s}`,
+        eventType: 'View', itemId: `item-${i % 977}-${'y'.repeat(200)}`, timestamp: T + i, properties: { device: ['ios', 'web'][i % 2] },
+      });
+    }
+    const objects = new Map<string, Buffer>();
+    for (let o = 0; o < 10; o++) objects.set(`archive/interactions/dt=${DAY}/hour=10/part-${o}.ndjson.gz`, archiveObject(lines.slice(o * 10_000, (o + 1) * 10_000)));
+    // Over 100 MB of staged and record tables against a 64 MB limit. The copy of the first object
+    // again: a retried batch, every line a duplicate.
+    objects.set(`archive/interactions/dt=${DAY}/hour=11/retry.ndjson.gz`, archiveObject(lines.slice(0, 10_000)));
+    const { store, manifest } = await runExportWithManifest(objects, schemas, { memoryLimit: '64MB', threads: 1 });
+    expect(manifest.kinds.interactions).toMatchObject({ read: 110_000, duplicates: 10_000, exported: 100_000, rejected: 0 });
+    const text = [...store.files.values()][0]!.text;
+    const ids = text.split('\n').slice(1, -1).map((line) => line.split(',')[1]);
+    expect(new Set(ids).size).toBe(977);
+    expect(ids).toHaveLength(100_000);
   });
 });

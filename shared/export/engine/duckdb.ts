@@ -159,7 +159,7 @@ export class DuckDbExportEngine {
         files.size === 0
           ? `(SELECT CAST(NULL AS INTEGER) AS object_key, CAST(NULL AS VARCHAR) AS line WHERE false)`
           : `(SELECT f.file_no AS object_key, r.line FROM read_csv([${list}], columns = {'line': 'VARCHAR'}, header = false, delim = E'\\x1f', ` +
-            `quote = '', escape = '', auto_detect = false, filename = true, compression = 'auto', new_line = '\\n', max_line_size = 2097152) r ` +
+            `quote = '', escape = '', auto_detect = false, filename = true, compression = 'auto', new_line = '\\n', max_line_size = 2097152, buffer_size = 4194304) r ` +
             `JOIN files_${kind} f ON f.path = r.filename)`;
       try {
         await this.connection.run(`CREATE OR REPLACE TABLE staged_${kind} AS ${stages.staged(raw)}`);
