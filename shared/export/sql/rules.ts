@@ -325,7 +325,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       FROM (
         SELECT object_key, line, ok, is_object, ${extract.select}
         FROM (
-          SELECT object_key, line, ok, ok AND ${d.first(`ltrim(line, ' ' || chr(9) || chr(10) || chr(13))`)} = '{' AS is_object
+          SELECT object_key, line, ok, ok AND (${d.first('line')} = '{' OR ${d.matches('line', '^[ \\t\\r\\n]*[{]')}) AS is_object
           FROM (SELECT object_key, line, ${d.jsonValid('line')} AS ok
           FROM (SELECT object_key, line FROM ${raw} WHERE line IS NOT NULL AND line <> '' AND (${d.matches('line', '^[^ \\t\\r]')} OR trim(line) <> '')) lines) parsed
         ) checked
