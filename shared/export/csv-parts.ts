@@ -39,8 +39,16 @@ export class CsvPartWriter {
   }
 
   /** False when the row alone (with the header) is larger than a part may be: the caller rejects it. */
-  async write(cells: readonly string[]): Promise<boolean> {
-    const line = csvLine(cells);
+  write(cells: readonly string[]): Promise<boolean> {
+    return this.writeLine(csvLine(cells));
+  }
+
+  /** One record already quoted by the engine (no line end: `\n` is added); false as for write(). */
+  writeRecord(record: string): Promise<boolean> {
+    return this.writeLine(`${record}\n`);
+  }
+
+  private async writeLine(line: string): Promise<boolean> {
     const bytes = Buffer.byteLength(line, 'utf8');
     if (this.headerBytes + bytes > this.maxBytes) return false;
     if (!this.current || this.current.part.bytes + bytes > this.maxBytes) await this.rotate();

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsArchiveSource, FsImportStore } from '../../bench/fs-adapters.js';
 import type { DeletedUsers } from '../../shared/deletion.js';
 import { csvHeader, loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
-import { CsvRecordPartWriter, finishKind, readReport, type ReportRow } from '../../shared/export/athena/finish.js';
+import { finishKind, readReport, type ReportRow } from '../../shared/export/athena/finish.js';
+import { CsvPartWriter } from '../../shared/export/csv-parts.js';
 import {
   AthenaEventError,
   athenaEventSchema,
@@ -256,7 +257,7 @@ describe('the finish step', () => {
   it('writes records with the sibling writer exactly as given', async () => {
     const out = join(dir, 'writer');
     await mkdir(out, { recursive: true });
-    const writer = new CsvRecordPartWriter(out, 'items-2026-11-22', ['ITEM_ID'], 20);
+    const writer = new CsvPartWriter(out, 'items-2026-11-22', ['ITEM_ID'], 20);
     expect(await writer.writeRecord('"a\r\nb"')).toBe(true);
     expect(await writer.writeRecord('x'.repeat(20))).toBe(false);
     const [part] = await writer.close();

@@ -1,6 +1,3 @@
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import type { DeletedUsers } from '../../deletion.js';
 import { readGzipLines } from '../archive-reader.js';
-import { csvLine, type CsvPart } from '../csv-parts.js';
+import { CsvPartWriter, type CsvPart } from '../csv-parts.js';
 import type { ArchiveObjectInfo } from '../ports.js';
 
 /**
@@ -32,67 +29,6 @@ export interface UnloadOutput {
 
 export class AthenaOutputError extends Error {
   override name = 'AthenaOutputError';
-}
-
-/**
- * Writes already-quoted CSV records into parts of at most `maxBytes` (header included), rotating
- * before a record would cross the limit, so a part always ends at a record boundary (a quoted
- * value's newlines are inside the record). The sibling of CsvPartWriter (../csv-parts.ts), which
- * quotes cells itself; same part names, same accounting.
- */
-export class CsvRecordPartWriter {
-  private readonly parts: CsvPart[] = [];
-  private current?: { part: CsvPart; stream: WriteStream };
-  private readonly header: string;
-  private readonly headerBytes: number;
-
-  constructor(
-    private readonly dir: string,
-    /** Parts are `<baseName>-001.csv`, `-002.csv`, ... */
-    private readonly baseName: string,
-    header: readonly string[],
-    private readonly maxBytes: number,
-  ) {
-    this.header = csvLine(header);
-    this.headerBytes = Buffer.byteLength(this.header, 'utf8');
-  }
-
-  /** One record (no line end: `\n` is added). False when it cannot fit a part even alone. */
-  async writeRecord(record: string): Promise<boolean> {
-    const line = `${record}\n`;
-    const bytes = Buffer.byteLength(line, 'utf8');
-    if (this.headerBytes + bytes > this.maxBytes) return false;
-    if (!this.current || this.current.part.bytes + bytes > this.maxBytes) await this.rotate();
-    const current = this.current!;
-    current.part.bytes += bytes;
-    current.part.rows++;
-    if (!current.stream.write(line)) await once(current.stream, 'drain');
-    return true;
-  }
-
-  private async rotate(): Promise<void> {
-    await this.finishCurrent();
-    const name = `${this.baseName}-${String(this.parts.length + 1).padStart(3, '0')}.csv`;
-    const part: CsvPart = { name, path: join(this.dir, name), bytes: this.headerBytes, rows: 0 };
-    const stream = createWriteStream(part.path, { encoding: 'utf8', highWaterMark: 1024 * 1024 });
-    this.parts.push(part);
-    this.current = { part, stream };
-    stream.write(this.header);
-  }
-
-  private async finishCurrent(): Promise<void> {
-    const current = this.current;
-    if (!current) return;
-    this.current = undefined;
-    current.stream.end();
-    await once(current.stream, 'finish');
-  }
-
-  /** The parts written (none when no record was). */
-  async close(): Promise<CsvPart[]> {
-    await this.finishCurrent();
-    return [...this.parts];
-  }
 }
 
 /** Remembers isDeleted per user id (an HMAC each time otherwise); bounded, then starts over. */
@@ -385,7 +321,7 @@ async function* orderedRows(output: UnloadOutput, objects: readonly ArchiveObjec
 }
 
 export async function finishKind(output: UnloadOutput, options: FinishKindOptions): Promise<FinishKindResult> {
-  const writer = new CsvRecordPartWriter(options.dir, options.baseName, options.header, options.partMaxBytes);
+  const writer = new CsvPartWriter(options.dir, options.baseName, options.header, options.partMaxBytes);
   const deleted = new DeletedUserCache(options.deleted);
   const objects = await objectsOf(output, options.prefix);
   let records = 0;

@@ -41,7 +41,7 @@ SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, item_i
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
-          SELECT object_key, line, ok, ok AND substr(ltrim(line, ' ' || chr(9) || chr(10) || chr(13)), 1, 1) = '{' AS is_object
+          SELECT object_key, line, ok, ok AND (substr(line, 1, 1) = '{' OR regexp_like(line, '^[ \t\r\n]*[{]')) AS is_object
           FROM (SELECT object_key, line, (try(json_parse(line)) IS NOT NULL) AS ok
           FROM (SELECT object_key, line FROM (SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS object_key, line
 FROM "personalize_ingest_prod_export"."archive_lines"
@@ -130,7 +130,7 @@ SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, item_i
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
-          SELECT object_key, line, ok, ok AND substr(ltrim(line, ' ' || chr(9) || chr(10) || chr(13)), 1, 1) = '{' AS is_object
+          SELECT object_key, line, ok, ok AND (substr(line, 1, 1) = '{' OR regexp_like(line, '^[ \t\r\n]*[{]')) AS is_object
           FROM (SELECT object_key, line, (try(json_parse(line)) IS NOT NULL) AS ok
           FROM (SELECT object_key, line FROM (SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS object_key, line
 FROM "personalize_ingest_prod_export"."archive_lines"
