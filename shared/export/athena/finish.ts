@@ -31,24 +31,6 @@ export class AthenaOutputError extends Error {
   override name = 'AthenaOutputError';
 }
 
-/** Remembers isDeleted per user id (an HMAC each time otherwise); bounded, then starts over. */
-export class DeletedUserCache {
-  private readonly known = new Map<string, boolean>();
-
-  constructor(
-    private readonly deleted: DeletedUsers,
-    private readonly maxEntries = 500_000,
-  ) {}
-
-  isDeleted(userId: string): boolean {
-    const cached = this.known.get(userId);
-    if (cached !== undefined) return cached;
-    const answer = this.deleted.isDeleted(userId);
-    if (this.known.size >= this.maxEntries) this.known.clear();
-    this.known.set(userId, answer);
-    return answer;
-  }
-}
 
 // Athena's JSON writer leaves a NULL column out or writes null; either is accepted.
 const rowLine = z.object({
@@ -322,7 +304,8 @@ async function* orderedRows(output: UnloadOutput, objects: readonly ArchiveObjec
 
 export async function finishKind(output: UnloadOutput, options: FinishKindOptions): Promise<FinishKindResult> {
   const writer = new CsvPartWriter(options.dir, options.baseName, options.header, options.partMaxBytes);
-  const deleted = new DeletedUserCache(options.deleted);
+  // The registry caches its answers per user id itself (shared/deletion.ts).
+  const deleted = options.deleted;
   const objects = await objectsOf(output, options.prefix);
   let records = 0;
   let deletedUserRows = 0;
