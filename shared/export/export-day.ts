@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeletedUsers } from '../deletion.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
+import type { CsvPart } from './csv-parts.js';
 import { isExportDate } from './dates.js';
-import { DuckDbExportEngine, type DuckDbSettings, type KindOutcome } from './engine/duckdb.js';
+import { DuckDbExportEngine, type DuckDbSettings } from './engine/duckdb.js';
 import { IMPORT_LIMITS } from './limits.js';
-import { countReason, droppedReason, emptyKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';
+import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';
 import type { RequestedMode } from './plan.js';
 import type { ArchiveObjectInfo, ArchiveSource, ImportJobs, ImportStore, LinkLookup } from './ports.js';
 import { publishKind } from './publish.js';
 import { EXPORT_KINDS, type ExportKind } from './kinds.js';
-import { ROW_TOO_LARGE } from './sql/rules.js';
 
 /**
  * The nightly export of one UTC day of archive:
@@ -109,32 +109,11 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
 
       progress({ type: 'stage', kind, stage: 'reading' });
       const outcome = await engine.runKind({ kind, objects, anonymous, partMaxBytes, baseName: `${kind}-${date}` });
-      fillReport(report, outcome);
+      fillKindReport(report, outcome.report, outcome);
       for (const object of objects) progress({ type: 'object', kind, key: object.key, bytes: object.bytes });
 
       progress({ type: 'stage', kind, stage: 'publishing' });
-      const datasetArn = deps.settings.datasets[kind];
-      const roleArn = deps.settings.roleArn;
-      const noImportReason = !doImport
-        ? 'import jobs not requested (--no-import): import the dt= folder yourself'
-        : !datasetArn
-          ? `no ${kind} dataset ARN configured: no import job; import the dt= folder yourself`
-          : !roleArn || !deps.jobs
-            ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
-            : undefined;
-      await publishKind(
-        outcome.parts,
-        {
-          kind,
-          date,
-          store: deps.store,
-          ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
-            ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
-            : { noImportReason: noImportReason ?? 'no import' }),
-          incrementalJobBytes: partMaxBytes,
-        },
-        report,
-      );
+      await publishExportedKind(deps, { kind, date, mode, doImport, partMaxBytes }, outcome.parts, report);
       kinds[kind] = report;
     }
   } finally {
@@ -154,28 +133,39 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   return manifest;
 }
 
-const UNREADABLE = 'unreadable gzip object (its lines before the damage are kept)';
-
-/** The engine's counts -> the manifest's kind report (the same fields the report always had). */
-function fillReport(report: KindReport, outcome: KindOutcome): void {
-  const total = (metric: string) => [...(outcome.counts.get(metric)?.values() ?? [])].reduce((n, v) => n + v, 0);
-  const add = countReason;
-  report.read = total('read');
-  for (const [reason, n] of outcome.counts.get('rejected') ?? []) add(report.rejectedByReason, reason ?? 'rejected', n);
-  for (const [reason, n] of outcome.counts.get('rowRejected') ?? []) add(report.rejectedByReason, reason ?? 'not exportable', n);
-  if (outcome.tooLarge > 0) add(report.rejectedByReason, ROW_TOO_LARGE, outcome.tooLarge);
-  for (const key of outcome.unreadableObjects) {
-    report.archive.unreadableObjects.push(key);
-    add(report.rejectedByReason, UNREADABLE, 1);
-  }
-  report.rejected = total('rejected') + total('rowRejected') + outcome.tooLarge + outcome.unreadableObjects.length;
-  report.rejectedSamples = outcome.rejectedSamples;
-  report.duplicates = total('duplicates');
-  report.superseded = total('superseded');
-  report.backfilled = total('backfilled');
-  report.sessionAsUser = total('sessionAsUser');
-  report.anonymousWithoutLink = total('anonymousWithoutLink');
-  report.deletedUserRows = outcome.deletedUserRows;
-  for (const [reason, n] of outcome.counts.get('propertiesDropped') ?? []) if (reason !== null) add(report.propertiesDropped, droppedReason(reason), n);
-  report.exported = outcome.parts.reduce((n, p) => n + p.rows, 0);
+/**
+ * Publishes one kind's parts (./publish.ts): into a job folder with an import job when the
+ * kind's dataset, the import role and a control-plane client are all there, else to the dt=
+ * folder with the reason. Whichever engine wrote the parts.
+ */
+export async function publishExportedKind(
+  deps: Pick<ExportDeps, 'store' | 'jobs' | 'settings'>,
+  run: { kind: ExportKind; date: string; mode: RequestedMode; doImport: boolean; partMaxBytes: number },
+  parts: readonly CsvPart[],
+  report: KindReport,
+): Promise<void> {
+  const { kind, date, mode } = run;
+  const datasetArn = deps.settings.datasets[kind];
+  const roleArn = deps.settings.roleArn;
+  const noImportReason = !run.doImport
+    ? 'import jobs not requested (--no-import): import the dt= folder yourself'
+    : !datasetArn
+      ? `no ${kind} dataset ARN configured: no import job; import the dt= folder yourself`
+      : !roleArn || !deps.jobs
+        ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
+        : undefined;
+  await publishKind(
+    parts,
+    {
+      kind,
+      date,
+      store: deps.store,
+      ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
+        ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
+        : { noImportReason: noImportReason ?? 'no import' }),
+      incrementalJobBytes: run.partMaxBytes,
+    },
+    report,
+  );
 }
+

@@ -119,3 +119,53 @@ export function droppedReason(reason: string): string {
   const text = reason.replace(/"[^"]*"/g, '""');
   return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
 }
+
+/** One count of the rules' report statement (./sql/rules.ts `report`): metric, reason, number. */
+export interface ReportRow {
+  metric: string;
+  reason: string | null;
+  n: number;
+}
+
+/** A record larger than a CSV part may be: left out by the runner (engine or Athena finish step). */
+export const ROW_TOO_LARGE = 'row larger than the CSV part limit';
+export const UNREADABLE_OBJECT = 'unreadable gzip object (its lines before the damage are kept)';
+
+/** What the runner itself found, beside the report statement's counts. */
+export interface RunnerCounts {
+  parts: readonly { rows: number }[];
+  tooLarge: number;
+  deletedUserRows: number;
+  unreadableObjects?: readonly string[];
+  rejectedSamples?: KindReport['rejectedSamples'];
+}
+
+/**
+ * The report statement's counts and the runner's own -> the manifest's kind report, the same for
+ * every engine. Returns the `rows` count (records before the deletion filter).
+ */
+export function fillKindReport(report: KindReport, rows: readonly ReportRow[], runner: RunnerCounts): number {
+  const total = (metric: string) => rows.filter((r) => r.metric === metric).reduce((n, r) => n + r.n, 0);
+  for (const r of rows) {
+    if (r.metric === 'rejected') countReason(report.rejectedByReason, r.reason ?? 'rejected', r.n);
+    else if (r.metric === 'rowRejected') countReason(report.rejectedByReason, r.reason ?? 'not exportable', r.n);
+    else if (r.metric === 'propertiesDropped' && r.reason !== null) countReason(report.propertiesDropped, droppedReason(r.reason), r.n);
+  }
+  if (runner.tooLarge > 0) countReason(report.rejectedByReason, ROW_TOO_LARGE, runner.tooLarge);
+  const unreadable = runner.unreadableObjects ?? [];
+  for (const key of unreadable) {
+    report.archive.unreadableObjects.push(key);
+    countReason(report.rejectedByReason, UNREADABLE_OBJECT);
+  }
+  report.read = total('read');
+  report.rejected = total('rejected') + total('rowRejected') + runner.tooLarge + unreadable.length;
+  if (runner.rejectedSamples) report.rejectedSamples = [...runner.rejectedSamples];
+  report.duplicates = total('duplicates');
+  report.superseded = total('superseded');
+  report.backfilled = total('backfilled');
+  report.sessionAsUser = total('sessionAsUser');
+  report.anonymousWithoutLink = total('anonymousWithoutLink');
+  report.deletedUserRows = runner.deletedUserRows;
+  report.exported = runner.parts.reduce((n, p) => n + p.rows, 0);
+  return total('rows');
+}

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsArchiveSource, FsImportStore } from '../../bench/fs-adapters.js';
 import type { DeletedUsers } from '../../shared/deletion.js';
 import { csvHeader, loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
-import { finishKind, readReport, type ReportRow } from '../../shared/export/athena/finish.js';
+import { finishKind, readReport } from '../../shared/export/athena/finish.js';
+import type { ReportRow } from '../../shared/export/manifest.js';
 import { CsvPartWriter } from '../../shared/export/csv-parts.js';
 import {
   AthenaEventError,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { DeletedUsers } from '../../deletion.js';
 import { readGzipLines } from '../archive-reader.js';
 import { CsvPartWriter, type CsvPart } from '../csv-parts.js';
+import type { ReportRow } from '../manifest.js';
 import type { ArchiveObjectInfo } from '../ports.js';
 
 /**
@@ -46,11 +47,6 @@ const reportLine = z.object({
   n: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]),
 });
 
-export interface ReportRow {
-  metric: string;
-  reason: string | null;
-  n: number;
-}
 
 /** Every data object under `prefix`, in key order (so a re-read of the same output is the same). */
 async function objectsOf(output: UnloadOutput, prefix: string): Promise<ArchiveObjectInfo[]> {

@@ -4,16 +4,15 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema.js';
 import { isExportDate, previousUtcDay } from '../dates.js';
-import type { ExportDeps } from '../export-day.js';
+import { publishExportedKind, type ExportDeps } from '../export-day.js';
 import { IMPORT_LIMITS } from '../limits.js';
-import { countReason, emptyKindReport, manifestKey, type ExportManifest, type KindReport } from '../manifest.js';
+import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
 import type { RequestedMode } from '../plan.js';
-import { publishKind } from '../publish.js';
 import { EXPORT_KINDS, type ExportKind } from '../kinds.js';
 import type { ExportRuntime } from '../runtime.js';
 import { trinoDialect } from '../sql/dialect.js';
-import { exportSql, ROW_TOO_LARGE } from '../sql/rules.js';
-import { finishKind, readReport, type FinishKindResult, type ReportRow } from './finish.js';
+import { exportSql } from '../sql/rules.js';
+import { finishKind, readReport, type FinishKindResult } from './finish.js';
 import { checkBucket, exportIdOf, linksRelation, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
 
 /**
@@ -287,38 +286,17 @@ export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { q
 // ------------------------------------------------------------------ finish
 
 const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
-const REASON_MAX = 160;
-/** The counted, value-free form of a drop reason (as export-day.ts counts them). */
-function droppedReason(reason: string): string {
-  const text = reason.replace(/"[^"]*"/g, '""');
-  return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
-}
 
 /**
- * The report query's counts and the finish step's own -> the manifest's kind report, field for
- * field as the embedded engine fills it (export-day.ts). Returns the `rows` count (records the
- * query produced before the deletion filter), to check against what the rows UNLOAD held.
+ * The report query's counts and the finish step's own -> the manifest's kind report
+ * (fillKindReport, as for the embedded engine), noting metrics it does not know. Returns the
+ * `rows` count (records before the deletion filter), to check against what the rows UNLOAD held.
  */
 export function fillAthenaReport(report: KindReport, rows: readonly ReportRow[], finished: FinishKindResult): number {
-  const total = (metric: string) => rows.filter((r) => r.metric === metric).reduce((n, r) => n + r.n, 0);
-  for (const r of rows) {
-    if (r.metric === 'rejected') countReason(report.rejectedByReason, r.reason ?? 'rejected', r.n);
-    else if (r.metric === 'rowRejected') countReason(report.rejectedByReason, r.reason ?? 'not exportable', r.n);
-    else if (r.metric === 'propertiesDropped' && r.reason !== null) countReason(report.propertiesDropped, droppedReason(r.reason), r.n);
-  }
-  if (finished.tooLarge > 0) countReason(report.rejectedByReason, ROW_TOO_LARGE, finished.tooLarge);
-  report.read = total('read');
-  report.rejected = total('rejected') + total('rowRejected') + finished.tooLarge;
-  report.duplicates = total('duplicates');
-  report.superseded = total('superseded');
-  report.backfilled = total('backfilled');
-  report.sessionAsUser = total('sessionAsUser');
-  report.anonymousWithoutLink = total('anonymousWithoutLink');
-  report.deletedUserRows = finished.deletedUserRows;
-  report.exported = finished.parts.reduce((n, p) => n + p.rows, 0);
+  const counted = fillKindReport(report, rows, finished);
   const unknown = [...new Set(rows.map((r) => r.metric).filter((m) => !UNDERSTOOD_METRICS.has(m)))];
   if (unknown.length > 0) report.notes.push(`report metrics not understood (not counted): ${unknown.join(', ')}`);
-  return total('rows');
+  return counted;
 }
 
 export interface FinishSettings {
@@ -371,28 +349,7 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
         report.notes.push(`the report query counted ${counted} rows, the rows query wrote ${finished.records}`);
       }
 
-      const datasetArn = deps.settings.datasets[k];
-      const roleArn = deps.settings.roleArn;
-      const noImportReason = !doImport
-        ? 'import jobs not requested (--no-import): import the dt= folder yourself'
-        : !datasetArn
-          ? `no ${k} dataset ARN configured: no import job; import the dt= folder yourself`
-          : !roleArn || !deps.jobs
-            ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
-            : undefined;
-      await publishKind(
-        finished.parts,
-        {
-          kind: k,
-          date,
-          store: deps.store,
-          ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
-            ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
-            : { noImportReason: noImportReason ?? 'no import' }),
-          incrementalJobBytes: settings.partMaxBytes,
-        },
-        report,
-      );
+      await publishExportedKind(deps, { kind: k, date, mode, doImport, partMaxBytes: settings.partMaxBytes }, finished.parts, report);
       kinds[k] = report;
       // One kind's parts on local disk at a time.
       await rm(dir, { recursive: true, force: true });

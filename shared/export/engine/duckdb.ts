@@ -7,7 +7,7 @@ import { DuckDBInstance, LIST, listValue, VARCHAR, type DuckDBConnection } from 
 import pMap from 'p-map';
 import type { DeletedUsers } from '../../deletion.js';
 import { csvValue, shapeProperties, type DatasetSchemas } from '../../personalize/dataset-schema.js';
-import { droppedReason } from '../manifest.js';
+import { droppedReason, type ReportRow } from '../manifest.js';
 import { readGzipLines } from '../archive-reader.js';
 import type { CsvPart } from '../csv-parts.js';
 import { splitCsvFile } from '../csv-split.js';
@@ -43,7 +43,7 @@ export interface KindRun {
 
 export interface KindOutcome {
   parts: CsvPart[];
-  counts: Map<string, Map<string | null, number>>;
+  report: ReportRow[];
   deletedUserRows: number;
   tooLarge: number;
   unreadableObjects: string[];
@@ -349,13 +349,8 @@ export class DuckDbExportEngine {
     );
     const parts = await splitCsvFile(bodyPath, { dir: this.scratch, baseName: run.baseName, maxBytes: run.partMaxBytes, rows: written, header: `${header}\n` });
 
-    const counts = new Map<string, Map<string | null, number>>();
     const reportReader = await this.timed(`${kind} report`, () => this.connection.runAndReadAll(stages.report(`staged_${kind}`, `rows_${kind}`, `deleted_${kind}`)));
-    for (const [metric, reason, n] of reportReader.getRows() as [string, string | null, bigint | number][]) {
-      const byReason = counts.get(metric) ?? new Map<string | null, number>();
-      byReason.set(reason, (byReason.get(reason) ?? 0) + Number(n));
-      counts.set(metric, byReason);
-    }
+    const report = (reportReader.getRows() as [string, string | null, bigint | number][]).map(([metric, reason, n]) => ({ metric, reason, n: Number(n) }));
     const samplesReader = await this.connection.runAndReadAll(stages.rejectedSamples(`staged_${kind}`, REJECTED_SAMPLES));
     const keys = [...new Set(files.values())].sort();
     const pathOfKey = new Map([...files].map(([path, key]) => [key, path]));
@@ -364,7 +359,7 @@ export class DuckDbExportEngine {
       files,
     );
     for (const table of ['staged', 'rows', 'links', 'deleted', 'files']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
-    return { parts, counts, deletedUserRows, tooLarge, unreadableObjects, rejectedSamples };
+    return { parts, report, deletedUserRows, tooLarge, unreadableObjects, rejectedSamples };
   }
 
   /** Where the sampled rejected lines are (object key and the line's 1-based position among non-blank lines). */

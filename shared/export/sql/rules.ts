@@ -53,9 +53,6 @@ export interface ExportStages {
   cellsSql(): { csvLine: string; rowReject: string; cellCount: number };
 }
 
-/** The reasons a row is not exported after staging, as counted in the manifest. */
-export const ROW_TOO_LARGE = 'row larger than the CSV part limit';
-
 /** Fields sent as the request's own fields, never from properties (dataset-schema.ts RESERVED topLevel). */
 const RESERVED_TOP_LEVEL: Record<DatasetSchema['type'], ReadonlySet<string>> = {
   Interactions: new Set(['USER_ID', 'ITEM_ID', 'TIMESTAMP', 'EVENT_TYPE', 'EVENT_VALUE', 'IMPRESSION', 'RECOMMENDATION_ID', 'EVENT_ATTRIBUTION_SOURCE']),
