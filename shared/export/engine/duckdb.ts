@@ -229,8 +229,8 @@ export class DuckDbExportEngine {
     const pending = Number(await this.scalar(`SELECT count(*) FROM ${table} WHERE needs_shaping`));
     if (pending === 0) return;
     const schema = this.deps.schemas[kind];
-    const topLevel = new Set(['USER_ID', 'ITEM_ID', 'TIMESTAMP', 'EVENT_TYPE', 'IMPRESSION', 'RECOMMENDATION_ID', 'EVENT_ATTRIBUTION_SOURCE']);
-    const shapedFields = schema.fields.map((f, i) => [f, i] as const).filter(([f]) => !topLevel.has(f.name));
+    // The properties-fed fields, and EVENT_VALUE when SQL could not print it.
+    const shapedFields = schema.fields.map((f, i) => [f, i] as const).filter(([f]) => schema.metadata.includes(f) || f.name === 'EVENT_VALUE');
     const shapedTable = `shaped_${kind}`;
     await this.connection.run(
       `CREATE OR REPLACE TABLE ${shapedTable} (rid VARCHAR, ${shapedFields.map(([, i]) => `c${i} VARCHAR`).join(', ')}, dropped VARCHAR[], reject VARCHAR)`,

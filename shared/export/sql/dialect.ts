@@ -54,14 +54,13 @@ export interface SqlDialect {
 /** A value that must be quoted (FACTS §4a, RFC 4180; a leading or trailing space too). */
 const NEEDS_QUOTES = '[",\\r\\n]|^[ \\t]|[ \\t]$';
 
-const quoteIdentifierPath = (path: string) => path;
 
 export const duckdbDialect: SqlDialect = {
   name: 'duckdb',
   shape: duckdbShapeSql,
   jsonValid: (line) => `json_valid(${line})`,
   jsonMembers: (line, paths, alias) => ({
-    select: `json_extract(${line}, [${paths.map((p) => `'${quoteIdentifierPath(p)}'`).join(', ')}]) AS ${alias}`,
+    select: `json_extract(${line}, [${paths.map((p) => `'${p}'`).join(', ')}]) AS ${alias}`,
     at: (i) => `CAST(${alias}[${i + 1}] AS VARCHAR)`,
   }),
   jsonStringValue: (json) => `CASE WHEN left(${json}, 1) = '"' THEN json_extract_string(${json}, '$') END`,

@@ -53,13 +53,6 @@ export interface ExportStages {
   cellsSql(): { csvLine: string; rowReject: string; cellCount: number };
 }
 
-/** Fields sent as the request's own fields, never from properties (dataset-schema.ts RESERVED topLevel). */
-const RESERVED_TOP_LEVEL: Record<DatasetSchema['type'], ReadonlySet<string>> = {
-  Interactions: new Set(['USER_ID', 'ITEM_ID', 'TIMESTAMP', 'EVENT_TYPE', 'EVENT_VALUE', 'IMPRESSION', 'RECOMMENDATION_ID', 'EVENT_ATTRIBUTION_SOURCE']),
-  Items: new Set(['ITEM_ID']),
-  Users: new Set(['USER_ID']),
-};
-
 const KIND_OF: Record<ExportKind, string> = { interactions: 'interaction', items: 'item', users: 'user' };
 const SCHEMA_OF: Record<ExportKind, keyof DatasetSchemas> = { interactions: 'interactions', items: 'items', users: 'users' };
 
@@ -340,7 +333,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
    * (`props_fast`) skips the general rules (./shape.ts), which run only for the others. The
    * conditions are conservative: anything else takes the general path, never a different answer.
    */
-  const metadataFields = schema.fields.filter((f) => !RESERVED_TOP_LEVEL[schema.type].has(f.name));
+  const metadataFields = schema.metadata;
   const propPaths = metadataFields.map((f) => `$.${f.propertyKey}`);
   const printableEdges = (v: string) => `${d.first(v)} BETWEEN '!' AND '~' AND ${d.last(v)} BETWEEN '!' AND '~'`;
   /** A JSON number literal that plainNumber would print unchanged: JSON.stringify's form without an exponent (absent counts). */
