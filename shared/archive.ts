@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CanonicalMessage, MessageKind } from '../schemas/canonical.js';
@@ -134,4 +135,38 @@ export function buildArchiveObjects(entries: readonly Entry[], range: BatchRange
     body: gzipSync(`${lines.join('\n')}\n`, { level: ARCHIVE_GZIP_LEVEL }),
     records: lines.length,
   }));
+}
+
+/** Where the record of what PutEvents accepted is kept, per event-time day (docs/bulk-modes.md). */
+export const FORWARDED_PREFIX = 'forwarded/interactions/';
+
+export function forwardedDayPrefix(date: string): string {
+  return `${FORWARDED_PREFIX}dt=${date}/`;
+}
+
+/**
+ * Pure: the durable record of the interactions PutEvents accepted, one gzip NDJSON object per
+ * event-time day, lines `{"sessionId","eventId"}` (the processor's dedupe key; no user id, no
+ * content). The export in `complement` mode leaves these events out of the bulk import, since
+ * Personalize already holds them. The key carries a digest of its lines, so a redelivered batch
+ * that delivered a different set adds an object instead of overwriting a larger one.
+ */
+export function buildForwardedObjects(delivered: readonly Entry[], range: BatchRange): ArchiveObject[] {
+  const byDay = new Map<string, string[]>();
+  for (const { message } of delivered) {
+    if (message.kind !== 'interaction') continue;
+    const day = new Date(Math.floor(message.timestamp / HOUR_MS) * HOUR_MS).toISOString().slice(0, 10);
+    let lines = byDay.get(day);
+    if (!lines) byDay.set(day, (lines = []));
+    lines.push(JSON.stringify({ sessionId: message.sessionId, eventId: message.eventId }));
+  }
+  return [...byDay.entries()].map(([day, lines]) => {
+    const text = `${lines.join('\n')}\n`;
+    const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    return {
+      key: `${forwardedDayPrefix(day)}${range.shardId}-${range.firstSequenceNumber}-${range.lastSequenceNumber}-${digest}.ndjson.gz`,
+      body: gzipSync(text, { level: ARCHIVE_GZIP_LEVEL }),
+      records: lines.length,
+    };
+  });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './export/limits.js';
+import { BULK_MODES } from './bulk-mode.js';
 import { PII_MODES } from './pii.js';
 
 /**
@@ -22,6 +23,9 @@ const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.nu
 const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().min(0).default(fallback));
 
 /** A required variable: missing and blank get the same message, naming what it is. */
+/** What the nightly import is for (shared/bulk-mode.ts); the processor and the export must agree. */
+const bulkMode = z.preprocess(blankAsUnset, z.enum(BULK_MODES).default('complement'));
+
 const required = (what: string) =>
   z.string({ error: `is required (${what})` }).trim().min(1, `is required (${what})`);
 
@@ -55,7 +59,9 @@ export function oneDeletionHashSource(env: DeletionHashEnv, ctx: z.RefinementCtx
 }
 
 export const processorEnvSchema = z.object({
-  PERSONALIZE_TRACKING_ID: required('the event tracker id from CreateEventTracker').max(256),
+  /** Required in BULK_MODE=complement (the tracker is live); unused otherwise. */
+  PERSONALIZE_TRACKING_ID: optionalString.pipe(z.string().max(256).optional()),
+  BULK_MODE: bulkMode,
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
   IDENTITY_TABLE: required('the DynamoDB identity table name'),
@@ -87,6 +93,11 @@ export const processorEnvSchema = z.object({
 }).refine((env) => env.PII_MODE !== 'hash' || env.PII_HASH_KEY !== undefined, {
   message: 'is required when PII_MODE is "hash" (the HMAC key for PII fields)',
   path: ['PII_HASH_KEY'],
+}).refine((env) => env.BULK_MODE !== 'complement' || env.PERSONALIZE_TRACKING_ID !== undefined, {
+  message: 'is required (the event tracker id from CreateEventTracker) when BULK_MODE is complement, the default; set BULK_MODE=bulk-only or bootstrap if no tracker is live',
+  path: ['PERSONALIZE_TRACKING_ID'],
+  // Reported beside the other variables' errors, not only once they are all valid.
+  when: (payload) => typeof payload.value === 'object' && payload.value !== null,
 }).superRefine(oneDeletionHashSource);
 
 export type ProcessorEnv = z.infer<typeof processorEnvSchema>;
@@ -154,6 +165,7 @@ export const exportEnvSchema = z.object({
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
   PERSONALIZE_IMPORT_ROLE_ARN: importRoleArn,
+  BULK_MODE: bulkMode,
   /** auto: INCREMENTAL once the dataset has an ACTIVE bulk import, FULL before (FACTS §4d). */
   EXPORT_IMPORT_MODE: z.preprocess(blankAsUnset, z.enum(['auto', 'INCREMENTAL', 'FULL']).default('auto')),
   /** Where the engine's database, spill files and CSV parts go; default os.tmpdir() (/tmp on Lambda). */

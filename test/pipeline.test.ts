@@ -7,6 +7,7 @@ import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { kplAggregate } from './support/kpl.js';
 import { drainDlq, eventTime, isDeadLetter, readArchive, send, isolatedStack } from './support/stack.js';
+import { knownUserSessionId } from '../shared/personalize/put-session.js';
 
 useEmulators();
 
@@ -62,7 +63,10 @@ describe('the processor on the local stack', () => {
     expect(stack.personalize!.received('PutEvents')).toHaveLength(minimumCalls);
     for (const call of stack.personalize!.received('PutEvents')) {
       expect(call.request.eventList.length).toBeLessThanOrEqual(10);
-      expect(new Set(call.request.eventList.map((e) => (e.eventId ?? '').split('-e')[0]))).toEqual(new Set([call.request.sessionId]));
+      const session = (call.request.eventList[0]?.eventId ?? '').split('-e')[0]!;
+      expect(new Set(call.request.eventList.map((e) => (e.eventId ?? '').split('-e')[0]))).toEqual(new Set([session]));
+      // A user's events name a session derived from the anonymous one (shared/personalize/put-session.ts).
+      expect(call.request.sessionId).toBe(call.request.userId === undefined ? session : knownUserSessionId(session));
     }
     // Event time is the client's, in epoch seconds.
     const first = messages[0]!;

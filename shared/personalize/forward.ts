@@ -13,6 +13,7 @@ import {
 import { chunk } from '../util/batching.js';
 import pThrottle from 'p-throttle';
 import type { Entry } from '../process/entry.js';
+import { knownUserSessionId } from './put-session.js';
 import { PERSONALIZE_LIMITS } from './requests.js';
 
 /** The port the forwarder uses; the SDK adapter below is the production one. */
@@ -159,8 +160,10 @@ export async function forwardEvents(
       const k = next++;
       const call = calls[k]!;
       const { sessionId, userId } = call[0]!;
+      // With a user, never the anonymous session: Personalize would merge it (./put-session.ts).
+      const putSessionId = userId === undefined ? sessionId : knownUserSessionId(sessionId);
       results[k] = await sendIsolating(call, (eventList) =>
-        sender.putEvents({ trackingId, sessionId, ...(userId !== undefined && { userId }), eventList }),
+        sender.putEvents({ trackingId, sessionId: putSessionId, ...(userId !== undefined && { userId }), eventList }),
       );
     }
   };

@@ -23,7 +23,7 @@ const COUNTED: (keyof BatchReport)[] = [
   'kinesisRecords', 'messages', 'invalid', 'duplicates', 'linksRecorded', 'linkConflicts', 'stitched', 'anonymous',
   'archivedRecords', 'forwardedEvents', 'forwardedItems', 'forwardedUsers', 'putEventsCalls', 'putItemsCalls',
   'putUsersCalls', 'superseded', 'notConfigured', 'propertiesDropped', 'rejectedByPersonalize', 'deadLettered', 'retried',
-  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent', 'propertiesNotAllowed',
+  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent', 'propertiesNotAllowed', 'notStreamed',
 ];
 
 function publish(report: BatchReport): void {

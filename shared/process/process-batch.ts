@@ -2,7 +2,7 @@ import type { Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import pMap from 'p-map';
 import { dedupeKey } from '../../schemas/canonical.js';
-import { buildArchiveObjects, type ArchiveStore } from '../archive.js';
+import { buildArchiveObjects, buildForwardedObjects, type ArchiveStore } from '../archive.js';
 import { decodeKinesisRecord, type RecordRef } from '../decode.js';
 import type { DeadLetterQueue, DeadLetterRecord, DeadLetterStage } from '../dlq.js';
 import { mapEvent, type EventMapping } from '../event-mapping.js';
@@ -29,6 +29,7 @@ import {
 import { applyPrivacyPolicy, type AllowTargets, type PiiPolicy } from '../pii.js';
 import { mergeBatchProfiles, type MergedBatch, type ProfileUpdateEntry } from '../profile/batch.js';
 import type { ProfileStore } from '../profile/store.js';
+import { streamsInteractions, type BulkMode } from '../bulk-mode.js';
 import { effectiveUserId, type Entry } from './entry.js';
 
 export interface ProcessorSettings {
@@ -38,6 +39,12 @@ export interface ProcessorSettings {
   forwardConcurrency: number;
   schemas: { interactions: DatasetSchema; items: DatasetSchema; users: DatasetSchema };
   mapping: EventMapping;
+  /**
+   * What the nightly bulk import is for (docs/bulk-modes.md). Interactions go to PutEvents only in
+   * `complement`; in `bootstrap` and `bulk-only` no tracker is live and the import carries them.
+   * Default complement.
+   */
+  bulkMode?: BulkMode;
   /**
    * Applied before the archive and Personalize (shared/pii.ts): in allow mode only what the dataset
    * schemas (and PII_ALLOW_FIELDS) keep, then PII fields dropped or hashed. Unset: properties kept as sent.
@@ -102,6 +109,10 @@ export interface BatchReport {
   profilesSent: number;
   /** Items/users archived but not sent because no dataset ARN is configured (the nightly export carries them). */
   notConfigured: number;
+  /** Interactions archived but not sent because BULK_MODE is not complement (the nightly import carries them). */
+  notStreamed: number;
+  /** Objects of the record of what PutEvents accepted (`forwarded/`), written after the calls. */
+  forwardedRecordObjects: number;
   propertiesDropped: number;
   /** Reason -> count; reasons name schema fields and our own words only, never a payload's keys or values. */
   droppedPropertyReasons: Record<string, number>;
@@ -144,6 +155,8 @@ function emptyReport(kinesisRecords: number): BatchReport {
     profilesHeld: 0,
     profilesSent: 0,
     notConfigured: 0,
+    notStreamed: 0,
+    forwardedRecordObjects: 0,
     propertiesDropped: 0,
     droppedPropertyReasons: {},
     propertiesNotAllowed: 0,
@@ -394,11 +407,12 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   }
 
   // Archive before forwarding: the archive is the system of record.
-  const objects = buildArchiveObjects(accepted, {
+  const batchRange = {
     shardId: accepted[0]?.ref.shardId ?? records[0]!.eventID.split(':')[0] ?? 'shardId-unknown',
     firstSequenceNumber: records[0]!.kinesis.sequenceNumber,
     lastSequenceNumber: records[records.length - 1]!.kinesis.sequenceNumber,
-  });
+  };
+  const objects = buildArchiveObjects(accepted, batchRange);
   try {
     await pMap(objects, (o) => deps.archive.put(o.key, o.body), { concurrency: ARCHIVE_CONCURRENCY });
     report.archivedObjects = objects.length;
@@ -414,8 +428,12 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   };
   const { itemsDatasetArn, usersDatasetArn } = settings;
   report.profilesSent = (itemsDatasetArn ? items.length : 0) + (usersDatasetArn ? users.length : 0);
+  const streaming = streamsInteractions(settings.bulkMode ?? 'complement');
+  if (!streaming) report.notStreamed = events.length;
   const [eventResult, itemResult, userResult] = await Promise.all([
-    forwardEvents(events, deps.personalize, settings.trackingId, settings.forwardConcurrency),
+    streaming
+      ? forwardEvents(events, deps.personalize, settings.trackingId, settings.forwardConcurrency)
+      : Promise.resolve<ForwardResult>({ calls: 0, delivered: [], rejected: [], failed: [] }),
     itemsDatasetArn
       ? forwardUpserts(items, (list) => deps.personalize.putItems({ datasetArn: itemsDatasetArn, items: list }))
       : skipped(items),
@@ -436,6 +454,16 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
       rejectEntry(entry, 'personalize', reason);
     }
     transient.push(...result.failed.map((e) => e.ref));
+  }
+
+  // What PutEvents accepted, kept so the bulk import leaves it out. Not written: the batch is
+  // retried, and Personalize ignores a re-sent eventId in training (FACTS §1b), so nothing doubles.
+  const forwardedObjects = buildForwardedObjects(eventResult.delivered, batchRange);
+  try {
+    await pMap(forwardedObjects, (o) => deps.archive.put(o.key, o.body), { concurrency: ARCHIVE_CONCURRENCY });
+    report.forwardedRecordObjects = forwardedObjects.length;
+  } catch (error) {
+    return failAll(`forwarded record: ${(error as Error).message}`);
   }
 
   // Dead letters before the first retried record only: everything from there on is redone by the retry.

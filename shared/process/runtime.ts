@@ -48,7 +48,8 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       { itemsPerSecond: config.PUT_ITEMS_PER_SECOND, usersPerSecond: config.PUT_USERS_PER_SECOND },
     ),
     settings: {
-      trackingId: config.PERSONALIZE_TRACKING_ID,
+      trackingId: config.PERSONALIZE_TRACKING_ID ?? '',
+      bulkMode: config.BULK_MODE,
       ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
       ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
       forwardConcurrency: config.FORWARD_CONCURRENCY,

@@ -32,7 +32,15 @@ describe('readProcessorEnv', () => {
       IDENTITY_CACHE_MAX_ENTRIES: 100_000,
       IDENTITY_LINK_TTL_DAYS: 0,
       PII_MODE: 'allow',
+      BULK_MODE: 'complement',
     });
+  });
+
+  it('needs the tracker id only when BULK_MODE streams interactions (complement)', () => {
+    const { PERSONALIZE_TRACKING_ID: _tracker, ...noTracker } = VALID;
+    expect(readProcessorEnv({ ...noTracker, BULK_MODE: 'bulk-only' }).PERSONALIZE_TRACKING_ID).toBeUndefined();
+    expect(() => readProcessorEnv(noTracker)).toThrow(/PERSONALIZE_TRACKING_ID is required .* when BULK_MODE is complement/);
+    expect(() => readProcessorEnv({ ...VALID, BULK_MODE: 'sometimes' })).toThrow(/BULK_MODE/);
   });
 
   it('treats blank variables as unset: no dataset ARN, and the numeric defaults', () => {

@@ -23,6 +23,7 @@ import {
   type PersonalizeSender,
 } from '../../shared/personalize/forward.js';
 import type { Entry } from '../../shared/process/entry.js';
+import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 
 const T = 1_700_000_000_000;
 let seq = 0;
@@ -110,8 +111,8 @@ describe('planEventCalls', () => {
     const sender = new FakeSender();
     await forwardEvents(events, sender, 't', 1);
     expect(sender.events.map((c) => [c.userId, c.sessionId, (c.eventList ?? []).map((e) => e.eventId)])).toEqual([
-      ['a', 'b\u0000c', ['x']],
-      ['a\u0000b', 'c', ['y']],
+      ['a', knownUserSessionId('b\u0000c'), ['x']],
+      ['a\u0000b', knownUserSessionId('c'), ['y']],
     ]);
   });
 
@@ -121,11 +122,13 @@ describe('planEventCalls', () => {
 });
 
 describe('forwardEvents', () => {
-  it('sends each call with the session’s sessionId, userId and tracking id', async () => {
+  it('sends anonymous events with their sessionId and a user’s events with a session derived from it, so Personalize never merges the anonymous session', async () => {
     const sender = new FakeSender();
     const result = await forwardEvents([event('s1', 'a', 'u1'), event('s2', 'b')], sender, 'tracker-1', 4);
+    expect(knownUserSessionId('s1')).toMatch(/^u\.[A-Za-z0-9_-]{43}$/);
+    expect(knownUserSessionId('s1')).not.toBe(knownUserSessionId('s2'));
     expect(sender.events).toEqual([
-      { trackingId: 'tracker-1', sessionId: 's1', userId: 'u1', eventList: [expect.objectContaining({ eventId: 'a' })] },
+      { trackingId: 'tracker-1', sessionId: knownUserSessionId('s1'), userId: 'u1', eventList: [expect.objectContaining({ eventId: 'a' })] },
       { trackingId: 'tracker-1', sessionId: 's2', eventList: [expect.objectContaining({ eventId: 'b' })] },
     ]);
     expect(sender.events[1]).not.toHaveProperty('userId');

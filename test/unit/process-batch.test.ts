@@ -9,6 +9,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 import { MemoryProfileStore } from '../../local/memory-ports.js';
 import { piiPolicy } from '../../shared/pii.js';
 import { seededRandom } from '../../local/seeded-random.js';
@@ -42,8 +43,9 @@ class FakeArchive implements ArchiveStore {
     this.objects.set(key, body);
     return Promise.resolve();
   }
+  /** The archive's lines (not the record of what PutEvents accepted, under forwarded/). */
   records(): ArchivedRecord[] {
-    return [...this.objects.values()].flatMap((body) =>
+    return [...this.objects].filter(([key]) => key.startsWith('archive/')).flatMap(([, body]) =>
       gunzipSync(body)
         .toString('utf8')
         .split('\n')
@@ -204,11 +206,21 @@ describe('processBatch', () => {
 
     expect(response).toEqual({ batchItemFailures: [] });
     expect(identity.links.get('s1')?.userId).toBe('u1');
+    // Stitched events name a session derived from s1, so Personalize never merges s1 itself.
     expect(personalize.delivered).toEqual([
-      { eventId: 'a1', sessionId: 's1', userId: 'u1' },
-      { eventId: 'a2', sessionId: 's1', userId: 'u1' },
+      { eventId: 'a1', sessionId: knownUserSessionId('s1'), userId: 'u1' },
+      { eventId: 'a2', sessionId: knownUserSessionId('s1'), userId: 'u1' },
       { eventId: 'b1', sessionId: 's2' },
     ]);
+    // What PutEvents accepted is recorded per event day: session and eventId, nothing else.
+    const forwarded = [...archive.objects].filter(([key]) => key.startsWith('forwarded/interactions/dt='));
+    expect(forwarded).toHaveLength(1);
+    expect(gunzipSync(forwarded[0]![1]).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).toEqual([
+      { sessionId: 's1', eventId: 'a1' },
+      { sessionId: 's1', eventId: 'a2' },
+      { sessionId: 's2', eventId: 'b1' },
+    ]);
+    expect(report.forwardedRecordObjects).toBe(1);
     const a2 = personalize.eventCalls.flatMap((c) => c.eventList ?? []).find((e) => e.eventId === 'a2');
     expect(a2).toMatchObject({ eventType: 'AddToCart', eventValue: 9.5, properties: '{"device":"ios"}' });
     expect(archive.records().map((r) => r.eventId).sort()).toEqual(['a1', 'a2', 'b1', 'login']);
@@ -229,6 +241,26 @@ describe('processBatch', () => {
       deadLettered: 0,
     });
     expect(accountedFor(report)).toBe(report.messages);
+  });
+
+  it('in bulk-only mode archives interactions but sends none to PutEvents, counting them as notStreamed', async () => {
+    const { personalize, archive, deps } = setup({ bulkMode: 'bulk-only' });
+    const { response, report } = await processBatch(kinesisRecords([view('s1', 'a1'), view('s2', 'b1')]), deps);
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(personalize.eventCalls).toEqual([]);
+    expect(archive.records().map((r) => r.eventId).sort()).toEqual(['a1', 'b1']);
+    expect([...archive.objects.keys()].filter((k) => k.startsWith('forwarded/'))).toEqual([]);
+    expect(report).toMatchObject({ interactions: 2, notStreamed: 2, forwardedEvents: 0 });
+  });
+
+  it('retries the whole batch when the record of what PutEvents accepted cannot be written (a re-sent eventId is not trained on twice)', async () => {
+    const { archive, deps } = setup();
+    const put = archive.put.bind(archive);
+    archive.put = (key, body) => (key.startsWith('forwarded/') ? Promise.reject(new Error('S3 SlowDown')) : put(key, body));
+    const records = kinesisRecords([view('s1', 'a1')]);
+    const { response, report } = await processBatch(records, deps);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.kinesis.sequenceNumber }]);
+    expect(report.failure).toMatch(/^forwarded record: S3 SlowDown/);
   });
 
   it('returns an empty response for an empty batch', async () => {
