@@ -58,6 +58,9 @@ export class FsImportStore implements ImportStore {
     await mkdir(dirname(join(this.root, toKey)), { recursive: true });
     await copyFile(join(this.root, fromKey), join(this.root, toKey));
   }
+  async download(key: string, localPath: string): Promise<void> {
+    await copyFile(join(this.root, key), localPath);
+  }
   async delete(keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((k) => rm(join(this.root, k), { force: true })));
   }

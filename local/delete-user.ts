@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
-import { deletionHashEnv, oneDeletionHashSource, parseEnv } from '../shared/config.js';
-import { recordDeletion } from '../shared/deletion.js';
+import { datasetGroupArnsEnv, deletionHashEnv, oneDeletionHashSource, parseEnv } from '../shared/config.js';
+import { hashUserId, recordDeletedSessions, recordDeletion } from '../shared/deletion.js';
+import { writePendingDeletion } from '../shared/personalize-deletion/outbox.js';
 import { loadDeletionHasher } from '../shared/deletion-key.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
 import { DynamoProfileStore } from '../shared/profile/store.js';
+import { usePersonalizeSettings } from './personalize-deletions.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
 
 /**
@@ -18,6 +20,7 @@ const USAGE = 'usage: npm run delete-user -- <userId> [--aws]';
 const envSchema = z.object({
   IDENTITY_TABLE: z.string({ error: 'is required (the DynamoDB identity table)' }).trim().min(1, 'is required (the DynamoDB identity table)'),
   ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket holding the deletion registry)' }).trim().min(1, 'is required (the S3 archive bucket)'),
+  PERSONALIZE_DATASET_GROUP_ARN: datasetGroupArnsEnv,
   ...deletionHashEnv,
 }).superRefine(oneDeletionHashSource);
 
@@ -29,7 +32,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
   const [userId, ...rest] = args.positional;
   if (userId === undefined || rest.length > 0) throw new CliError(USAGE);
-  if (!args.flags.has('aws')) await useLocalStackFile(io.env);
+  if (!args.flags.has('aws')) {
+    await useLocalStackFile(io.env);
+    await usePersonalizeSettings(io.env);
+  }
   const config = parseEnv(envSchema, io.env, 'delete-user');
   const s3 = s3Client();
   // The same key as the processor's and the export's (README "Deleting a user").
@@ -43,6 +49,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       registry: {
         record: async (id, requestedAt) => {
           recordedKey = await recordDeletion(s3, config.ARCHIVE_BUCKET, id, requestedAt, { hasher });
+          // The deletion step sends it to Personalize, then drops the raw id (README "Deletion reaches Personalize").
+          if (config.PERSONALIZE_DATASET_GROUP_ARN.length > 0) await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(id, hasher), { userId: id, requestedAt });
+        },
+        recordSessions: async (sessionIds, requestedAt) => {
+          await recordDeletedSessions(s3, config.ARCHIVE_BUCKET, sessionIds, requestedAt, { hasher });
         },
       },
     });
@@ -58,7 +69,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   io.out('still to do (see README, "Deleting a user"):');
   io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);
   io.out('  - the raw archive keeps the user\'s records until its lifecycle rule expires them (archiveRetentionDays, 365 days by default)');
-  io.out('  - Personalize keeps what it already has: remove the user from your datasets (a FULL bulk re-import without them, or a data deletion job) and retrain');
+  io.out(
+    config.PERSONALIZE_DATASET_GROUP_ARN.length > 0
+      ? '  - Personalize: the daily deletion step (npm run personalize-deletions) creates the data deletion job; until it COMPLETES, training still uses the data; retrain after'
+      : '  - Personalize keeps what it already has: set PERSONALIZE_DATASET_GROUP_ARN so the deletion step removes the user (a data deletion job), or re-import FULL without them; then retrain',
+  );
   return 0;
 }
 

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { BULK_MODES, type BulkMode } from '../shared/bulk-mode.js';
 import { ConfigError } from '../shared/config.js';
 import { isExportDate, previousUtcDay } from '../shared/export/dates.js';
 import { exportDay, ExportInputError, type ExportProgress } from '../shared/export/export-day.js';
@@ -17,10 +18,13 @@ import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
 
 const USAGE = `usage: npm run export -- [--date YYYY-MM-DD] [--mode auto|INCREMENTAL|FULL] [--no-import]
                          [--anonymous skip|session-as-user] [--work-dir DIR] [--part-max-bytes N]
-                         [--memory-limit 512MB] [--threads N] [--json]
+                         [--memory-limit 512MB] [--threads N] [--bulk-mode complement|bootstrap|bulk-only]
+                         [--from YYYY-MM-DD] [--json]
   --date            the UTC day to export (default: yesterday, UTC)
   --mode            import mode (default EXPORT_IMPORT_MODE or auto: INCREMENTAL once the dataset has an ACTIVE import)
   --no-import       write the CSVs to imports/<kind>/dt=<date>/ and start no import job
+  --bulk-mode       what the import is for (default BULK_MODE or complement; docs/bulk-modes.md)
+  --from            bootstrap only: the first day of the range whose last day is --date
   --json            print the manifest as JSON instead of the summary table`;
 
 interface StackFile {
@@ -88,6 +92,8 @@ function parseCli(argv: string[]) {
         'part-max-bytes': { type: 'string' },
         'memory-limit': { type: 'string' },
         threads: { type: 'string' },
+        'bulk-mode': { type: 'string' },
+        from: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -101,6 +107,10 @@ function parseCli(argv: string[]) {
   const date = v.date ?? previousUtcDay(new Date());
   if (!isExportDate(date)) throw new UsageError(`--date must be a UTC day written YYYY-MM-DD, got ${JSON.stringify(date)}`);
   if (v.mode !== undefined && !['auto', 'INCREMENTAL', 'FULL'].includes(v.mode)) throw new UsageError(`--mode must be auto, INCREMENTAL or FULL, got ${JSON.stringify(v.mode)}`);
+  if (v['bulk-mode'] !== undefined && !(BULK_MODES as readonly string[]).includes(v['bulk-mode'])) {
+    throw new UsageError(`--bulk-mode must be ${BULK_MODES.join(', ')}, got ${JSON.stringify(v['bulk-mode'])}`);
+  }
+  if (v.from !== undefined && !isExportDate(v.from)) throw new UsageError(`--from must be a UTC day written YYYY-MM-DD, got ${JSON.stringify(v.from)}`);
   if (v.anonymous !== undefined && !['skip', 'session-as-user'].includes(v.anonymous)) {
     throw new UsageError(`--anonymous must be skip or session-as-user, got ${JSON.stringify(v.anonymous)}`);
   }
@@ -109,6 +119,8 @@ function parseCli(argv: string[]) {
     json: v.json,
     date,
     mode: v.mode as 'auto' | 'INCREMENTAL' | 'FULL' | undefined,
+    bulkMode: v['bulk-mode'] as BulkMode | undefined,
+    from: v.from,
     import: !v['no-import'],
     anonymous: v.anonymous as 'skip' | 'session-as-user' | undefined,
     workDir: v['work-dir'],
@@ -128,13 +140,13 @@ function table(rows: readonly (readonly (string | number)[])[]): string {
 }
 
 function summaryText(manifest: ExportManifest, location: string): string {
-  const out: string[] = [`export ${manifest.date}: manifest ${location}`, ''];
+  const out: string[] = [`export ${manifest.options.from ? `${manifest.options.from}..` : ''}${manifest.date} (${manifest.options.bulkMode}): manifest ${location}`, ''];
   out.push(
     table([
-      ['kind', 'objects', 'read', 'rejected', 'duplicates', 'older versions', 'backfilled', 'anon no link', 'deleted users', 'exported', 'held (pending)'],
+      ['kind', 'objects', 'read', 'rejected', 'duplicates', 'older versions', 'backfilled', 'streamed', 'anon no link', 'deleted users', 'published before', 'exported', 'revision', 'held (pending)'],
       ...EXPORT_KINDS.map((kind) => {
         const r = manifest.kinds[kind];
-        return [kind, r.archive.objects, r.read, r.rejected, r.duplicates, r.superseded, r.backfilled, r.anonymousWithoutLink, r.deletedUserRows, r.exported, r.held.rows];
+        return [kind, r.archive.objects, r.read, r.rejected, r.duplicates, r.superseded, r.backfilled, r.streamed, r.anonymousWithoutLink, r.deletedUserRows, r.alreadyPublished, r.exported, r.revision === undefined ? '-' : `r${r.revision}`, r.held.rows];
       }),
     ]),
   );
@@ -154,6 +166,7 @@ function summaryText(manifest: ExportManifest, location: string): string {
     if (r.held.rows > 0) out.push('', `${kind} held: ${r.held.rows} rows in ${r.held.files.length} file(s) under imports/${kind}/pending/: ${r.held.reasons.join('; ') || 'from an earlier run'}`);
     for (const note of r.notes) out.push('', `${kind}: ${note} (${r.files.map((f) => f.key).join(', ') || 'no rows'})`);
   }
+  if (manifest.readiness) out.push('', manifest.readiness.line);
   return out.join('\n');
 }
 
@@ -196,6 +209,8 @@ async function main(argv: string[]): Promise<number> {
     manifest = await exportDay(deps, {
       date: cli.date,
       mode: cli.mode ?? defaults.mode,
+      bulkMode: cli.bulkMode ?? defaults.bulkMode,
+      ...(cli.from !== undefined && { from: cli.from }),
       import: cli.import,
       anonymous: cli.anonymous ?? defaults.anonymous,
       partMaxBytes: cli.partMaxBytes ?? defaults.partMaxBytes,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { DATASET_ARN_PATTERN, IMPORT_LIMITS, ROLE_ARN_PATTERN } from '../shared/export/limits.js';
 import { readBody } from './apigw.js';
 
@@ -16,13 +17,33 @@ import { readBody } from './apigw.js';
  * flight). A job is CREATE PENDING until `activateAfterMs` has passed and someone describes or lists
  * it; it then "runs": the data must exist at dataLocation in S3 with an unquoted header row (FACTS
  * §4a), or the job ends CREATE FAILED with the reason, as the real service fails when the job runs.
+ *
+ * CreateDataDeletionJob (docs/personalize-bulk-and-stream.md §3): jobName, datasetGroupArn, roleArn
+ * and the dataLocation's form are checked at the call, as are unique names and at most 5 PENDING
+ * jobs per dataset group (LimitExceededException). A job is PENDING for `activateAfterMs`, then
+ * IN_PROGRESS as long again, then runs: the input must exist, total at most 50 MB and be CSV with
+ * exactly the one column USER_ID, else FAILED with the reason; COMPLETED records the users it
+ * deleted (`deletionJobs()`), and numDeleted is their count.
  */
 
-export const CONTROL_OPERATIONS = ['CreateDatasetImportJob', 'DescribeDatasetImportJob', 'ListDatasetImportJobs'] as const;
+export const CONTROL_OPERATIONS = [
+  'CreateDatasetImportJob',
+  'DescribeDatasetImportJob',
+  'ListDatasetImportJobs',
+  'CreateDataDeletionJob',
+  'DescribeDataDeletionJob',
+  'ListDataDeletionJobs',
+] as const;
 export type ControlOperation = (typeof CONTROL_OPERATIONS)[number];
 
 /** FACTS §4c: pending or in-progress dataset import jobs per region. */
 export const MAX_JOBS_IN_FLIGHT = 5;
+/** Data deletion jobs with status PENDING per dataset group (docs/personalize-bulk-and-stream.md §3). */
+export const MAX_PENDING_DELETION_JOBS = 5;
+/** The English docs' total input size of one data deletion job. */
+export const DELETION_INPUT_MAX_BYTES = 50_000_000;
+/** The datasetGroupArn pattern of the API, and its resource type. */
+const DATASET_GROUP_ARN_PATTERN = /^arn:([a-z\d-]+):personalize:.*:.*:.+$/;
 const TARGET_PREFIX = 'AmazonPersonalize.';
 const MAX_BODY_BYTES = 1024 * 1024;
 /** The CSV files a folder job reads, at most, when checking their header rows. */
@@ -42,6 +63,22 @@ export interface LocalImportJob {
   failureReason?: string;
 }
 
+export interface LocalDeletionJob {
+  jobName: string;
+  dataDeletionJobArn: string;
+  datasetGroupArn: string;
+  dataSource: { dataLocation: string };
+  roleArn: string;
+  status: 'PENDING' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
+  /** Epoch milliseconds. */
+  creationDateTime: number;
+  lastUpdatedDateTime: number;
+  numDeleted?: number;
+  failureReason?: string;
+  /** Local only (never on the wire): the USER_IDs a COMPLETED job deleted, in file order. */
+  deletedUsers: string[];
+}
+
 export interface ReceivedControlCall {
   operation: string;
   receivedAt: string;
@@ -55,8 +92,10 @@ export interface LocalPersonalizeControlOptions {
   host?: string;
   /** Checks dataLocation when a job runs; without it only the URL's form is checked. */
   s3?: S3Client;
-  /** How long a job stays CREATE PENDING (default 1000 ms; tests use 0). */
+  /** How long a job stays CREATE PENDING (default 1000 ms; tests use 0); a deletion job stays PENDING, then IN_PROGRESS, this long each. */
   activateAfterMs?: number;
+  /** Total input bytes a deletion job may read (default the documented 50 MB; tests use less). */
+  deletionInputMaxBytes?: number;
   now?: () => number;
 }
 
@@ -66,6 +105,8 @@ export interface LocalPersonalizeControl {
   /** AWS_ENDPOINT_URL_PERSONALIZE pointing at this server. */
   env: Record<string, string>;
   jobs(): LocalImportJob[];
+  /** Data deletion jobs, with the users each COMPLETED one deleted. */
+  deletionJobs(): LocalDeletionJob[];
   received(operation?: ControlOperation): ReceivedControlCall[];
   reset(): void;
   close(): Promise<void>;
@@ -146,6 +187,71 @@ async function checkDataLocation(s3: S3Client, location: string): Promise<string
   return undefined;
 }
 
+/** Field checks of CreateDataDeletionJob; every problem is named. */
+function validateCreateDeletion(body: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const { jobName, datasetGroupArn, dataSource, roleArn, tags } = body;
+  if (typeof jobName !== 'string' || jobName.length < 1 || jobName.length > IMPORT_LIMITS.jobNameMax) {
+    problems.push(`jobName: must be a string of 1-${IMPORT_LIMITS.jobNameMax} characters`);
+  } else if (!IMPORT_LIMITS.jobNamePattern.test(jobName)) {
+    problems.push('jobName: must match ^[a-zA-Z0-9][a-zA-Z0-9\\-_]*');
+  }
+  if (typeof datasetGroupArn !== 'string' || datasetGroupArn.length > 256 || !DATASET_GROUP_ARN_PATTERN.test(datasetGroupArn) || !datasetGroupArn.includes(':dataset-group/')) {
+    problems.push('datasetGroupArn: must be a dataset group ARN (arn:aws:personalize:<region>:<account>:dataset-group/<name>) of at most 256 characters');
+  }
+  const location = isRecord(dataSource) ? dataSource.dataLocation : undefined;
+  if (typeof location !== 'string' || !/^s3:\/\/[^/]+(\/.*)?$/.test(location) || location.length > 256) {
+    problems.push('dataSource.dataLocation: must be s3://bucket/path/file.csv or s3://bucket/folder/ (at most 256 characters)');
+  }
+  if (typeof roleArn !== 'string' || roleArn.length > 256 || !ROLE_ARN_PATTERN.test(roleArn)) {
+    problems.push('roleArn: must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)');
+  }
+  if (tags !== undefined && !Array.isArray(tags)) problems.push('tags: must be a list');
+  return problems;
+}
+
+/** What a deletion job finds at dataLocation: the USER_IDs, or the failure reason. */
+async function readDeletionInput(s3: S3Client, location: string, maxBytes: number): Promise<{ users: string[] } | { failure: string }> {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(location);
+  const bucket = match?.[1] ?? '';
+  const path = match?.[2] ?? '';
+  let files: { key: string; size: number }[];
+  try {
+    if (path === '' || path.endsWith('/')) {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: path, MaxKeys: 1000 }));
+      files = (page.Contents ?? []).filter((o) => (o.Key ?? '').toLowerCase().endsWith('.csv')).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0 }));
+      if (files.length === 0) return { failure: `Input data not found: no CSV file in ${location}` };
+    } else {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: path }));
+      files = [{ key: path, size: head.ContentLength ?? 0 }];
+    }
+  } catch (error) {
+    return { failure: `Input data not found at ${location}: ${(error as Error).name}` };
+  }
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (total > maxBytes) return { failure: `The data deletion input at ${location} is ${total} bytes; the maximum total size is ${maxBytes} bytes` };
+  const users: string[] = [];
+  for (const { key } of files) {
+    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const text = (await got.Body?.transformToString('utf8')) ?? '';
+    const where = `s3://${bucket}/${key}`;
+    const firstLine = text.split('\n')[0]?.replace(/\r$/, '') ?? '';
+    if (firstLine !== 'USER_ID') return { failure: `${where}: the input must be a CSV file whose only column is USER_ID (header row ${JSON.stringify(firstLine.slice(0, 100))})` };
+    let records: string[][];
+    try {
+      const parsed: unknown = parseCsv(text, { relax_column_count: false, skip_empty_lines: true });
+      records = parsed as string[][];
+    } catch (error) {
+      return { failure: `${where}: not valid CSV (${(error as Error).message})` };
+    }
+    for (const [i, record] of records.slice(1).entries()) {
+      if (record.length !== 1 || record[0] === '') return { failure: `${where}: record ${i + 2} must hold exactly one non-empty USER_ID` };
+      users.push(record[0]!);
+    }
+  }
+  return { users };
+}
+
 function send(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -171,7 +277,103 @@ export async function startLocalPersonalizeControl(options: LocalPersonalizeCont
   const now = options.now ?? Date.now;
   const activateAfterMs = options.activateAfterMs ?? 1000;
   let jobs: LocalImportJob[] = [];
+  let deletionJobs: LocalDeletionJob[] = [];
   let calls: ReceivedControlCall[] = [];
+  const deletionInputMaxBytes = options.deletionInputMaxBytes ?? DELETION_INPUT_MAX_BYTES;
+
+  /** Deletion jobs move with time: PENDING, IN_PROGRESS, then they run (read the input) and end. */
+  async function settleDeletions(): Promise<void> {
+    for (const job of deletionJobs) {
+      const age = now() - job.creationDateTime;
+      if (job.status === 'PENDING' && age >= activateAfterMs) {
+        job.status = 'IN_PROGRESS';
+        job.lastUpdatedDateTime = now();
+      }
+      if (job.status !== 'IN_PROGRESS' || age < 2 * activateAfterMs) continue;
+      const input = options.s3 ? await readDeletionInput(options.s3, job.dataSource.dataLocation, deletionInputMaxBytes) : { users: [] };
+      if ('failure' in input) {
+        job.status = 'FAILED';
+        job.failureReason = input.failure;
+      } else {
+        job.status = 'COMPLETED';
+        job.deletedUsers = input.users;
+        job.numDeleted = new Set(input.users).size;
+      }
+      job.lastUpdatedDateTime = now();
+    }
+  }
+
+  async function createDeletion(body: Record<string, unknown>): Promise<unknown> {
+    const problems = validateCreateDeletion(body);
+    if (problems.length > 0) throw invalid(problems.join('; '));
+    const jobName = body.jobName as string;
+    const datasetGroupArn = body.datasetGroupArn as string;
+    await settleDeletions();
+    if (deletionJobs.some((j) => j.jobName === jobName)) {
+      throw new ApiError(400, 'ResourceAlreadyExistsException', `data deletion job ${jobName} already exists`);
+    }
+    const pending = deletionJobs.filter((j) => j.datasetGroupArn === datasetGroupArn && j.status === 'PENDING').length;
+    if (pending >= MAX_PENDING_DELETION_JOBS) {
+      throw new ApiError(400, 'LimitExceededException', `${pending} data deletion jobs of dataset group ${datasetGroupArn} are PENDING; the limit is ${MAX_PENDING_DELETION_JOBS}`);
+    }
+    const [, partition = 'aws', , region = 'us-east-1', account = '000000000000'] = datasetGroupArn.split(':');
+    const at = now();
+    const job: LocalDeletionJob = {
+      jobName,
+      dataDeletionJobArn: `arn:${partition}:personalize:${region}:${account}:data-deletion-job/${jobName}`,
+      datasetGroupArn,
+      dataSource: { dataLocation: (body.dataSource as { dataLocation: string }).dataLocation },
+      roleArn: body.roleArn as string,
+      status: 'PENDING',
+      creationDateTime: at,
+      lastUpdatedDateTime: at,
+      deletedUsers: [],
+    };
+    deletionJobs.push(job);
+    return { dataDeletionJobArn: job.dataDeletionJobArn };
+  }
+
+  /** The wire form: epoch seconds, and no local-only fields. */
+  const wireDeletion = ({ deletedUsers, ...job }: LocalDeletionJob): Record<string, unknown> => {
+    void deletedUsers;
+    return { ...job, creationDateTime: job.creationDateTime / 1000, lastUpdatedDateTime: job.lastUpdatedDateTime / 1000 };
+  };
+
+  async function describeDeletion(body: Record<string, unknown>): Promise<unknown> {
+    const arn = body.dataDeletionJobArn;
+    if (typeof arn !== 'string' || arn === '') throw invalid('dataDeletionJobArn: required');
+    await settleDeletions();
+    const job = deletionJobs.find((j) => j.dataDeletionJobArn === arn);
+    if (!job) throw new ApiError(400, 'ResourceNotFoundException', `data deletion job ${arn} not found`);
+    return { dataDeletionJob: wireDeletion(job) };
+  }
+
+  async function listDeletions(body: Record<string, unknown>): Promise<unknown> {
+    const { datasetGroupArn, maxResults = 100, nextToken } = body;
+    if (datasetGroupArn !== undefined && typeof datasetGroupArn !== 'string') throw invalid('datasetGroupArn: must be a string');
+    if (typeof maxResults !== 'number' || !Number.isInteger(maxResults) || maxResults < 1 || maxResults > 100) {
+      throw invalid('maxResults: must be an integer from 1 to 100');
+    }
+    if (nextToken !== undefined && typeof nextToken !== 'string') throw new ApiError(400, 'InvalidNextTokenException', 'nextToken is not valid');
+    const start = nextToken === undefined ? 0 : Number(Buffer.from(nextToken, 'base64url').toString('utf8'));
+    if (!Number.isInteger(start) || start < 0) throw new ApiError(400, 'InvalidNextTokenException', 'nextToken is not valid');
+    await settleDeletions();
+    const matching = deletionJobs.filter((j) => datasetGroupArn === undefined || j.datasetGroupArn === datasetGroupArn).reverse();
+    const page = matching.slice(start, start + maxResults);
+    const end = start + page.length;
+    return {
+      dataDeletionJobs: page.map((j) => ({
+        dataDeletionJobArn: j.dataDeletionJobArn,
+        datasetGroupArn: j.datasetGroupArn,
+        jobName: j.jobName,
+        status: j.status,
+        creationDateTime: j.creationDateTime / 1000,
+        lastUpdatedDateTime: j.lastUpdatedDateTime / 1000,
+        ...(j.failureReason !== undefined && { failureReason: j.failureReason }),
+      })),
+      ...(end < matching.length && { nextToken: Buffer.from(String(end)).toString('base64url') }),
+    };
+  }
 
   /** Runs the jobs whose pending time is over: ACTIVE when the data is there, CREATE FAILED otherwise. */
   async function settle(): Promise<void> {
@@ -259,14 +461,19 @@ export async function startLocalPersonalizeControl(options: LocalPersonalizeCont
     CreateDatasetImportJob: create,
     DescribeDatasetImportJob: describe,
     ListDatasetImportJobs: list,
+    CreateDataDeletionJob: createDeletion,
+    DescribeDataDeletionJob: describeDeletion,
+    ListDataDeletionJobs: listDeletions,
   };
 
   function control(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /_local/jobs') return send(res, 200, jobs);
     if (route === 'GET /_local/received') return send(res, 200, calls);
+    if (route === 'GET /_local/deletion-jobs') return send(res, 200, deletionJobs);
     if (route === 'POST /_local/reset') {
       jobs = [];
+      deletionJobs = [];
       calls = [];
       return send(res, 200, {});
     }
@@ -326,9 +533,11 @@ export async function startLocalPersonalizeControl(options: LocalPersonalizeCont
     port,
     env: { AWS_ENDPOINT_URL_PERSONALIZE: url },
     jobs: () => structuredClone(jobs),
+    deletionJobs: () => structuredClone(deletionJobs),
     received: (operation) => structuredClone(operation ? calls.filter((c) => c.operation === operation) : calls),
     reset() {
       jobs = [];
+      deletionJobs = [];
       calls = [];
     },
     async close() {

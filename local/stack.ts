@@ -7,8 +7,9 @@ import type { BatchReport } from '../shared/process/process-batch.js';
 import { invokeHttpLambda } from './apigw.js';
 import { startEmulators, servicesWithEndpoints, EMULATED_SERVICES, type Emulators } from './emulators.js';
 import { startLocalPersonalize, type LocalPersonalize, type LocalPersonalizeOptions } from './personalize-server.js';
-import { startLocalPersonalizeControl, type LocalPersonalizeControl } from './personalize-control.js';
+import { startLocalPersonalizeControl, type LocalPersonalizeControl, type LocalPersonalizeControlOptions } from './personalize-control.js';
 import { startPoller, type Poller, type PollerHandler } from './poller.js';
+import { serveReadiness } from './readiness-page.js';
 import { createResources } from './resources.js';
 
 /**
@@ -24,6 +25,8 @@ export interface LocalStackOptions {
   /** Where the local Personalize endpoint appends what it receives and the stack writes stack.json. */
   stateDir?: string;
   personalize?: Omit<LocalPersonalizeOptions, 'port' | 'recordFile'>;
+  /** The local control plane's timing (tests pass a clock and how long jobs stay pending). */
+  personalizeControl?: Pick<LocalPersonalizeControlOptions, 'activateAfterMs' | 'now' | 'deletionInputMaxBytes'>;
   poller?: { batchSize?: number; maxBatchingWindowMs?: number; pollIntervalMs?: number; maxRetryAttempts?: number; maxRecordAgeSeconds?: number };
   /** Extra processor environment (overrides the local defaults). */
   processorEnv?: Record<string, string>;
@@ -82,6 +85,8 @@ export const LOCAL_CREDENTIALS = {
 export const LOCAL_ITEMS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/ITEMS';
 export const LOCAL_USERS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/USERS';
 export const LOCAL_INTERACTIONS_DATASET_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset/local/INTERACTIONS';
+/** The dataset group deletion jobs name (CreateDataDeletionJob). */
+export const LOCAL_DATASET_GROUP_ARN = 'arn:aws:personalize:us-east-1:000000000000:dataset-group/local';
 /** The role the export names in CreateDatasetImportJob; locally only its form is checked. */
 export const LOCAL_IMPORT_ROLE_ARN = 'arn:aws:iam::000000000000:role/personalize-ingest-local-import';
 
@@ -92,6 +97,7 @@ function exportSettings(): Record<string, string | undefined> {
     itemsDatasetArn: process.env.PERSONALIZE_ITEMS_DATASET_ARN,
     usersDatasetArn: process.env.PERSONALIZE_USERS_DATASET_ARN,
     importRoleArn: process.env.PERSONALIZE_IMPORT_ROLE_ARN,
+    datasetGroupArn: process.env.PERSONALIZE_DATASET_GROUP_ARN,
   };
 }
 
@@ -136,7 +142,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       Object.assign(process.env, personalize.env);
     }
     if (!process.env.AWS_ENDPOINT_URL_PERSONALIZE && !process.env.AWS_ENDPOINT_URL) {
-      personalizeControl = await startLocalPersonalizeControl({ port: ports.personalizeControl ?? 0, s3: s3Client() });
+      personalizeControl = await startLocalPersonalizeControl({ port: ports.personalizeControl ?? 0, s3: s3Client(), ...options.personalizeControl });
       Object.assign(process.env, personalizeControl.env);
     }
 
@@ -150,6 +156,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       PERSONALIZE_USERS_DATASET_ARN: process.env.PERSONALIZE_USERS_DATASET_ARN ?? LOCAL_USERS_DATASET_ARN,
       PERSONALIZE_INTERACTIONS_DATASET_ARN: process.env.PERSONALIZE_INTERACTIONS_DATASET_ARN ?? LOCAL_INTERACTIONS_DATASET_ARN,
       PERSONALIZE_IMPORT_ROLE_ARN: process.env.PERSONALIZE_IMPORT_ROLE_ARN ?? LOCAL_IMPORT_ROLE_ARN,
+      // Also tells the processor to keep deleted users' ids in the outbox the deletion step reads.
+      PERSONALIZE_DATASET_GROUP_ARN: process.env.PERSONALIZE_DATASET_GROUP_ARN ?? LOCAL_DATASET_GROUP_ARN,
       IDENTITY_TABLE: names.identityTable,
       ARCHIVE_BUCKET: names.archiveBucket,
       DLQ_URL: created.dlqUrl,
@@ -223,6 +231,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const activePoller = poller;
     routes.set('GET /health', (_req, res) => sendJson(res, 200, { status: 'ok', endpoints, stream: names.streamName }));
     routes.set('GET /stats', (_req, res) => sendJson(res, 200, { summary: totals, poller: activePoller.stats() }));
+    // The latest export's readiness report (local/readiness-page.ts).
+    routes.set('GET /readiness', (_req, res) => serveReadiness(res, names.archiveBucket, 'html'));
+    routes.set('GET /readiness.json', (_req, res) => serveReadiness(res, names.archiveBucket, 'json'));
     const collectorPaths = new Set(COLLECTOR_PATHS);
     http = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';

@@ -46,13 +46,13 @@ const e = stack.endpoints;
 console.log(
   [
     'personalize-ingest local stack is ready',
-    `  health + routes   ${stack.http.url}/health   (stats: ${stack.http.url}/stats)`,
+    `  health + routes   ${stack.http.url}/health   (stats: ${stack.http.url}/stats, readiness report: ${stack.http.url}/readiness)`,
     `  kinesis           ${e.kinesis}   stream ${stack.names.streamName}`,
     `  dynamodb          ${e.dynamodb}   table ${stack.names.identityTable}`,
     `  s3                ${e.s3}   bucket ${stack.names.archiveBucket}`,
     `  sqs (DLQ)         ${stack.names.dlqUrl}`,
     `  personalize       ${e.personalizeEvents}${stack.personalize ? `   (local; received: ${stack.personalize.url}/_local/received)` : ''}`,
-    `  import jobs       ${e.personalize}${stack.personalizeControl ? `   (local control plane; jobs: ${stack.personalizeControl.url}/_local/jobs)` : ''}`,
+    `  import jobs       ${e.personalize}${stack.personalizeControl ? `   (local control plane; jobs: ${stack.personalizeControl.url}/_local/jobs, deletion jobs: /_local/deletion-jobs)` : ''}`,
     `  state             ${stateDir}`,
     // Only the built-in development defaults are printed; credentials a user set stay unprinted.
     process.env.TRACKER_WRITE_KEYS === LOCAL_CREDENTIALS.trackerWriteKey

@@ -27,6 +27,7 @@ const MIN_BYTES_SCANNED_CUTOFF = 10_000_000;
 const CONDITION = 'ExportAthena';
 const ARCHIVE_TABLE = 'archive_lines';
 const LINKS_TABLE = 'identity_links';
+const FORWARDED_TABLE = 'forwarded_lines';
 const IDENTITY_EXPORT_PREFIX = 'exports/identity';
 const EXPORT_KINDS = ['interactions', 'items', 'users'];
 
@@ -150,6 +151,45 @@ async function archiveTable() {
   };
 }
 
+/**
+ * What PutEvents accepted (docs/bulk-modes.md): the processor's gzip NDJSON under
+ * forwarded/interactions/dt=<day>/, read as whole lines like the archive; partition dt projected.
+ */
+async function forwardedTable() {
+  return {
+    Type: 'AWS::Glue::Table',
+    Condition: CONDITION,
+    Properties: {
+      CatalogId: ref('AWS::AccountId'),
+      DatabaseName: ref('ExportAthenaDatabase'),
+      TableInput: {
+        Name: FORWARDED_TABLE,
+        Description: 'Interactions PutEvents accepted (gzip NDJSON {sessionId, eventId}), one string per line; partition projection on dt',
+        TableType: 'EXTERNAL_TABLE',
+        Parameters: {
+          EXTERNAL: 'TRUE',
+          'projection.enabled': 'true',
+          'projection.dt.type': 'date',
+          'projection.dt.format': 'yyyy-MM-dd',
+          'projection.dt.range': '2000-01-01,NOW',
+          'projection.dt.interval': '1',
+          'projection.dt.interval.unit': 'DAYS',
+          'storage.location.template': sub('s3://${ArchiveBucket}/forwarded/interactions/dt=${!dt}/'),
+        },
+        PartitionKeys: [{ Name: 'dt', Type: 'string' }],
+        StorageDescriptor: {
+          Columns: [{ Name: 'line', Type: 'string' }],
+          Location: sub('s3://${ArchiveBucket}/forwarded/interactions/'),
+          InputFormat: TEXT_INPUT,
+          OutputFormat: TEXT_OUTPUT,
+          Compressed: true,
+          SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe', Parameters: { 'serialization.format': '1' } },
+        },
+      },
+    },
+  };
+}
+
 /** DYNAMODB_JSON items: {"Item": {"sessionId": {"S": ...}, ...}}; only the attributes the links relation reads. */
 const IDENTITY_ITEM_TYPE =
   'struct<sessionid:struct<s:string>,userid:struct<s:string>,linkedat:struct<n:string>,expiresat:struct<n:string>,' +
@@ -249,7 +289,7 @@ function invokeExport(payload, resultSelector, resultPath, next, { nested = fals
 }
 
 /** Where the queries read and write: filled in from this stack's resources. */
-const PLACES = { bucket: '${ArchiveBucket}', database: '${Database}', archiveTable: '${ArchiveTable}', linksTable: '${LinksTable}' };
+const PLACES = { bucket: '${ArchiveBucket}', database: '${Database}', archiveTable: '${ArchiveTable}', linksTable: '${LinksTable}', forwardedTable: '${ForwardedTable}' };
 
 /** The Lambda writes one statement's UNLOAD text into $.text (replacing the previous one). */
 function queryTextTask(statement, next) {
@@ -262,6 +302,7 @@ function queryTextTask(statement, next) {
       'identityExportArn.$': '$.identityExportArn',
       'nowSeconds.$': '$.nowSeconds',
       'anonymous.$': '$.anonymous',
+      'bulkMode.$': '$.bulkMode',
       ...PLACES,
     },
     { 'query.$': '$.Payload.query' },
@@ -377,7 +418,7 @@ function definition(s) {
       },
       Prepare: invokeExport(
         { athena: 'prepare', 'date.$': '$.plan.date', 'identityExportArn.$': '$.identityExport.arn', ...PLACES },
-        { 'runId.$': '$.Payload.runId', 'anonymous.$': '$.Payload.anonymous', 'nowSeconds.$': '$.Payload.nowSeconds', 'kinds.$': '$.Payload.kinds' },
+        { 'runId.$': '$.Payload.runId', 'anonymous.$': '$.Payload.anonymous', 'bulkMode.$': '$.Payload.bulkMode', 'nowSeconds.$': '$.Payload.nowSeconds', 'kinds.$': '$.Payload.kinds' },
         '$.prepared',
         'Queries',
       ),
@@ -392,6 +433,7 @@ function definition(s) {
           'identityExportArn.$': '$.identityExport.arn',
           'nowSeconds.$': '$.prepared.nowSeconds',
           'anonymous.$': '$.prepared.anonymous',
+          'bulkMode.$': '$.prepared.bulkMode',
         },
         MaxConcurrency: EXPORT_KINDS.length,
         ItemProcessor: {
@@ -427,6 +469,7 @@ function definition(s) {
           'date.$': '$.plan.date',
           'options.$': '$.plan.options',
           'anonymous.$': '$.prepared.anonymous',
+          'bulkMode.$': '$.prepared.bulkMode',
           'startedAt.$': '$$.Execution.StartTime',
           'kinds.$': '$.queries',
         },
@@ -459,6 +502,7 @@ async function stateMachine({ resolveVariable }) {
         Database: ref('ExportAthenaDatabase'),
         ArchiveTable: ref('ExportAthenaArchiveTable'),
         LinksTable: ref('ExportAthenaLinksTable'),
+        ForwardedTable: ref('ExportAthenaForwardedTable'),
       },
       // Step and error records only: execution data (SQL texts, counts) stays in the execution history.
       LoggingConfiguration: {
@@ -526,15 +570,15 @@ async function stateMachineRole({ resolveVariable }) {
                 Sid: 'GlueTables',
                 Effect: 'Allow',
                 Action: ['glue:GetDatabase', 'glue:GetPartitions', 'glue:GetTable'],
-                Resource: [arn('glue', 'catalog'), arn('glue', 'database/${ExportAthenaDatabase}'), table(ARCHIVE_TABLE), table(LINKS_TABLE)],
+                Resource: [arn('glue', 'catalog'), arn('glue', 'database/${ExportAthenaDatabase}'), table(ARCHIVE_TABLE), table(LINKS_TABLE), table(FORWARDED_TABLE)],
               },
-              { Sid: 'ReadSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [bucketObjects('archive/'), bucketObjects(`${IDENTITY_EXPORT_PREFIX}/`)] },
+              { Sid: 'ReadSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [bucketObjects('archive/'), bucketObjects('forwarded/'), bucketObjects(`${IDENTITY_EXPORT_PREFIX}/`)] },
               {
                 Sid: 'ListSources',
                 Effect: 'Allow',
                 Action: 's3:ListBucket',
                 Resource: getAtt('ArchiveBucket', 'Arn'),
-                Condition: { StringLike: { 's3:prefix': ['archive/*', `${IDENTITY_EXPORT_PREFIX}/*`, 'athena/*'] } },
+                Condition: { StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', `${IDENTITY_EXPORT_PREFIX}/*`, 'athena/*'] } },
               },
               { Sid: 'Bucket', Effect: 'Allow', Action: ['s3:GetBucketLocation', 's3:ListBucketMultipartUploads'], Resource: getAtt('ArchiveBucket', 'Arn') },
               {
@@ -702,6 +746,7 @@ module.exports = {
   database,
   archiveTable,
   linksTable,
+  forwardedTable,
   workGroup,
   stateMachine,
   stateMachineLogGroup,
@@ -719,4 +764,5 @@ module.exports = {
   EXECUTION_TIMEOUT_SECONDS,
   ARCHIVE_TABLE,
   LINKS_TABLE,
+  FORWARDED_TABLE,
 };

@@ -58,12 +58,27 @@ export function oneDeletionHashSource(env: DeletionHashEnv, ctx: z.RefinementCtx
   }
 }
 
+/** Dataset group ARN form of the Personalize APIs (datasetGroupArn), with the dataset-group resource. */
+export const DATASET_GROUP_ARN_PATTERN = /^arn:([a-z\d-]+):personalize:[a-z\d-]*:\d*:dataset-group\/[a-zA-Z0-9][a-zA-Z0-9\-_]*$/;
+
+/**
+ * PERSONALIZE_DATASET_GROUP_ARN: comma-separated dataset groups a deleted user is removed from
+ * (one CreateDataDeletionJob per group). Set on the processor too: only then does it keep the raw
+ * userId in the short-lived outbox the deletion step reads (README "Deletion reaches Personalize").
+ */
+export const datasetGroupArnsEnv = optionalString
+  .transform((v) => (v === undefined ? [] : [...new Set(v.split(',').map((a) => a.trim()).filter((a) => a !== ''))]))
+  .refine((arns) => arns.every((a) => a.length <= 256 && DATASET_GROUP_ARN_PATTERN.test(a)), {
+    message: 'must be one or more comma-separated Personalize dataset group ARNs (arn:aws:personalize:<region>:<account>:dataset-group/<name>)',
+  });
+
 export const processorEnvSchema = z.object({
   /** Required in BULK_MODE=complement (the tracker is live); unused otherwise. */
   PERSONALIZE_TRACKING_ID: optionalString.pipe(z.string().max(256).optional()),
   BULK_MODE: bulkMode,
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  PERSONALIZE_DATASET_GROUP_ARN: datasetGroupArnsEnv,
   IDENTITY_TABLE: required('the DynamoDB identity table name'),
   /** Days a written session link lives (DynamoDB TTL on expiresAt); 0: until the user is deleted. */
   IDENTITY_LINK_TTL_DAYS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0, 'must be 0 (no expiry) or a number of days').default(0)),
@@ -157,6 +172,9 @@ const importRoleArn = optionalString.refine((v) => v === undefined || ROLE_ARN_P
   message: 'must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) that Personalize may assume to read the imports',
 });
 
+/** Most days the nightly export looks back (EXPORT_REEXPORT_DAYS): each is a full read of its archive. */
+export const MAX_REEXPORT_DAYS = 14;
+
 export const exportEnvSchema = z.object({
   ARCHIVE_BUCKET: required('the S3 archive bucket name'),
   IDENTITY_TABLE: required('the DynamoDB identity table name'),
@@ -189,6 +207,19 @@ export const exportEnvSchema = z.object({
       .max(IMPORT_LIMITS.incrementalJobBytes, `must be at most ${IMPORT_LIMITS.incrementalJobBytes} (INCREMENTAL import limit, FACTS §4c)`)
       .default(IMPORT_LIMITS.incrementalJobBytes),
   ),
+  /**
+   * The nightly run exports yesterday and this many days before it (oldest first), so late data of
+   * those days reaches Personalize as a new revision (README "Revisions"); 0: yesterday only.
+   */
+  EXPORT_REEXPORT_DAYS: z.preprocess(
+    blankAsUnset,
+    z.coerce
+      .number({ error: 'must be a whole number of days (0: only yesterday)' })
+      .int('must be a whole number of days (0: only yesterday)')
+      .min(0, 'must be 0 (only yesterday) or a number of days')
+      .max(MAX_REEXPORT_DAYS, `must be at most ${MAX_REEXPORT_DAYS} (each day is read again every night)`)
+      .default(2),
+  ),
   ...deletionHashEnv,
 }).superRefine(oneDeletionHashSource);
 
@@ -196,4 +227,36 @@ export type ExportEnv = z.infer<typeof exportEnvSchema>;
 
 export function readExportEnv(env: NodeJS.ProcessEnv = process.env): ExportEnv {
   return parseEnv(exportEnvSchema, env, 'export');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deletion reaches Personalize (functions/personalize-deletions, npm run personalize-deletions)
+
+/** The English CreateDataDeletionJob docs: at most 50 MB of input files per job (docs/personalize-bulk-and-stream.md §3). */
+export const DELETION_JOB_MAX_INPUT_BYTES = 50_000_000;
+
+export const personalizeDeletionEnvSchema = z.object({
+  ARCHIVE_BUCKET: required('the S3 archive bucket name'),
+  PERSONALIZE_DATASET_GROUP_ARN: datasetGroupArnsEnv.refine((arns) => arns.length > 0, { message: 'is required (the dataset group ARN(s) to delete users from)' }),
+  /** The role Personalize assumes to read the input CSV (the import role; it needs control/personalize-deletions/input/*). */
+  PERSONALIZE_IMPORT_ROLE_ARN: required('the IAM role Personalize assumes to read the deletion input').pipe(
+    z.string().regex(ROLE_ARN_PATTERN, 'must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)'),
+  ),
+  /** The datasets whose running import jobs hold deletion back (the docs: no import while a deletion job runs). */
+  PERSONALIZE_INTERACTIONS_DATASET_ARN: datasetArn,
+  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
+  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  /** COMPLETED deletion jobs each user needs per group; 2: a second job on a later day catches PUT events and trainings that overlapped the first. */
+  PERSONALIZE_DELETION_PASSES: z.preprocess(blankAsUnset, z.coerce.number().int().min(1).max(3).default(2)),
+  /** Input bytes per job; at most the 50 MB limit (smaller values are for tests). */
+  PERSONALIZE_DELETION_MAX_INPUT_BYTES: z.preprocess(
+    blankAsUnset,
+    z.coerce.number().int().min(64).max(DELETION_JOB_MAX_INPUT_BYTES, `must be at most ${DELETION_JOB_MAX_INPUT_BYTES} (the CreateDataDeletionJob input limit)`).default(DELETION_JOB_MAX_INPUT_BYTES),
+  ),
+});
+
+export type PersonalizeDeletionEnv = z.infer<typeof personalizeDeletionEnvSchema>;
+
+export function readPersonalizeDeletionEnv(env: NodeJS.ProcessEnv = process.env): PersonalizeDeletionEnv {
+  return parseEnv(personalizeDeletionEnvSchema, env, 'personalize-deletions');
 }

@@ -71,6 +71,17 @@ export function hashUserId(userId: string, hasher: UserIdHasher = UNKEYED_HASHER
   return hasher.digest(userId).toString('hex');
 }
 
+/**
+ * What a deleted user's anonymous session is hashed as: a NUL-framed label before the id. User ids
+ * cannot hold NUL (schemas/canonical.ts), so a session's hash never equals any user's hash.
+ */
+const SESSION_DOMAIN = '\u0000session\u0000';
+export const sessionDigestInput = (sessionId: string): string => `${SESSION_DOMAIN}${sessionId}`;
+
+export function hashSessionId(sessionId: string, hasher: UserIdHasher = UNKEYED_HASHER): string {
+  return hasher.digest(sessionDigestInput(sessionId)).toString('hex');
+}
+
 const describeScheme = (scheme: HashScheme, keyId: string | undefined) => (scheme === 'sha256' ? 'unkeyed SHA-256' : `HMAC-SHA256 with key id ${keyId ?? '?'}`);
 const KEY_HINT = 'set DELETION_HASH_KEY (or DELETION_HASH_SECRET_ID) to the key the registry was written with';
 
@@ -162,14 +173,17 @@ export class HashList {
 
 export interface DeletedUsers {
   isDeleted(userId: string): boolean;
+  /** An anonymous session of a deleted user (registered when its links were removed). */
+  isSessionDeleted?(sessionId: string): boolean;
   /** Hashes (or ids) held. */
   readonly size: number;
 }
 
 /** An in-memory set of raw ids (tests, benchmarks, callers that still hold ids). */
-export function deletedUsersOf(userIds: Iterable<string>): DeletedUsers {
+export function deletedUsersOf(userIds: Iterable<string>, sessionIds: Iterable<string> = []): DeletedUsers {
   const ids = new Set(userIds);
-  return { size: ids.size, isDeleted: (userId) => ids.has(userId) };
+  const sessions = new Set(sessionIds);
+  return { size: ids.size + sessions.size, isDeleted: (userId) => ids.has(userId), isSessionDeleted: (sessionId) => sessions.has(sessionId) };
 }
 
 export const NO_DELETED_USERS: DeletedUsers = deletedUsersOf([]);
@@ -188,6 +202,7 @@ export interface RegistryLoadStats {
 }
 
 export interface LoadedDeletedUsers extends DeletedUsers {
+  isSessionDeleted(sessionId: string): boolean;
   readonly stats: RegistryLoadStats;
 }
 
@@ -211,16 +226,25 @@ class HashedDeletedUsers implements LoadedDeletedUsers {
 
   /** One HMAC per distinct userId: a bounded cache remembers the answers for the users seen last. */
   isDeleted(userId: string): boolean {
+    return this.holds(userId);
+  }
+
+  isSessionDeleted(sessionId: string): boolean {
+    // The domain-separated input never equals a userId (ids hold no NUL), so neither does the cache key.
+    return this.holds(sessionDigestInput(sessionId));
+  }
+
+  private holds(input: string): boolean {
     if (this.size === 0) return false;
-    const cached = this.recent.get(userId);
+    const cached = this.recent.get(input);
     if (cached !== undefined) return cached;
-    let deleted = this.older.get(userId);
-    deleted ??= this.current.has(this.hasher.digest(userId)) || (this.unkeyed.count > 0 && this.unkeyed.has(UNKEYED_HASHER.digest(userId)));
+    let deleted = this.older.get(input);
+    deleted ??= this.current.has(this.hasher.digest(input)) || (this.unkeyed.count > 0 && this.unkeyed.has(UNKEYED_HASHER.digest(input)));
     if (this.recent.size >= this.cacheMaxEntries) {
       this.older = this.recent;
       this.recent = new Map();
     }
-    this.recent.set(userId, deleted);
+    this.recent.set(input, deleted);
     return deleted;
   }
 }
@@ -265,6 +289,32 @@ export async function recordDeletion(s3: S3Client, bucket: string, userId: strin
   const key = deletionKey(hash, utcDay((options.now ?? Date.now)()));
   await putEntry(s3, bucket, key, entryOf(hash, hasher, requestedAt));
   return key;
+}
+
+/**
+ * Registers a deleted user's anonymous sessions (their links were just removed) in the same
+ * registry, hashed in their own domain (hashSessionId): exports leave their rows out in
+ * `session-as-user` mode too. Returns the entries' keys.
+ */
+export async function recordDeletedSessions(
+  s3: S3Client,
+  bucket: string,
+  sessionIds: readonly string[],
+  requestedAt: number,
+  options: RecordDeletionOptions = {},
+): Promise<string[]> {
+  const hasher = options.hasher ?? UNKEYED_HASHER;
+  const day = utcDay((options.now ?? Date.now)());
+  return pMap(
+    [...new Set(sessionIds)],
+    async (sessionId) => {
+      const hash = hashSessionId(sessionId, hasher);
+      const key = deletionKey(hash, day);
+      await putEntry(s3, bucket, key, entryOf(hash, hasher, requestedAt));
+      return key;
+    },
+    { concurrency: 8 },
+  );
 }
 
 const entrySchema = z.strictObject({

@@ -68,22 +68,44 @@ describe('npm run export', () => {
   it('exports a day against the local stack described by stack.json and prints a summary table', async () => {
     const { code, stdout } = await exportCli(['--date', day]);
     expect(code).toBe(0);
-    expect(stdout).toContain(`export ${day}: manifest s3://${names.archiveBucket}/imports/manifests/${day}.json`);
-    expect(stdout).toMatch(/^kind +objects +read +rejected +duplicates +older versions +backfilled +anon no link +deleted users +exported +held \(pending\)$/m);
-    expect(stdout).toMatch(/^interactions +1 +2 +0 +0 +0 +1 +1 +0 +1 +1$/m);
+    expect(stdout).toContain(`export ${day} (complement): manifest s3://${names.archiveBucket}/imports/manifests/${day}.json`);
+    expect(stdout).toMatch(/^kind +objects +read +rejected +duplicates +older versions +backfilled +streamed +anon no link +deleted users +published before +exported +revision +held \(pending\)$/m);
+    expect(stdout).toMatch(/^interactions +1 +2 +0 +0 +0 +1 +0 +1 +0 +0 +1 +r1 +1$/m);
     expect(stdout).toContain('interactions held: 1 rows in 1 file(s) under imports/interactions/pending/');
     expect(stdout).toContain('items: no items dataset ARN configured');
-    const rows = csvRecords(await readText(names.archiveBucket, `imports/interactions/pending/interactions-${day}-001.csv`));
+    const rows = csvRecords(await readText(names.archiveBucket, `imports/interactions/pending/interactions-${day}-r1-001.csv`));
     expect(rows.map((r) => [r.USER_ID, r.ITEM_ID])).toEqual([['cli-user', 'item-v1']]);
   });
 
   it('writes the CSVs only with --no-import, and prints the manifest with --json', async () => {
-    const { code, stdout } = await exportCli(['--date', day, '--no-import', '--anonymous', 'session-as-user', '--json']);
+    const { code, stdout } = await exportCli(['--date', day, '--no-import', '--bulk-mode', 'bootstrap', '--anonymous', 'session-as-user', '--json']);
     expect(code).toBe(0);
     const manifest = JSON.parse(stdout) as ExportManifest;
-    expect(manifest.options).toMatchObject({ import: false, anonymous: 'session-as-user' });
+    expect(manifest.options).toMatchObject({ bulkMode: 'bootstrap', import: false, anonymous: 'session-as-user' });
     expect(manifest.kinds.interactions).toMatchObject({ exported: 2, sessionAsUser: 1, backfilled: 1 });
     expect(await listKeys(names.archiveBucket, `imports/interactions/dt=${day}/`)).toEqual([`imports/interactions/dt=${day}/interactions-${day}-001.csv`]);
+  });
+
+  it('refuses a run that would import interactions twice, with the reason, and exits 1', async () => {
+    const { code, stdout, stderr } = await exportCli(['--date', day, '--anonymous', 'session-as-user']);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/session-as-user is refused in complement mode/);
+  });
+
+  it('prints the readiness verdict in one line, and carries it in the --json manifest', async () => {
+    const { code, stdout } = await exportCli(['--date', day, '--no-import']);
+    expect(code).toBe(0);
+    const verdict =
+      'readiness: NOT READY — 1/1000 interactions, 0/25 users with ≥2 interactions, 0%/1% of users with ≥2 ' +
+      '(recommended: 1/50000 interactions, 0/1000 users with ≥2)';
+    expect(stdout.split('\n').filter((line) => line.startsWith('readiness:'))).toEqual([verdict]);
+    const json = await exportCli(['--date', day, '--no-import', '--json']);
+    expect(json.code).toBe(0);
+    const manifest = JSON.parse(json.stdout) as ExportManifest;
+    expect(manifest.readiness).toMatchObject({ verdict: 'NOT READY', recommended: false, key: `imports/readiness/${day}.json`, line: verdict });
+    const report = JSON.parse(await readText(names.archiveBucket, 'imports/readiness/latest.json')) as { interactions: { total: number; anonymous: number } };
+    expect(report.interactions).toMatchObject({ total: 1, anonymous: 1 });
   });
 
   it('answers a bad flag with the reason and the usage, exit code 2', async () => {

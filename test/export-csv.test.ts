@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
@@ -45,6 +45,9 @@ class MemoryImportStore implements ImportStore {
   copy(from: string, to: string) {
     this.files.set(to, this.files.get(from)!);
     return Promise.resolve();
+  }
+  async download(key: string, localPath: string) {
+    await writeFile(localPath, this.files.get(key)!.text);
   }
   delete(keys: readonly string[]) {
     for (const k of keys) this.files.delete(k);

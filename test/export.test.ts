@@ -176,7 +176,7 @@ describe('the nightly export', () => {
 
     // Interactions: below 1000 rows, so held in pending for the next run.
     const interactions = manifest.kinds.interactions;
-    const pendingKey = `imports/interactions/pending/interactions-${day}-001.csv`;
+    const pendingKey = `imports/interactions/pending/interactions-${day}-r1-001.csv`;
     expect(interactions.held.files).toEqual([pendingKey]);
     const text = await readText(s.bucket, pendingKey);
     expect(text.split('\n')[0]).toBe(INTERACTIONS_HEADER);
@@ -231,7 +231,7 @@ describe('the nightly export', () => {
     const itemJob = manifest.importJobs.find((j) => j.kind === 'items')!;
     expect(itemJob).toMatchObject({ importMode: 'FULL', status: 'started', rows: 2 });
     expect(itemJob.dataLocation).toBe(`s3://${s.bucket}/imports/items/jobs/${itemJob.jobName}/`);
-    const itemsText = await readText(s.bucket, `imports/items/jobs/${itemJob.jobName}/items-${day}-001.csv`);
+    const itemsText = await readText(s.bucket, `imports/items/jobs/${itemJob.jobName}/items-${day}-r1-001.csv`);
     expect(parseCsv(itemsText)[0]).toEqual(['ITEM_ID', 'CATEGORY_L1', 'CATEGORY_L2', 'PRICE', 'BRAND', 'IN_STOCK', 'CREATION_TIMESTAMP', 'DESCRIPTION']);
     const items = new Map(csvRecords(itemsText).map((r) => [r.ITEM_ID, r]));
     expect(items.get('sku-1')).toEqual({
@@ -242,7 +242,7 @@ describe('the nightly export', () => {
     expect(manifest.kinds.items).toMatchObject({ read: 4, duplicates: 1, superseded: 1, exported: 2 });
 
     const userJob = manifest.importJobs.find((j) => j.kind === 'users')!;
-    const users = csvRecords(await readText(s.bucket, `imports/users/jobs/${userJob.jobName}/users-${day}-001.csv`));
+    const users = csvRecords(await readText(s.bucket, `imports/users/jobs/${userJob.jobName}/users-${day}-r1-001.csv`));
     expect(users).toEqual([{ USER_ID: 'u-known', MEMBERSHIP_TYPE: 'gold', COUNTRY: 'DE' }]);
     expect(manifest.kinds.users).toMatchObject({ superseded: 1, deletedUserRows: 1, exported: 1 });
 
@@ -255,14 +255,16 @@ describe('the nightly export', () => {
     const described = await personalizeClient().send(new DescribeDatasetImportJobCommand({ datasetImportJobArn: itemJob.jobArn }));
     expect(described.datasetImportJob?.status).toBe('ACTIVE');
 
-    // The same day again, keeping anonymous sessions as users: no second job for the same data.
-    configure(s, { EXPORT_ANONYMOUS: 'session-as-user' });
+    // The same day again: no second job for the same data; the held file of the day is replaced
+    // (same revision, same rows), items and users have nothing new. (session-as-user is refused
+    // outside bootstrap: test/bulk-modes.test.ts.)
     const again = await runExport(s, { date: day });
-    const rerun = csvRecords(await readText(s.bucket, pendingKey));
-    expect(rerun.filter((r) => r.ITEM_ID === 'item-d1' || r.ITEM_ID === 'item-h1').map((r) => r.USER_ID)).toEqual(['s-none', 's-none']);
-    expect(again.kinds.interactions).toMatchObject({ sessionAsUser: 2, anonymousWithoutLink: 0, exported: 8 });
+    expect(csvRecords(await readText(s.bucket, pendingKey))).toEqual(rows);
+    expect(again.kinds.interactions).toMatchObject({ sessionAsUser: 0, anonymousWithoutLink: 2, exported: 6 });
     expect(again.importJobs).toEqual([]);
-    expect(again.kinds.items.files.map((f) => f.state)).toEqual(['already-imported']);
+    expect(again.kinds.items).toMatchObject({ exported: 0, alreadyPublished: 2, revision: 2, files: [] });
+    expect(again.kinds.users).toMatchObject({ exported: 0, alreadyPublished: 1, files: [] });
+    expect(again.kinds.interactions).toMatchObject({ alreadyPublished: 0, revision: 1, held: { files: [pendingKey] } });
     expect(control.received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket))).toHaveLength(2);
   });
 
@@ -274,7 +276,7 @@ describe('the nightly export', () => {
     await putArchiveBatch(s.bucket, dayOfInteractions(d3, 'h3', 1200).map((m) => entry(m)), { first: '1301', last: '2500' });
 
     const first = await runExport(s, { date: d1 });
-    expect(first.kinds.interactions).toMatchObject({ exported: 600, held: { rows: 600, files: [`imports/interactions/pending/interactions-${d1}-001.csv`] } });
+    expect(first.kinds.interactions).toMatchObject({ exported: 600, held: { rows: 600, files: [`imports/interactions/pending/interactions-${d1}-r1-001.csv`] } });
     expect(first.importJobs.filter((j) => j.kind === 'interactions')).toEqual([]);
 
     const second = await runExport(s, { date: d2 });
@@ -282,7 +284,7 @@ describe('the nightly export', () => {
     expect(job2).toMatchObject({ importMode: 'FULL', status: 'started', rows: 1300 });
     const folder = `imports/interactions/jobs/${job2!.jobName}/`;
     expect(job2!.dataLocation).toBe(`s3://${s.bucket}/${folder}`);
-    expect(await listKeys(s.bucket, folder)).toEqual([`${folder}interactions-${d1}-001.csv`, `${folder}interactions-${d2}-001.csv`]);
+    expect(await listKeys(s.bucket, folder)).toEqual([`${folder}interactions-${d1}-r1-001.csv`, `${folder}interactions-${d2}-r1-001.csv`]);
     expect(await listKeys(s.bucket, 'imports/interactions/pending/')).toEqual([]);
     expect(second.kinds.interactions.held.rows).toBe(0);
 
@@ -294,7 +296,7 @@ describe('the nightly export', () => {
     // Re-running days already imported starts nothing and holds nothing.
     const before = control.received('CreateDatasetImportJob').length;
     const rerun = await runExport(s, { date: d1 });
-    expect(rerun.kinds.interactions.files.map((f) => f.state)).toEqual(['already-imported']);
+    expect(rerun.kinds.interactions).toMatchObject({ exported: 0, alreadyPublished: 600, files: [] });
     expect((await runExport(s, { date: d3 })).importJobs).toEqual([]);
     expect(control.received('CreateDatasetImportJob').length).toBe(before);
     expect(await listKeys(s.bucket, 'imports/interactions/pending/')).toEqual([]);
@@ -360,7 +362,7 @@ describe('the nightly export', () => {
       const [job] = refused.importJobs;
       expect(job).toMatchObject({ kind: 'interactions', status: 'not-started', reason: expect.stringMatching(/^LimitExceededException/) as unknown });
       expect(await listKeys(s.bucket, `imports/interactions/jobs/${job!.jobName}/`)).toEqual([]);
-      expect(refused.kinds.interactions.held).toMatchObject({ rows: 1200, files: [`imports/interactions/pending/interactions-${day}-001.csv`] });
+      expect(refused.kinds.interactions.held).toMatchObject({ rows: 1200, files: [`imports/interactions/pending/interactions-${day}-r1-001.csv`] });
       expect(refused.kinds.interactions.held.reasons[0]).toContain('could not start');
     } finally {
       await busy.close();
@@ -380,7 +382,10 @@ describe('the nightly export', () => {
       version: '0', id: 'e-1', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '000000000000',
       time: `${daysAgo(19)}T02:30:00Z`, region: 'us-east-1', resources: ['arn:aws:events:us-east-1:000000000000:rule/nightly-export'], detail: {},
     };
-    const manifest = await runExport(s, scheduled);
+    const summary = await handler(scheduled, lambdaContext('personalize-ingest-export'));
+    // Yesterday and, by default, the 2 days before it, oldest first: one manifest each.
+    expect(summary.days?.map((d) => d.date)).toEqual([daysAgo(22), daysAgo(21), day]);
+    const manifest = JSON.parse(await readText(s.bucket, summary.manifestKey)) as ExportManifest;
     expect(manifest.date).toBe(day);
     expect(manifest.kinds.interactions.exported).toBe(1);
     await expect(handler({ date: '22/11/2026' }, lambdaContext('personalize-ingest-export'))).rejects.toThrow(/date must be a UTC day written YYYY-MM-DD/);
@@ -411,15 +416,13 @@ describe('the nightly export', () => {
 
       const again = await runExport(s, { date: day });
       expect(again.importJobs.filter((j) => j.kind === 'interactions')).toEqual([
-        expect.objectContaining({ jobName: `${job!.jobName}-r2`, status: 'started', importMode: 'FULL', rows: 1100 }),
+        expect.objectContaining({ jobName: `${job!.jobName}-a2`, status: 'started', importMode: 'FULL', rows: 1100 }),
       ]);
       clock += 60_000;
       const third = await runExport(s, { date: day });
       expect(third.importJobs).toEqual([]);
-      expect(third.kinds.interactions.files).toEqual([
-        expect.objectContaining({ state: 'already-imported', key: expect.stringContaining(`${job!.jobName}-r2/`) as unknown }),
-      ]);
-      expect(slow.jobs().map((j) => [j.jobName.endsWith('-r2'), j.status])).toContainEqual([true, 'ACTIVE']);
+      expect(third.kinds.interactions).toMatchObject({ exported: 0, alreadyPublished: 1100, files: [] });
+      expect(slow.jobs().map((j) => [j.jobName.endsWith('-a2'), j.status])).toContainEqual([true, 'ACTIVE']);
     } finally {
       await slow.close();
     }

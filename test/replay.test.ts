@@ -9,6 +9,7 @@ import { REPLAY_KINDS, replayArchive, type Checkpoint } from '../shared/ops/repl
 import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
 import type { PersonalizeSender } from '../shared/personalize/forward.js';
 import { main as replayCli } from '../local/replay.js';
+import { knownUserSessionId } from '../shared/personalize/put-session.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { eventTime, readArchive, send, isolatedStack } from './support/stack.js';
@@ -100,7 +101,8 @@ describe('npm run replay', () => {
     // Nothing missing: every archived interaction but the deleted user's and the refused one, with its own eventId and user.
     const expected = [...eventsOf.values()].flat().filter((id) => !id.startsWith('rp-b1-s1-') && id !== 'rp-b2-s0-e1');
     expect(new Set(received.map((e) => e.eventId))).toEqual(new Set(expected));
-    expect(received.find((e) => e.eventId === 'rp-b3-s0-e2')).toMatchObject({ userId: 'rp-user-3-0', sessionId: 'rp-b3-s0' });
+    // A user's events name a session derived from the anonymous one (shared/personalize/put-session.ts).
+    expect(received.find((e) => e.eventId === 'rp-b3-s0-e2')).toMatchObject({ userId: 'rp-user-3-0', sessionId: knownUserSessionId('rp-b3-s0') });
     // Only the object in flight when run 1 died may have been sent twice.
     const inFlight = new Set(eventsOf.get(interactionObjects[1]![0]));
     const counts = new Map<string, number>();

@@ -27,10 +27,6 @@ export async function splitCsvFile(
 
   const parts: CsvPart[] = [];
   let current: { part: CsvPart; handle: Awaited<ReturnType<typeof open>> } | undefined;
-  /** The record being read: its bytes so far, and whether we are inside quotes. */
-  let record: Buffer[] = [];
-  let recordBytes = 0;
-  let quoted = false;
 
   const startPart = async () => {
     const index = parts.length + 1;
@@ -40,10 +36,7 @@ export async function splitCsvFile(
     parts.push(part);
     current = { part, handle };
   };
-  const finishRecord = async () => {
-    const bytes = Buffer.concat(record, recordBytes);
-    record = [];
-    recordBytes = 0;
+  const finishRecord = async (bytes: Buffer) => {
     if (bytes.length + header.length > options.maxBytes) {
       throw new RangeError(`a CSV record of ${bytes.length} bytes does not fit a part of ${options.maxBytes} bytes`);
     }
@@ -57,29 +50,47 @@ export async function splitCsvFile(
   };
 
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
-      let from = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const byte = chunk[i];
-        if (byte === 0x22) quoted = !quoted;
-        else if (byte === 0x0a && !quoted) {
-          record.push(chunk.subarray(from, i + 1));
-          recordBytes += i + 1 - from;
-          from = i + 1;
-          await finishRecord();
-        }
-      }
-      if (from < chunk.length) {
-        // Copied: the stream may reuse its buffer.
-        const rest = Buffer.from(chunk.subarray(from));
-        record.push(rest);
-        recordBytes += rest.length;
-      }
-    }
-    if (recordBytes > 0) await finishRecord();
+    await forEachCsvRecord(path, finishRecord);
   } finally {
     await current?.handle.close();
   }
   await rm(path, { force: true });
   return parts;
+}
+
+/**
+ * Calls `onRecord` with each CSV record of the file, its line end included (the last one may have
+ * none): a record ends at a newline outside quotes (RFC 4180), so quoted newlines stay inside.
+ */
+export async function forEachCsvRecord(path: string, onRecord: (record: Buffer) => void | Promise<void>): Promise<void> {
+  /** The record being read: its bytes so far, and whether we are inside quotes. */
+  let record: Buffer[] = [];
+  let recordBytes = 0;
+  let quoted = false;
+  const finish = async () => {
+    const bytes = Buffer.concat(record, recordBytes);
+    record = [];
+    recordBytes = 0;
+    await onRecord(bytes);
+  };
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (byte === 0x22) quoted = !quoted;
+      else if (byte === 0x0a && !quoted) {
+        record.push(chunk.subarray(from, i + 1));
+        recordBytes += i + 1 - from;
+        from = i + 1;
+        await finish();
+      }
+    }
+    if (from < chunk.length) {
+      // Copied: the stream may reuse its buffer.
+      const rest = Buffer.from(chunk.subarray(from));
+      record.push(rest);
+      recordBytes += rest.length;
+    }
+  }
+  if (recordBytes > 0) await finish();
 }

@@ -3,14 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeletedUsers } from '../deletion.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
-import type { CsvPart } from './csv-parts.js';
-import { isExportDate } from './dates.js';
+import { forwardedDayPrefix } from '../archive.js';
+import { bulkRunRefusal, type BulkMode } from '../bulk-mode.js';
+import { daysFrom, isExportDate } from './dates.js';
 import { DuckDbExportEngine, type DuckDbSettings } from './engine/duckdb.js';
 import { IMPORT_LIMITS } from './limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';
 import type { RequestedMode } from './plan.js';
 import type { ArchiveObjectInfo, ArchiveSource, ImportJobs, ImportStore, LinkLookup } from './ports.js';
-import { publishKind } from './publish.js';
+import { preparePublication, publishKind, type Publication } from './publish.js';
+import { writeReadiness, type ReadinessSummary } from './readiness.js';
 import { EXPORT_KINDS, type ExportKind } from './kinds.js';
 
 /**
@@ -47,8 +49,12 @@ export type ExportProgress =
   | { type: 'stage'; kind: ExportKind; stage: 'reading' | 'writing' | 'publishing' };
 
 export interface ExportOptions {
-  /** YYYY-MM-DD, a UTC day. */
+  /** YYYY-MM-DD, a UTC day: the day exported, or the last day of a bootstrap range. */
   date: string;
+  /** Bootstrap only: the first day of the range (default `date`). */
+  from?: string;
+  /** What the import is for (shared/bulk-mode.ts); default complement. */
+  bulkMode?: BulkMode;
   mode?: RequestedMode;
   /** false: write the CSVs only (`--no-import`). */
   import?: boolean;
@@ -75,19 +81,33 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   const { date } = options;
   if (!isExportDate(date)) throw new ExportInputError(`date must be a UTC day written YYYY-MM-DD, got ${JSON.stringify(date)}`);
   const now = options.now ?? (() => new Date());
-  const mode = options.mode ?? 'auto';
+  const bulkMode = options.bulkMode ?? 'complement';
+  // A bootstrap replaces the dataset's bulk data with the whole history: FULL even after earlier imports.
+  const requestedMode = options.mode ?? 'auto';
+  const mode = bulkMode === 'bootstrap' && requestedMode === 'auto' ? 'FULL' : requestedMode;
   const doImport = options.import ?? true;
   const anonymous = options.anonymous ?? 'skip';
   const partMaxBytes = options.partMaxBytes ?? IMPORT_LIMITS.incrementalJobBytes;
   if (partMaxBytes > IMPORT_LIMITS.incrementalJobBytes) {
     throw new ExportInputError(`partMaxBytes ${partMaxBytes} is over the ${IMPORT_LIMITS.incrementalJobBytes}-byte INCREMENTAL import limit (FACTS §4c)`);
   }
+  const from = options.from ?? date;
+  if (!isExportDate(from) || from > date) throw new ExportInputError(`from must be a UTC day written YYYY-MM-DD, not after ${date}; got ${JSON.stringify(from)}`);
+  const days = daysFrom(from, date);
+  // The record of what PutEvents accepted in these days: left out in complement, a refusal otherwise.
+  const forwarded: ArchiveObjectInfo[] = [];
+  for (const day of days) forwarded.push(...(await deps.archive.list(forwardedDayPrefix(day))));
+  const refusal = bulkRunRefusal({ bulkMode, mode, anonymous, days: days.length, forwardedObjects: forwarded.length });
+  if (refusal !== undefined) throw new ExportInputError(refusal);
   const progress = options.onProgress ?? (() => undefined);
   const startedAt = now().toISOString();
 
   const deleted = await deps.deletedUsers();
   const listings = {} as Record<ExportKind, ArchiveObjectInfo[]>;
-  for (const kind of EXPORT_KINDS) listings[kind] = await deps.archive.list(`archive/${kind}/dt=${date}/`);
+  for (const kind of EXPORT_KINDS) {
+    listings[kind] = [];
+    for (const day of days) listings[kind].push(...(await deps.archive.list(`archive/${kind}/dt=${day}/`)));
+  }
   const all = EXPORT_KINDS.flatMap((k) => listings[k]);
   progress({ type: 'listed', objects: all.length, bytes: all.reduce((n, o) => n + o.bytes, 0) });
 
@@ -95,6 +115,7 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   const engineSettings: DuckDbSettings = { memoryLimit: options.engine?.memoryLimit ?? '512MB', threads: options.engine?.threads ?? 2 };
   const scratch = await mkdtemp(join(options.workDir ?? tmpdir(), 'pi-export-'));
   let engine: DuckDbExportEngine | undefined;
+  let readiness: ReadinessSummary | undefined;
   try {
     engine = await DuckDbExportEngine.open(
       scratch,
@@ -108,14 +129,18 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
       report.archive.bytes = objects.reduce((n, o) => n + o.bytes, 0);
 
       progress({ type: 'stage', kind, stage: 'reading' });
-      const outcome = await engine.runKind({ kind, objects, anonymous, partMaxBytes, baseName: `${kind}-${date}` });
+      // What the day's live import jobs already hold is read first: only the rest is written.
+      const publication = await preparePublishing(deps, { kind, date, mode, doImport, partMaxBytes, ...(bulkMode === 'bootstrap' && { wholeHistory: { from } }) });
+      const published = { keys: publication.published.map((f) => f.key), download: (key: string, path: string) => deps.store.download(key, path) };
+      const outcome = await engine.runKind({ kind, objects, anonymous, partMaxBytes, baseName: publication.baseName, published, bulkMode, forwarded });
       fillKindReport(report, outcome.report, outcome);
       for (const object of objects) progress({ type: 'object', kind, key: object.key, bytes: object.bytes });
 
       progress({ type: 'stage', kind, stage: 'publishing' });
-      await publishExportedKind(deps, { kind, date, mode, doImport, partMaxBytes }, outcome.parts, report);
+      await publishKind(outcome.parts, publication, report);
       kinds[kind] = report;
     }
+    readiness = await writeReadiness({ engine, store: deps.store, deleted, date, from, scratch, now });
   } finally {
     engine?.close();
     await rm(scratch, { recursive: true, force: true });
@@ -125,25 +150,25 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
     date,
     startedAt,
     finishedAt: now().toISOString(),
-    options: { mode, import: doImport, anonymous, partMaxBytes, engine: { name: 'duckdb', ...engineSettings } },
+    options: { bulkMode, ...(days.length > 1 && { from }), mode, import: doImport, anonymous, partMaxBytes, engine: { name: 'duckdb', ...engineSettings } },
     kinds,
     importJobs: EXPORT_KINDS.flatMap((k) => kinds[k].importJobs),
+    ...(readiness && { readiness }),
   };
   await deps.store.putJson(manifestKey(date), manifest);
   return manifest;
 }
 
 /**
- * Publishes one kind's parts (./publish.ts): into a job folder with an import job when the
- * kind's dataset, the import role and a control-plane client are all there, else to the dt=
- * folder with the reason. Whichever engine wrote the parts.
+ * How one kind's parts will be published (./publish.ts), read before they are written: into job
+ * folders with import jobs when the kind's dataset, the import role and a control-plane client are
+ * all there (with the day's publication so far and this run's revision), else to the dt= folder
+ * with the reason. Whichever engine writes the parts; publishKind carries it out.
  */
-export async function publishExportedKind(
+export async function preparePublishing(
   deps: Pick<ExportDeps, 'store' | 'jobs' | 'settings'>,
-  run: { kind: ExportKind; date: string; mode: RequestedMode; doImport: boolean; partMaxBytes: number },
-  parts: readonly CsvPart[],
-  report: KindReport,
-): Promise<void> {
+  run: { kind: ExportKind; date: string; mode: RequestedMode; doImport: boolean; partMaxBytes: number; wholeHistory?: { from: string } },
+): Promise<Publication> {
   const { kind, date, mode } = run;
   const datasetArn = deps.settings.datasets[kind];
   const roleArn = deps.settings.roleArn;
@@ -154,18 +179,15 @@ export async function publishExportedKind(
       : !roleArn || !deps.jobs
         ? 'PERSONALIZE_IMPORT_ROLE_ARN not configured: no import job; import the dt= folder yourself'
         : undefined;
-  await publishKind(
-    parts,
-    {
-      kind,
-      date,
-      store: deps.store,
-      ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
-        ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
-        : { noImportReason: noImportReason ?? 'no import' }),
-      incrementalJobBytes: run.partMaxBytes,
-    },
-    report,
-  );
+  return preparePublication({
+    kind,
+    date,
+    store: deps.store,
+    ...(noImportReason === undefined && datasetArn && roleArn && deps.jobs
+      ? { importer: { jobs: deps.jobs, datasetArn, roleArn, mode } }
+      : { noImportReason: noImportReason ?? 'no import' }),
+    incrementalJobBytes: run.partMaxBytes,
+    ...(run.wholeHistory && { wholeHistory: run.wholeHistory }),
+  });
 }
 

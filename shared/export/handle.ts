@@ -1,15 +1,18 @@
 import { z } from 'zod';
+import { BULK_MODES } from '../bulk-mode.js';
 import { handleAthenaEvent, isAthenaEvent } from './athena/orchestrate.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
-import { isExportDate, previousUtcDay } from './dates.js';
+import { addUtcDays, isExportDate, previousUtcDay } from './dates.js';
 import { exportDay, ExportInputError } from './export-day.js';
 import { manifestKey, type ExportManifest, type ManifestJob } from './manifest.js';
 import { EXPORT_KINDS, type ExportKind } from './kinds.js';
 import { exportRuntimeFromEnv, type ExportRuntime } from './runtime.js';
 
 /**
- * The export Lambda's core. An EventBridge schedule exports the UTC day before the event's time;
- * a direct invocation may name the day and override the mode: `{"date":"2026-11-22","mode":"FULL"}`.
+ * The export Lambda's core. An EventBridge schedule exports the UTC day before the event's time and
+ * the EXPORT_REEXPORT_DAYS days before it, oldest first, one manifest each; a direct invocation
+ * exports one day and may name the day and override the mode: `{"date":"2026-11-22","mode":"FULL"}`,
+ * or bootstrap a new dataset group: `{"bulkMode":"bootstrap","from":"2026-01-01","date":"2026-11-30"}`.
  */
 
 const modeSchema = z.enum(['auto', 'INCREMENTAL', 'FULL']);
@@ -19,6 +22,8 @@ export const exportEventSchema = z.union([
     date: z.string().refine(isExportDate, 'date must be a UTC day written YYYY-MM-DD').optional(),
     mode: modeSchema.optional(),
     import: z.boolean().optional(),
+    bulkMode: z.enum(BULK_MODES).optional(),
+    from: z.string().refine(isExportDate, 'from must be a UTC day written YYYY-MM-DD').optional(),
   }),
 ]);
 export type ExportEvent = z.input<typeof exportEventSchema>;
@@ -28,9 +33,15 @@ export interface KindSummary {
   rejected: number;
   duplicates: number;
   backfilled: number;
+  streamed: number;
   anonymousWithoutLink: number;
   deletedUserRows: number;
+  /** Rows written by this run (what changed since the day's last publication). */
   exported: number;
+  /** The day's rows already in a live import job's file: not written again. */
+  alreadyPublished: number;
+  /** The revision this run's files carry (undefined without import). */
+  revision?: number;
   heldRows: number;
 }
 
@@ -39,6 +50,8 @@ export interface ExportSummary {
   manifestKey: string;
   kinds: Record<ExportKind, KindSummary>;
   importJobs: Pick<ManifestJob, 'kind' | 'jobName' | 'jobArn' | 'importMode' | 'status' | 'reason' | 'rows'>[];
+  /** A scheduled pass: every day it exported, oldest first (the fields above are yesterday's). */
+  days?: ExportSummary[];
 }
 
 let runtime: ExportRuntime | undefined;
@@ -57,9 +70,12 @@ export function summarize(manifest: ExportManifest): ExportSummary {
       rejected: r.rejected,
       duplicates: r.duplicates,
       backfilled: r.backfilled,
+      streamed: r.streamed,
       anonymousWithoutLink: r.anonymousWithoutLink,
       deletedUserRows: r.deletedUserRows,
       exported: r.exported,
+      alreadyPublished: r.alreadyPublished,
+      ...(r.revision !== undefined && { revision: r.revision }),
       heldRows: r.held.rows,
     };
   }
@@ -92,31 +108,64 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   if (!parsed.success) throw new ExportInputError(`export event not understood: ${z.prettifyError(parsed.error)}`);
   const input = parsed.data;
   const scheduled = 'time' in input;
-  const date = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
+  const yesterday = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
   runtime ??= exportRuntimeFromEnv();
   const { deps, defaults } = runtime;
-  const manifest = await exportDay(deps, {
-    date,
-    mode: (!scheduled && input.mode) || defaults.mode,
-    import: scheduled || input.import !== false,
-    anonymous: defaults.anonymous,
-    partMaxBytes: defaults.partMaxBytes,
-    readConcurrency: defaults.readConcurrency,
-    engine: defaults.engine,
-    ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
-  });
-  const summary = summarize(manifest);
-  for (const kind of EXPORT_KINDS) {
-    const k = summary.kinds[kind];
-    // One EMF blob per invocation (logMetrics publishes it): the kind is part of the metric name.
-    metrics.addMetric(`${kind}Exported`, MetricUnit.Count, k.exported);
-    metrics.addMetric(`${kind}Backfilled`, MetricUnit.Count, k.backfilled);
-    metrics.addMetric(`${kind}Duplicates`, MetricUnit.Count, k.duplicates);
-    metrics.addMetric(`${kind}Rejected`, MetricUnit.Count, k.rejected);
-    metrics.addMetric(`${kind}HeldRows`, MetricUnit.Count, k.heldRows);
+  // The schedule exports yesterday and the days before it again, oldest first: late data of those
+  // days becomes their next revision (README "Revisions"). A direct invocation: the one named day.
+  const dates = scheduled ? reexportDates(yesterday, defaults.reexportDays) : [yesterday];
+  const summaries: ExportSummary[] = [];
+  const failures: string[] = [];
+  for (const date of dates) {
+    try {
+      const manifest = await exportDay(deps, {
+        date,
+        mode: (!scheduled && input.mode) || defaults.mode,
+        bulkMode: (!scheduled && input.bulkMode) || defaults.bulkMode,
+        ...(!scheduled && input.from !== undefined && { from: input.from }),
+        import: scheduled || input.import !== false,
+        anonymous: defaults.anonymous,
+        partMaxBytes: defaults.partMaxBytes,
+        readConcurrency: defaults.readConcurrency,
+        engine: defaults.engine,
+        ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
+      });
+      const summary = summarize(manifest);
+      summaries.push(summary);
+      // Counts, job names and reasons only: no ids from the data.
+      logger.info('export finished', { ...summary });
+    } catch (error) {
+      if (!scheduled) throw error;
+      // One day's failure does not keep the others from running; the invocation still fails.
+      failures.push(`${date}: ${(error as Error).name}: ${(error as Error).message}`);
+      logger.error('export of a day failed', { date, error: error as Error });
+    }
   }
-  metrics.addMetric('importJobsStarted', MetricUnit.Count, summary.importJobs.filter((j) => j.status === 'started').length);
-  // Counts, job names and reasons only: no ids from the data.
-  logger.info('export finished', { ...summary });
-  return summary;
+  recordMetrics(summaries);
+  if (failures.length > 0) throw new ExportPassError(`the nightly export failed for ${failures.length} of ${dates.length} days: ${failures.join('; ')}`);
+  const last = summaries.at(-1)!;
+  return scheduled ? { ...last, days: summaries } : last;
+}
+
+export class ExportPassError extends Error {
+  override name = 'ExportPassError';
+}
+
+/** Yesterday and the `days` before it, oldest first. */
+export function reexportDates(yesterday: string, days: number): string[] {
+  return Array.from({ length: days + 1 }, (_, i) => addUtcDays(yesterday, i - days));
+}
+
+/** One EMF blob per invocation (logMetrics publishes it): the kind is part of the metric name; days are summed. */
+function recordMetrics(summaries: readonly ExportSummary[]): void {
+  for (const kind of EXPORT_KINDS) {
+    const sum = (field: 'exported' | 'backfilled' | 'duplicates' | 'rejected') => summaries.reduce((n, s) => n + s.kinds[kind][field], 0);
+    metrics.addMetric(`${kind}Exported`, MetricUnit.Count, sum('exported'));
+    metrics.addMetric(`${kind}Backfilled`, MetricUnit.Count, sum('backfilled'));
+    metrics.addMetric(`${kind}Duplicates`, MetricUnit.Count, sum('duplicates'));
+    metrics.addMetric(`${kind}Rejected`, MetricUnit.Count, sum('rejected'));
+    // What waits in pending after the pass (one folder for all days).
+    metrics.addMetric(`${kind}HeldRows`, MetricUnit.Count, summaries.at(-1)?.kinds[kind].heldRows ?? 0);
+  }
+  metrics.addMetric('importJobsStarted', MetricUnit.Count, summaries.reduce((n, s) => n + s.importJobs.filter((j) => j.status === 'started').length, 0));
 }

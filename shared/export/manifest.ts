@@ -1,17 +1,25 @@
 import type { ImportMode } from './ports.js';
 import type { RequestedMode } from './plan.js';
+import type { BulkMode } from '../bulk-mode.js';
 import type { ExportKind } from './kinds.js';
+import type { ReadinessSummary } from './readiness.js';
 
 /** The run's record, written to `imports/manifests/<date>.json` and returned by the handler and CLI. */
 
-export type FileState = 'imported' | 'pending' | 'exported' | 'already-imported';
+export type FileState = 'imported' | 'pending' | 'exported';
 
+/** A CSV part this run wrote, and what became of it. The rows and bytes are the file's own. */
 export interface ManifestFile {
   key: string;
   rows: number;
   bytes: number;
-  /** imported: in a job folder with a job started; pending: held for the next run; exported: no import configured. */
+  /**
+   * imported: in the folder of import job `jobName`, started by this run (or found started);
+   * pending: held in `imports/<kind>/pending/` for `reason`; exported: no import (see notes).
+   */
   state: FileState;
+  jobName?: string;
+  reason?: string;
 }
 
 export interface ManifestJob {
@@ -43,6 +51,8 @@ export interface KindReport {
   superseded: number;
   /** Anonymous interactions given a userId from the identity table at export time. */
   backfilled: number;
+  /** Valid interactions left out because PutEvents accepted them (complement mode; Personalize holds them). */
+  streamed: number;
   /** Anonymous interactions with no link, left out (EXPORT_ANONYMOUS=skip). */
   anonymousWithoutLink: number;
   /** Anonymous interactions with no link, written with the sessionId as USER_ID (EXPORT_ANONYMOUS=session-as-user). */
@@ -50,8 +60,12 @@ export interface KindReport {
   deletedUserRows: number;
   /** Properties dropped from rows (unknown to the schema, wrong type, over a limit), by reason. */
   propertiesDropped: Record<string, number>;
-  /** CSV rows written for this date. */
+  /** CSV rows written by this run: the day's records not already published. */
   exported: number;
+  /** The day's records left out because a file imported for the day already holds them (README "Revisions"). */
+  alreadyPublished: number;
+  /** The day's revision this run's files and jobs carry; undefined without import (the dt= folder holds the whole day). */
+  revision?: number;
   files: ManifestFile[];
   /** What waits in `imports/<kind>/pending/` after this run (earlier days' files included). */
   held: { rows: number; files: string[]; reasons: string[] };
@@ -64,6 +78,10 @@ export interface ExportManifest {
   startedAt: string;
   finishedAt: string;
   options: {
+    /** What the import is for (shared/bulk-mode.ts). */
+    bulkMode: BulkMode;
+    /** Bootstrap over a range: its first day (`date` is the last). */
+    from?: string;
     mode: RequestedMode;
     import: boolean;
     anonymous: 'skip' | 'session-as-user';
@@ -73,6 +91,8 @@ export interface ExportManifest {
   };
   kinds: Record<ExportKind, KindReport>;
   importJobs: ManifestJob[];
+  /** The readiness report's verdict (./readiness.ts; the report itself is `key`). */
+  readiness?: ReadinessSummary;
 }
 
 export const REJECTED_SAMPLES_MAX = 20;
@@ -90,11 +110,13 @@ export function emptyKindReport(kind: ExportKind): KindReport {
     duplicates: 0,
     superseded: 0,
     backfilled: 0,
+    streamed: 0,
     anonymousWithoutLink: 0,
     sessionAsUser: 0,
     deletedUserRows: 0,
     propertiesDropped: {},
     exported: 0,
+    alreadyPublished: 0,
     files: [],
     held: { rows: 0, files: [], reasons: [] },
     importJobs: [],
@@ -136,6 +158,8 @@ export interface RunnerCounts {
   parts: readonly { rows: number }[];
   tooLarge: number;
   deletedUserRows: number;
+  /** Records a published file of the day already holds (not written again). */
+  alreadyPublished?: number;
   unreadableObjects?: readonly string[];
   rejectedSamples?: KindReport['rejectedSamples'];
 }
@@ -146,7 +170,9 @@ export interface RunnerCounts {
  */
 export function fillKindReport(report: KindReport, rows: readonly ReportRow[], runner: RunnerCounts): number {
   const total = (metric: string) => rows.filter((r) => r.metric === metric).reduce((n, r) => n + r.n, 0);
-  for (const r of rows) {
+  // In a fixed order: engines return the counts unordered, and the reason tables are bounded.
+  const ordered = [...rows].sort((a, b) => (a.metric === b.metric ? ((a.reason ?? '') < (b.reason ?? '') ? -1 : 1) : a.metric < b.metric ? -1 : 1));
+  for (const r of ordered) {
     if (r.metric === 'rejected') countReason(report.rejectedByReason, r.reason ?? 'rejected', r.n);
     else if (r.metric === 'rowRejected') countReason(report.rejectedByReason, r.reason ?? 'not exportable', r.n);
     else if (r.metric === 'propertiesDropped' && r.reason !== null) countReason(report.propertiesDropped, droppedReason(r.reason), r.n);
@@ -164,8 +190,10 @@ export function fillKindReport(report: KindReport, rows: readonly ReportRow[], r
   report.superseded = total('superseded');
   report.backfilled = total('backfilled');
   report.sessionAsUser = total('sessionAsUser');
+  report.streamed = total('streamed');
   report.anonymousWithoutLink = total('anonymousWithoutLink');
   report.deletedUserRows = runner.deletedUserRows;
   report.exported = runner.parts.reduce((n, p) => n + p.rows, 0);
+  report.alreadyPublished = runner.alreadyPublished ?? 0;
   return total('rows');
 }

@@ -34,6 +34,8 @@ export interface ImportStore {
   list(prefix: string): Promise<StoredFile[]>;
   upload(key: string, localPath: string, rows: number): Promise<void>;
   copy(fromKey: string, toKey: string): Promise<void>;
+  /** Writes the object to a local file (a published CSV the export compares its rows with). */
+  download(key: string, localPath: string): Promise<void>;
   delete(keys: readonly string[]): Promise<void>;
   putJson(key: string, value: unknown): Promise<void>;
   /** undefined when the object does not exist. */

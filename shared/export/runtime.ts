@@ -12,9 +12,11 @@ import { S3ArchiveSource, S3ImportStore } from './s3-adapters.js';
 export interface ExportRuntime {
   deps: ExportDeps;
   /** The options the environment sets; the CLI's flags and the handler's event override them. */
-  defaults: Required<Pick<ExportOptions, 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
+  defaults: Required<Pick<ExportOptions, 'bulkMode' | 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
     workDir?: string;
     engine: DuckDbSettings;
+    /** Days before yesterday the nightly run exports again (EXPORT_REEXPORT_DAYS). */
+    reexportDays: number;
   };
 }
 
@@ -45,9 +47,11 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
       },
     },
     defaults: {
+      bulkMode: config.BULK_MODE,
       mode: config.EXPORT_IMPORT_MODE,
       anonymous: config.EXPORT_ANONYMOUS,
       partMaxBytes: config.EXPORT_PART_MAX_BYTES,
+      reexportDays: config.EXPORT_REEXPORT_DAYS,
       // S3 GETs are latency-bound and a day holds one object per batch and hour: read many at once.
       readConcurrency: 32,
       engine: { memoryLimit: `${engineMemoryMb(config.EXPORT_ENGINE_MEMORY_MB, env)}MB`, threads: config.EXPORT_ENGINE_THREADS },

@@ -1,6 +1,7 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -90,6 +91,12 @@ export class S3ImportStore implements ImportStore {
     const source = `${this.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`;
     // Metadata (the row count) is copied with the object.
     await this.s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: source }));
+  }
+
+  async download(key: string, localPath: string): Promise<void> {
+    const got = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    if (!got.Body) throw new Error(`s3://${this.bucket}/${key}: GetObject returned no body`);
+    await pipeline(got.Body as Readable, createWriteStream(localPath));
   }
 
   async delete(keys: readonly string[]): Promise<void> {

@@ -1,5 +1,5 @@
 import { userIdSchema } from '../../schemas/canonical.js';
-import type { IdentityLink, IdentityStore } from '../identity/store.js';
+import { claimsOf, type IdentityLink, type IdentityStore } from '../identity/store.js';
 import type { DeletionRegistry } from '../process/process-batch.js';
 import type { ProfileStore } from '../profile/store.js';
 
@@ -35,6 +35,9 @@ export async function deleteUser(userId: string, deps: DeleteUserDeps): Promise<
   // The registry first: if removing links fails, running the tool again finishes the job.
   await deps.registry.record(userId, requestedAt);
   const linksRemoved = await deps.identity.deleteLinksOfUser(userId);
+  // As the processor does: sessions no one else claimed are registered so exports leave them out.
+  const ownSessions = linksRemoved.filter((l) => claimsOf(l).every((c) => c.userId === userId)).map((l) => l.sessionId);
+  if (ownSessions.length > 0) await deps.registry.recordSessions?.(ownSessions, requestedAt);
   await deps.profiles.deleteProfiles([{ kind: 'user', id: userId }]);
   return { userId, requestedAt, linksRemoved };
 }

@@ -8,7 +8,7 @@ import type { DeadLetterQueue, DeadLetterRecord, DeadLetterStage } from '../dlq.
 import { mapEvent, type EventMapping } from '../event-mapping.js';
 import type { LinkCache } from '../identity/cache.js';
 import { linkCarriedBy, stitchBatch } from '../identity/stitch.js';
-import type { IdentityStore } from '../identity/store.js';
+import { claimsOf, type IdentityStore } from '../identity/store.js';
 import type { DatasetSchema } from '../personalize/dataset-schema.js';
 import {
   forwardEvents,
@@ -55,6 +55,8 @@ export interface ProcessorSettings {
 /** Where deletion requests are recorded so every later export leaves the user out (shared/deletion.ts). */
 export interface DeletionRegistry {
   record(userId: string, requestedAt: number): Promise<void>;
+  /** The user's anonymous sessions whose links were removed (no one else's claim left): exports leave them out too. */
+  recordSessions?(sessionIds: readonly string[], requestedAt: number): Promise<void>;
 }
 
 export interface ProcessorDeps {
@@ -300,6 +302,9 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
           return link?.userId === userId ? [link.sessionId] : [];
         });
         const removed = await deleteLinks(userId, batchSessions);
+        // A session someone else also claimed is theirs now; the rest were only this user's.
+        const ownSessions = removed.filter((l) => claimsOf(l).every((c) => c.userId === userId)).map((l) => l.sessionId);
+        if (ownSessions.length > 0) await deletions.recordSessions?.(ownSessions, requestedAt);
         // Only this container's cache can be cleared; others keep a link up to IDENTITY_CACHE_TTL_SECONDS.
         for (const sessionId of [...batchSessions, ...removed.map((l) => l.sessionId)]) deps.linkCache.delete(sessionId);
         report.linksDeleted += removed.length;

@@ -1,7 +1,8 @@
 import { S3ArchiveStore } from '../archive.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
 import { readProcessorEnv } from '../config.js';
-import { recordDeletion } from '../deletion.js';
+import { hashUserId, recordDeletedSessions, recordDeletion } from '../deletion.js';
+import { writePendingDeletion } from '../personalize-deletion/outbox.js';
 import { lazyDeletionHasher } from '../deletion-key.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
@@ -33,7 +34,16 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
     profiles: new DynamoProfileStore(dynamo, config.IDENTITY_TABLE),
     deletions: {
       record: async (userId, requestedAt) => {
-        await recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt, { hasher: await deletionHasher() });
+        const hasher = await deletionHasher();
+        await recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt, { hasher });
+        // The raw id, until Personalize has deleted the user (shared/personalize-deletion/outbox.ts);
+        // only where a dataset group is configured, so no one else's bucket keeps raw ids.
+        if (config.PERSONALIZE_DATASET_GROUP_ARN.length > 0) {
+          await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(userId, hasher), { userId, requestedAt });
+        }
+      },
+      recordSessions: async (sessionIds, requestedAt) => {
+        await recordDeletedSessions(s3, config.ARCHIVE_BUCKET, sessionIds, requestedAt, { hasher: await deletionHasher() });
       },
     },
     linkCache: new LinkCache({

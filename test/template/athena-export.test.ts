@@ -30,6 +30,7 @@ const ATHENA_RESOURCES: Record<string, string> = {
   ExportAthenaDatabase: 'AWS::Glue::Database',
   ExportAthenaArchiveTable: 'AWS::Glue::Table',
   ExportAthenaLinksTable: 'AWS::Glue::Table',
+  ExportAthenaForwardedTable: 'AWS::Glue::Table',
   ExportAthenaWorkGroup: 'AWS::Athena::WorkGroup',
   ExportStateMachine: 'AWS::StepFunctions::StateMachine',
   ExportStateMachineLogGroup: 'AWS::Logs::LogGroup',
@@ -156,6 +157,20 @@ describe('with exportAthena on', () => {
       }
     });
 
+    it('reads what PutEvents accepted as whole lines, one projected partition per day of forwarded/interactions/', () => {
+      const input = props(resource(on, 'ExportAthenaForwardedTable')).TableInput as JsonObject;
+      expect(input.Name).toBe(ATHENA_TABLE_NAMES.forwardedTable);
+      expect(input.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
+      expect(input.Parameters).toMatchObject({
+        'projection.enabled': 'true',
+        'projection.dt.type': 'date',
+        'storage.location.template': { 'Fn::Sub': 's3://${ArchiveBucket}/forwarded/interactions/dt=${!dt}/' },
+      });
+      const storage = input.StorageDescriptor as JsonObject;
+      expect(storage.Columns).toEqual([{ Name: 'line', Type: 'string' }]);
+      expect((storage.SerdeInfo as JsonObject).Parameters).not.toHaveProperty('field.delim');
+    });
+
     it('names the database after the stack, as Athena allows (lowercase, underscores)', () => {
       expect((props(resource(on, 'ExportAthenaDatabase')).DatabaseInput as JsonObject).Name).toBe('personalize_ingest_ci_export');
     });
@@ -231,6 +246,7 @@ describe('with exportAthena on', () => {
         Database: { Ref: 'ExportAthenaDatabase' },
         ArchiveTable: { Ref: 'ExportAthenaArchiveTable' },
         LinksTable: { Ref: 'ExportAthenaLinksTable' },
+        ForwardedTable: { Ref: 'ExportAthenaForwardedTable' },
       });
       // Every ${Name} in the definition is one of the substitutions.
       const used = [...JSON.stringify(definition()).matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]);
@@ -344,7 +360,7 @@ describe('with exportAthena on', () => {
   describe('least privilege', () => {
     /** Resource "*" only where AWS offers no resource-level permission. */
     const STAR_ACTIONS = new Set([
-      'personalize:PutEvents', 'personalize:PutItems', 'personalize:PutUsers', 'personalize:ListDatasetImportJobs',
+      'personalize:PutEvents', 'personalize:PutItems', 'personalize:PutUsers', 'personalize:ListDatasetImportJobs', 'personalize:ListDataDeletionJobs',
       // Vended log delivery of Step Functions (its developer guide: these take Resource "*").
       'logs:CreateLogDelivery', 'logs:DeleteLogDelivery', 'logs:DescribeLogGroups', 'logs:DescribeResourcePolicies',
       'logs:GetLogDelivery', 'logs:ListLogDeliveries', 'logs:PutResourcePolicy', 'logs:UpdateLogDelivery',
@@ -386,16 +402,17 @@ describe('with exportAthena on', () => {
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:database/${ExportAthenaDatabase}',
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/archive_lines',
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/identity_links',
+            'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/forwarded_lines',
           ].sort(),
         );
       }
       const objects = (action: string) => targets(action).map((r) => subString(r)?.replace('${ArchiveBucket.Arn}/', '')).sort();
-      expect(objects('s3:GetObject')).toEqual(['archive/*', 'exports/identity/*']);
+      expect(objects('s3:GetObject')).toEqual(['archive/*', 'exports/identity/*', 'forwarded/*']);
       expect(objects('s3:PutObject')).toEqual(['athena/*', 'exports/identity/*']);
       expect(objects('s3:AbortMultipartUpload')).toEqual(['athena/*', 'exports/identity/*']);
       expect(objects('s3:PutObjectAcl')).toEqual(['exports/identity/*']);
       const list = statements.find((s) => actionsOf(s).includes('s3:ListBucket'));
-      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'exports/identity/*', 'athena/*'] } });
+      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', 'exports/identity/*', 'athena/*'] } });
       expect(targets('s3:GetBucketLocation')).toEqual([{ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] }]);
       // Nothing touches imports/, control/ (the deletion registry) or dlq-payloads/.
       expect(JSON.stringify(statements)).not.toMatch(/imports\/|control\/|dlq-payloads\//);

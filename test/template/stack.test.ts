@@ -49,6 +49,7 @@ const STAR_RESOURCE_ACTIONS: Record<string, string> = {
   'personalize:PutItems': 'same API family as PutEvents (personalize-events)',
   'personalize:PutUsers': 'same API family as PutEvents (personalize-events)',
   'personalize:ListDatasetImportJobs': 'a List action without a resource type',
+  'personalize:ListDataDeletionJobs': 'a List action without a resource type',
 };
 
 /** What each role may do. A change here is a reviewed change of the stack's privileges. */
@@ -71,19 +72,29 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     'logs:CreateLogStream', 'logs:PutLogEvents',
     's3:GetObject', 's3:PutObject', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:ReceiveMessage', 'sqs:SendMessage',
   ],
+  PersonalizeDeletionsRole: [
+    'iam:PassRole', 'logs:CreateLogStream', 'logs:PutLogEvents',
+    'personalize:CreateDataDeletionJob', 'personalize:DescribeDataDeletionJob', 'personalize:ListDataDeletionJobs', 'personalize:ListDatasetImportJobs',
+    's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject',
+  ],
   PersonalizeImportRole: ['s3:GetObject', 's3:ListBucket'],
 };
 
 /** Object keys each role may touch in the archive bucket, per action. */
 const EXPECTED_OBJECT_PREFIXES: Record<string, Record<string, string[]>> = {
-  ProcessRole: { 's3:PutObject': ['archive/*', 'control/deletions/*', 'dlq-payloads/*'] },
+  ProcessRole: { 's3:PutObject': ['archive/*', 'control/deletions/*', 'control/personalize-deletions/pending/*', 'dlq-payloads/*', 'forwarded/*'] },
   ExportRole: {
-    's3:GetObject': ['archive/*', 'control/*', 'imports/*'],
+    's3:GetObject': ['archive/*', 'control/*', 'forwarded/*', 'imports/*'],
     's3:PutObject': ['control/deletions.snapshot', 'control/deletions/*', 'imports/*'],
     's3:DeleteObject': ['control/deletions.snapshot', 'control/deletions/*', 'imports/*'],
   },
   RedriveRole: { 's3:GetObject': ['dlq-payloads/*'], 's3:PutObject': ['dlq-payloads/*'] },
-  PersonalizeImportRole: { 's3:GetObject': ['imports/*'] },
+  PersonalizeDeletionsRole: {
+    's3:GetObject': ['control/personalize-deletions/*'],
+    's3:PutObject': ['control/personalize-deletions/*'],
+    's3:DeleteObject': ['control/personalize-deletions/*'],
+  },
+  PersonalizeImportRole: { 's3:GetObject': ['control/personalize-deletions/input/*', 'imports/*'] },
 };
 
 function roleStatements(roleId: string) {
@@ -150,7 +161,7 @@ describe('least privilege', () => {
         }
       }
     }
-    expect(starGrants.sort()).toEqual(Object.keys(STAR_RESOURCE_ACTIONS).sort());
+    expect([...new Set(starGrants)].sort()).toEqual(Object.keys(STAR_RESOURCE_ACTIONS).sort());
   });
 
   it('grants each role exactly the actions its function calls', () => {
@@ -176,8 +187,9 @@ describe('least privilege', () => {
 
   it('restricts bucket listing to the prefixes a role reads', () => {
     const listing = (roleId: string) => roleStatements(roleId).find((s) => actionsOf(s).includes('s3:ListBucket'));
-    expect(listing('ExportRole')?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'control/*', 'imports/*'] } });
-    expect(listing('PersonalizeImportRole')?.Condition).toEqual({ StringLike: { 's3:prefix': 'imports/*' } });
+    expect(listing('ExportRole')?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', 'control/*', 'imports/*'] } });
+    expect(listing('PersonalizeImportRole')?.Condition).toEqual({ StringLike: { 's3:prefix': ['imports/*', 'control/personalize-deletions/input/*'] } });
+    expect(listing('PersonalizeDeletionsRole')?.Condition).toEqual({ StringLike: { 's3:prefix': 'control/personalize-deletions/*' } });
   });
 
   it('lets the export pass only the import role, and only to Personalize', () => {

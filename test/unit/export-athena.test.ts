@@ -33,7 +33,8 @@ import { exportSql, exportStages } from '../../shared/export/sql/rules.js';
 
 const schemas = loadDatasetSchemas();
 const HERE = dirname(fileURLToPath(import.meta.url));
-const TABLES = { database: 'personalize_ingest_prod_export', archiveTable: 'archive_lines', linksTable: 'identity_links' };
+const PLAN_SETTINGS = { bulkMode: 'complement', anonymous: 'skip' } as const;
+const TABLES = { database: 'personalize_ingest_prod_export', archiveTable: 'archive_lines', linksTable: 'identity_links', forwardedTable: 'forwarded_lines' };
 const EXPORT_ARN = 'arn:aws:dynamodb:eu-west-1:123456789012:table/personalize-ingest-prod-IdentityTable-1A2B3C/export/01764000000000-a1b2c3d4';
 const DATE = '2026-11-22';
 const TARGET = {
@@ -316,7 +317,7 @@ describe('the state machine\'s events', () => {
     await writeFile(join(root, `archive/items/dt=${DATE}/hour=10/b.ndjson.gz`), Buffer.alloc(500));
     const archive = new FsArchiveSource(root);
     const scheduled = { 'detail-type': 'Scheduled Event', time: '2026-11-23T02:15:00Z', source: 'aws.events' };
-    expect(await planExport(archive, { athena: 'plan', input: scheduled, minArchiveBytes: 2000 })).toEqual({
+    expect(await planExport(archive, { athena: 'plan', input: scheduled, minArchiveBytes: 2000 }, PLAN_SETTINGS)).toEqual({
       engine: 'athena',
       date: DATE,
       archiveBytes: 2500,
@@ -324,19 +325,21 @@ describe('the state machine\'s events', () => {
       lambdaEvent: { date: DATE },
       options: {},
     });
-    expect(await planExport(archive, { athena: 'plan', input: { date: DATE, mode: 'FULL', import: false }, minArchiveBytes: 3000 })).toMatchObject({
+    expect(await planExport(archive, { athena: 'plan', input: { date: DATE, mode: 'INCREMENTAL', import: false }, minArchiveBytes: 3000 }, PLAN_SETTINGS)).toMatchObject({
       engine: 'duckdb',
-      lambdaEvent: { date: DATE, mode: 'FULL', import: false },
-      options: { mode: 'FULL', import: false },
+      lambdaEvent: { date: DATE, mode: 'INCREMENTAL', import: false },
+      options: { mode: 'INCREMENTAL', import: false },
     });
-    expect(await planExport(archive, { athena: 'plan', input: { date: DATE, engine: 'athena' }, minArchiveBytes: 10 ** 12 })).toMatchObject({ engine: 'athena' });
-    await expect(planExport(archive, { athena: 'plan', input: { Comment: 'Insert your JSON here' }, minArchiveBytes: 0 })).rejects.toThrow(AthenaEventError);
+    // The bulk-mode refusals (shared/bulk-mode.ts) come before any query is paid for.
+    await expect(planExport(archive, { athena: 'plan', input: { date: DATE, mode: 'FULL' }, minArchiveBytes: 0 }, PLAN_SETTINGS)).rejects.toThrow(/FULL replaces all of the dataset's bulk data/);
+    expect(await planExport(archive, { athena: 'plan', input: { date: DATE, engine: 'athena' }, minArchiveBytes: 10 ** 12 }, PLAN_SETTINGS)).toMatchObject({ engine: 'athena' });
+    await expect(planExport(archive, { athena: 'plan', input: { Comment: 'Insert your JSON here' }, minArchiveBytes: 0 }, PLAN_SETTINGS)).rejects.toThrow(AthenaEventError);
   });
 
   it('prepares this run\'s folders and settings, then each statement\'s UNLOAD text on its own', () => {
     const prepared = prepareExport(
       { athena: 'prepare', date: DATE, identityExportArn: EXPORT_ARN, bucket: 'personalize-ingest-prod-archive', ...TABLES },
-      { anonymous: 'skip', now: Date.UTC(2026, 10, 23, 2, 30) },
+      { anonymous: 'skip', bulkMode: 'complement', now: Date.UTC(2026, 10, 23, 2, 30) },
     );
     expect(prepared).toMatchObject({ runId: '01764000000000-a1b2c3d4', anonymous: 'skip', nowSeconds: Date.UTC(2026, 10, 23, 2, 30) / 1000 });
     expect(prepared.kinds).toEqual(
@@ -346,10 +349,10 @@ describe('the state machine\'s events', () => {
         reportPrefix: `athena/exports/${DATE}/01764000000000-a1b2c3d4/${k}/report/`,
       })),
     );
-    expect(() => prepareExport({ athena: 'prepare', date: DATE, identityExportArn: 'nope', bucket: 'b-b-b', ...TABLES }, { anonymous: 'skip', now: 0 })).toThrow(AthenaTextError);
+    expect(() => prepareExport({ athena: 'prepare', date: DATE, identityExportArn: 'nope', bucket: 'b-b-b', ...TABLES }, { anonymous: 'skip', bulkMode: 'complement', now: 0 })).toThrow(AthenaTextError);
 
     for (const k of EXPORT_KINDS) {
-      const statements = athenaStatements(k, { ...TARGET, date: DATE }, { schemas, anonymous: 'skip' });
+      const statements = athenaStatements(k, { ...TARGET, date: DATE }, { schemas, anonymous: 'skip', bulkMode: 'complement' });
       expect(statements.rowsQuery).toMatch(/^UNLOAD \(\nWITH staged AS/);
       expect(statements.rowsQuery.endsWith(`TO 's3://personalize-ingest-prod-archive/${statements.rowsPrefix}' WITH (format = 'JSON', compression = 'GZIP')`)).toBe(true);
       expect(statements.reportQuery.endsWith(`TO 's3://personalize-ingest-prod-archive/${statements.reportPrefix}' WITH (format = 'JSON', compression = 'GZIP')`)).toBe(true);
@@ -358,8 +361,8 @@ describe('the state machine\'s events', () => {
   });
 
   it('hands out one statement\'s text at a time, and refuses, naming it, a text too long to run', () => {
-    const event = { athena: 'query' as const, statement: 'report' as const, kind: 'users' as const, date: DATE, identityExportArn: EXPORT_ARN, nowSeconds: 1, anonymous: 'skip' as const, bucket: 'personalize-ingest-prod-archive', ...TABLES };
-    const expected = athenaStatements('users', { ...TARGET, nowSeconds: 1 }, { schemas, anonymous: 'skip' }).reportQuery;
+    const event = { athena: 'query' as const, statement: 'report' as const, kind: 'users' as const, date: DATE, identityExportArn: EXPORT_ARN, nowSeconds: 1, anonymous: 'skip' as const, bulkMode: 'complement' as const, bucket: 'personalize-ingest-prod-archive', ...TABLES };
+    const expected = athenaStatements('users', { ...TARGET, nowSeconds: 1 }, { schemas, anonymous: 'skip', bulkMode: 'complement' }).reportQuery;
     expect(queryText(event, schemas)).toEqual({ query: expected, bytes: Buffer.byteLength(expected) });
     // A schema with many more columns makes a longer text than a query may be.
     const wide = { ...schemas, users: { ...schemas.users, fields: Array.from({ length: 40 }, () => schemas.users.fields).flat() } };
@@ -387,7 +390,7 @@ function balanced(sql: string): boolean {
 
 describe('golden Trino text (test/unit/golden/athena-<kind>.sql; regenerate with UPDATE_GOLDEN=1)', () => {
   for (const k of EXPORT_KINDS) {
-    const statements = athenaStatements(k, TARGET, { schemas, anonymous: 'skip' });
+    const statements = athenaStatements(k, TARGET, { schemas, anonymous: 'skip', bulkMode: 'complement' });
     it(`${k}: the full UNLOAD of the rows and of the report for the shipped schemas`, async () => {
       const text = `-- Generated by test/unit/export-athena.test.ts (UPDATE_GOLDEN=1 to regenerate). Do not edit.\n-- rows\n${statements.rowsQuery};\n\n-- report\n${statements.reportQuery};\n`;
       expect(balanced(statements.rowsQuery)).toBe(true);
@@ -556,7 +559,7 @@ describe('finishExport (the last step, end to end on local folders)', () => {
     };
     const manifest = await finishExport(
       deps,
-      { athena: 'finish', date: DATE, options: { import: false }, anonymous: 'skip', startedAt: '2026-11-23T02:15:00.000Z', kinds },
+      { athena: 'finish', date: DATE, options: { import: false }, anonymous: 'skip', bulkMode: 'complement', startedAt: '2026-11-23T02:15:00.000Z', kinds },
       { partMaxBytes: 1_000_000, mode: 'auto', workDir: dir },
     );
     expect(manifest.options).toMatchObject({ engine: { name: 'athena' }, import: false, anonymous: 'skip' });

@@ -102,7 +102,7 @@ export interface FinishKindOptions {
   prefix: string;
   /** Scratch folder for the parts. */
   dir: string;
-  /** Parts are `<baseName>-001.csv`, ... (`<kind>-<date>`: publish.ts recognises the name). */
+  /** Parts are `<baseName>-001.csv`, ... (`<kind>-<date>-r<rev>` from preparePublication: publish.ts recognises the name). */
   baseName: string;
   header: readonly string[];
   partMaxBytes: number;
@@ -311,6 +311,13 @@ export async function finishKind(output: UnloadOutput, options: FinishKindOption
     for await (const row of orderedRows(output, objects)) {
       records++;
       if (row.user_id != null && deleted.isDeleted(row.user_id)) {
+        deletedUserRows++;
+        continue;
+      }
+      // An interaction's ord_id is sessionId NUL eventId (sql/rules.ts; item and user ids hold no
+      // NUL): a deleted user's anonymous session leaves the export whatever user it resolved to.
+      const nul = row.ord_id?.indexOf('\u0000') ?? -1;
+      if (nul > 0 && deleted.isSessionDeleted?.(row.ord_id!.slice(0, nul))) {
         deletedUserRows++;
         continue;
       }

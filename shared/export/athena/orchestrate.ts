@@ -2,9 +2,12 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { forwardedDayPrefix } from '../../archive.js';
+import { BULK_MODES, bulkRunRefusal, type BulkMode } from '../../bulk-mode.js';
 import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema.js';
 import { isExportDate, previousUtcDay } from '../dates.js';
-import { publishExportedKind, type ExportDeps } from '../export-day.js';
+import { preparePublishing, type ExportDeps } from '../export-day.js';
+import { publishKind, type Publication } from '../publish.js';
 import { IMPORT_LIMITS } from '../limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
 import type { RequestedMode } from '../plan.js';
@@ -13,7 +16,7 @@ import type { ExportRuntime } from '../runtime.js';
 import { trinoDialect } from '../sql/dialect.js';
 import { exportSql } from '../sql/rules.js';
 import { finishKind, readReport, type FinishKindResult } from './finish.js';
-import { checkBucket, exportIdOf, linksRelation, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
+import { checkBucket, exportIdOf, forwardedRelation, linksRelation, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
 
 /**
  * The Athena path of the nightly export, as the steps of the state machine in
@@ -78,6 +81,7 @@ const placesShape = {
   database: glueName,
   archiveTable: glueName,
   linksTable: glueName,
+  forwardedTable: glueName,
 };
 
 export const athenaPrepareEventSchema = z.strictObject({
@@ -97,6 +101,7 @@ export const athenaQueryEventSchema = z.strictObject({
   /** From prepare: the same expired-link cut-off and anonymous rule for both statements. */
   nowSeconds: z.number().int().nonnegative(),
   anonymous: z.enum(['skip', 'session-as-user']),
+  bulkMode: z.enum(BULK_MODES),
   ...placesShape,
 });
 
@@ -115,6 +120,7 @@ export const athenaFinishEventSchema = z.strictObject({
   date,
   options: z.strictObject({ mode: mode.optional(), import: z.boolean().optional() }),
   anonymous: z.enum(['skip', 'session-as-user']),
+  bulkMode: z.enum(BULK_MODES),
   /** $$.Execution.StartTime */
   startedAt: z.iso.datetime({ offset: true }).optional(),
   kinds: z.array(kindQueriesSchema).refine(
@@ -159,13 +165,22 @@ export interface ExportPlan {
   options: { mode?: RequestedMode; import?: boolean };
 }
 
-export async function planExport(archive: ExportDeps['archive'], event: AthenaPlanEvent, now: Date = new Date()): Promise<ExportPlan> {
+export async function planExport(
+  archive: ExportDeps['archive'],
+  event: AthenaPlanEvent,
+  settings: { bulkMode: BulkMode; anonymous: 'skip' | 'session-as-user' },
+  now: Date = new Date(),
+): Promise<ExportPlan> {
   const input = parse(executionInputSchema, event.input ?? {}, 'execution input');
   const scheduled = 'time' in input;
   const day = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
   const options: ExportPlan['options'] = scheduled
     ? {}
     : { ...(input.mode !== undefined && { mode: input.mode }), ...(input.import !== undefined && { import: input.import }) };
+  // The same refusals as the embedded engine's run (shared/bulk-mode.ts), before any query is paid for.
+  const forwarded = await archive.list(forwardedDayPrefix(day));
+  const refusal = bulkRunRefusal({ bulkMode: settings.bulkMode, mode: options.mode ?? 'auto', anonymous: settings.anonymous, days: 1, forwardedObjects: forwarded.length });
+  if (refusal !== undefined) throw new AthenaEventError(refusal);
   let archiveBytes = 0;
   for (const k of EXPORT_KINDS) archiveBytes += (await archive.list(`archive/${k}/dt=${day}/`)).reduce((n, o) => n + o.bytes, 0);
   const chosen = chooseEngine(archiveBytes, { athenaEnabled: true, minArchiveBytes: event.minArchiveBytes });
@@ -202,6 +217,7 @@ export interface PreparedExport {
   date: string;
   runId: string;
   anonymous: 'skip' | 'session-as-user';
+  bulkMode: BulkMode;
   /** Links expired at this time (epoch seconds) are left out, by every statement of the run. */
   nowSeconds: number;
   kinds: PreparedKind[];
@@ -209,6 +225,7 @@ export interface PreparedExport {
 
 export interface PrepareSettings {
   anonymous: 'skip' | 'session-as-user';
+  bulkMode: BulkMode;
   /** Expired-link cut-off (epoch ms). */
   now: number;
 }
@@ -226,13 +243,14 @@ export interface StatementTarget {
 export function athenaStatements(
   k: ExportKind,
   target: StatementTarget,
-  settings: { schemas: DatasetSchemas; anonymous: 'skip' | 'session-as-user' },
+  settings: { schemas: DatasetSchemas; anonymous: 'skip' | 'session-as-user'; bulkMode: BulkMode },
 ): PreparedKind & { rowsQuery: string; reportQuery: string } {
   const relations = {
     raw: rawRelation(target.tables, k, target.date),
     links: linksRelation(target.tables, { exportId: target.exportId, nowSeconds: target.nowSeconds }),
+    ...(settings.bulkMode === 'complement' && { forwarded: forwardedRelation(target.tables, target.date) }),
   };
-  const sql = exportSql(k, { schemas: settings.schemas, dialect: trinoDialect, anonymous: settings.anonymous, relations });
+  const sql = exportSql(k, { schemas: settings.schemas, dialect: trinoDialect, anonymous: settings.anonymous, bulkMode: settings.bulkMode, relations });
   const rowsPrefix = unloadPrefix(target.date, target.runId, k, 'rows');
   const reportPrefix = unloadPrefix(target.date, target.runId, k, 'report');
   return {
@@ -252,6 +270,7 @@ export function prepareExport(event: AthenaPrepareEvent, settings: PrepareSettin
     date: event.date,
     runId,
     anonymous: settings.anonymous,
+    bulkMode: settings.bulkMode,
     nowSeconds: Math.floor(settings.now / 1000),
     kinds: EXPORT_KINDS.map((k) => ({ kind: k, rowsPrefix: unloadPrefix(event.date, runId, k, 'rows'), reportPrefix: unloadPrefix(event.date, runId, k, 'report') })),
   };
@@ -266,11 +285,11 @@ export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { q
       bucket: checkBucket(event.bucket),
       date: event.date,
       runId: exportId,
-      tables: { database: event.database, archiveTable: event.archiveTable, linksTable: event.linksTable },
+      tables: { database: event.database, archiveTable: event.archiveTable, linksTable: event.linksTable, forwardedTable: event.forwardedTable },
       exportId,
       nowSeconds: event.nowSeconds,
     },
-    { schemas, anonymous: event.anonymous },
+    { schemas, anonymous: event.anonymous, bulkMode: event.bulkMode },
   );
   const query = event.statement === 'rows' ? statements.rowsQuery : statements.reportQuery;
   const bytes = Buffer.byteLength(query, 'utf8');
@@ -285,7 +304,7 @@ export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { q
 
 // ------------------------------------------------------------------ finish
 
-const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
+const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'streamed', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
 
 /**
  * The report query's counts and the finish step's own -> the manifest's kind report
@@ -317,6 +336,19 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
     throw new AthenaEventError(`partMaxBytes ${settings.partMaxBytes} is over the ${IMPORT_LIMITS.incrementalJobBytes}-byte INCREMENTAL import limit (FACTS §4c)`);
   }
   const startedAt = event.startedAt ?? now().toISOString();
+  // This path does not compare with what is published (the day may not fit one machine): a day
+  // already published is refused before anything is written, every kind alike.
+  const publications = {} as Record<ExportKind, Publication>;
+  for (const k of EXPORT_KINDS) {
+    publications[k] = await preparePublishing(deps, { kind: k, date, mode, doImport, partMaxBytes: settings.partMaxBytes });
+    const jobNames = [...new Set(publications[k].published.map((f) => f.jobName))];
+    if (jobNames.length > 0) {
+      throw new AthenaEventError(
+        `${date} is already published (${k}: ${jobNames.join(', ')}): the Athena path exports a day once and cannot tell what changed since; ` +
+          'export it again with the embedded engine (execution input {"date": ..., "engine": "duckdb"}, or npm run export -- --date), which publishes only the changes',
+      );
+    }
+  }
   const deleted = await deps.deletedUsers();
   const kinds = {} as Record<ExportKind, KindReport>;
   const scratch = await mkdtemp(join(settings.workDir ?? tmpdir(), 'pi-athena-'));
@@ -334,7 +366,7 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
       const finished = await finishKind(deps.archive, {
         prefix: queries.rowsPrefix,
         dir,
-        baseName: `${k}-${date}`,
+        baseName: publications[k].baseName,
         header: csvHeader(deps.settings.schemas[k]),
         partMaxBytes: settings.partMaxBytes,
         deleted,
@@ -349,7 +381,7 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
         report.notes.push(`the report query counted ${counted} rows, the rows query wrote ${finished.records}`);
       }
 
-      await publishExportedKind(deps, { kind: k, date, mode, doImport, partMaxBytes: settings.partMaxBytes }, finished.parts, report);
+      await publishKind(finished.parts, publications[k], report);
       kinds[k] = report;
       // One kind's parts on local disk at a time.
       await rm(dir, { recursive: true, force: true });
@@ -362,7 +394,7 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
     date,
     startedAt,
     finishedAt: now().toISOString(),
-    options: { mode, import: doImport, anonymous: event.anonymous, partMaxBytes: settings.partMaxBytes, engine: { name: 'athena' } },
+    options: { bulkMode: event.bulkMode, mode, import: doImport, anonymous: event.anonymous, partMaxBytes: settings.partMaxBytes, engine: { name: 'athena' } },
     kinds,
     importJobs: EXPORT_KINDS.flatMap((k) => kinds[k].importJobs),
   };
@@ -407,9 +439,9 @@ export async function handleAthenaEvent(
   const { deps, defaults } = runtime;
   switch (parsed.athena) {
     case 'plan':
-      return planExport(deps.archive, parsed, now);
+      return planExport(deps.archive, parsed, { bulkMode: defaults.bulkMode, anonymous: defaults.anonymous }, now);
     case 'prepare':
-      return prepareExport(parsed, { anonymous: defaults.anonymous, now: now.getTime() });
+      return prepareExport(parsed, { anonymous: defaults.anonymous, bulkMode: defaults.bulkMode, now: now.getTime() });
     case 'query':
       return queryText(parsed, deps.settings.schemas);
     case 'finish':

@@ -18,10 +18,11 @@ export interface AthenaTables {
   database: string;
   archiveTable: string;
   linksTable: string;
+  forwardedTable: string;
 }
 
 /** The table names the stack creates (the database is per stage). */
-export const ATHENA_TABLE_NAMES = { archiveTable: 'archive_lines', linksTable: 'identity_links' } as const;
+export const ATHENA_TABLE_NAMES = { archiveTable: 'archive_lines', linksTable: 'identity_links', forwardedTable: 'forwarded_lines' } as const;
 
 /** The archive bucket's prefixes the Athena path writes (serverless/athena-export.cjs expires them). */
 export const ATHENA_PREFIX = 'athena/';
@@ -48,7 +49,7 @@ export function trinoString(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-function table(tables: AthenaTables, which: 'archiveTable' | 'linksTable'): string {
+function table(tables: AthenaTables, which: 'archiveTable' | 'linksTable' | 'forwardedTable'): string {
   return `${identifier(tables.database, 'database')}.${identifier(tables[which], which)}`;
 }
 
@@ -79,6 +80,16 @@ export function rawRelation(tables: AthenaTables, kind: ExportKind, date: string
   return `SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS object_key, line
 FROM ${table(tables, 'archiveTable')}
 WHERE kind = ${trinoString(kind)} AND dt = ${trinoString(checkDate(date))}`;
+}
+
+/**
+ * `forwarded`: (session_id VARCHAR, event_id VARCHAR), what PutEvents accepted for the day's events
+ * (docs/bulk-modes.md); the projected `dt` partition reads that day's objects only.
+ */
+export function forwardedRelation(tables: AthenaTables, date: string): string {
+  return `SELECT json_extract_scalar(line, '$.sessionId') AS session_id, json_extract_scalar(line, '$.eventId') AS event_id
+FROM ${table(tables, 'forwardedTable')}
+WHERE dt = ${trinoString(checkDate(date))}`;
 }
 
 export interface LinksOptions {

@@ -1,20 +1,22 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { DuckDBInstance, LIST, listValue, VARCHAR, type DuckDBConnection } from '@duckdb/node-api';
 import pMap from 'p-map';
+import type { BulkMode } from '../../bulk-mode.js';
 import type { DeletedUsers } from '../../deletion.js';
 import { csvValue, shapeProperties, type DatasetSchemas } from '../../personalize/dataset-schema.js';
 import { droppedReason, type ReportRow } from '../manifest.js';
 import { readGzipLines } from '../archive-reader.js';
 import type { CsvPart } from '../csv-parts.js';
-import { splitCsvFile } from '../csv-split.js';
+import { forEachCsvRecord, splitCsvFile } from '../csv-split.js';
 import type { ArchiveObjectInfo, ArchiveSource, LinkLookup } from '../ports.js';
 import type { ExportKind } from '../kinds.js';
 import { duckdbDialect } from '../sql/dialect.js';
 import { csvHeaderLine, exportStages, type ExportStages } from '../sql/rules.js';
+import { factsPartSql, interactionFactsSql, recordFactsSql } from '../sql/readiness.js';
 import { sqlString } from '../sql/shape.js';
 
 /**
@@ -39,6 +41,18 @@ export interface KindRun {
   partMaxBytes: number;
   /** Parts are `<baseName>-001.csv`, ... in `dir`. */
   baseName: string;
+  /** What the import is for (shared/bulk-mode.ts); default bulk-only (every row). */
+  bulkMode?: BulkMode;
+  /** complement, interactions: the day's record of what PutEvents accepted (`forwarded/`). */
+  forwarded?: readonly ArchiveObjectInfo[];
+  /** CSV files Personalize already imported for this day: their records are not written again. */
+  published?: PublishedCsvs;
+}
+
+/** The day's published CSV files (header first), fetched into the scratch folder when compared. */
+export interface PublishedCsvs {
+  keys: readonly string[];
+  download(key: string, localPath: string): Promise<void>;
 }
 
 export interface KindOutcome {
@@ -46,6 +60,8 @@ export interface KindOutcome {
   report: ReportRow[];
   deletedUserRows: number;
   tooLarge: number;
+  /** Kept records left out because a published file holds the same CSV record. */
+  alreadyPublished: number;
   unreadableObjects: string[];
   rejectedSamples: { key: string; line: number; reason: string }[];
 }
@@ -291,6 +307,37 @@ export class DuckDbExportEngine {
     await this.connection.run(`DROP TABLE ${shapedTable}`);
   }
 
+  /**
+   * The day's record of what PutEvents accepted, as `forwarded_interactions` (session_id, event_id).
+   * A record object that cannot be read fails the run: leaving it out would import what Personalize
+   * already holds.
+   */
+  private async loadForwarded(objects: readonly ArchiveObjectInfo[]): Promise<string> {
+    const table = 'forwarded_interactions';
+    const dir = join(this.scratch, 'forwarded');
+    await mkdir(dir, { recursive: true });
+    const paths = await pMap(
+      objects.map((o, i) => [o, i] as const),
+      async ([object, index]) => {
+        const own = this.deps.archive.localPath?.(object.key);
+        if (own !== undefined) return own;
+        const path = join(dir, `${String(index).padStart(6, '0')}.ndjson.gz`);
+        await pipeline(await this.deps.archive.open(object.key), createWriteStream(path));
+        return path;
+      },
+      { concurrency: this.readConcurrency },
+    );
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (session_id VARCHAR, event_id VARCHAR)`);
+    if (paths.length > 0) {
+      await this.connection.run(
+        `INSERT INTO ${table} SELECT sessionId, eventId FROM read_json([${paths.map(sqlString).join(', ')}], ` +
+          `format = 'newline_delimited', compression = 'gzip', columns = {sessionId: 'VARCHAR', eventId: 'VARCHAR'})`,
+      );
+    }
+    await rm(dir, { recursive: true, force: true });
+    return table;
+  }
+
   /** The users of the day's records that the deletion registry holds, as `deleted_<kind>`. */
   private async loadDeleted(kind: ExportKind, rowsTable: string): Promise<void> {
     const table = `deleted_${kind}`;
@@ -310,11 +357,51 @@ export class DuckDbExportEngine {
       }
     }
     appender.closeSync();
+    if (kind === 'interactions') await this.excludeDeletedSessions(rowsTable, table);
+  }
+
+  /**
+   * A deleted user's anonymous sessions (registered when their links were removed) leave the
+   * export too, whatever user their rows resolved to (in session-as-user mode, the session). Their
+   * rows get a user_id no real id can be (ids hold no NUL) and that id joins `deleted_<kind>`, so
+   * the anti-join and the report leave them out as deleted users' rows.
+   */
+  private async excludeDeletedSessions(rowsTable: string, deletedTable: string): Promise<void> {
+    const isSessionDeleted = this.deps.deleted.isSessionDeleted?.bind(this.deps.deleted);
+    if (isSessionDeleted === undefined || this.deps.deleted.size === 0) return;
+    // ord_id of an interaction is sessionId || chr(0) || eventId (sql/rules.ts).
+    const sessionOf = `substr(ord_id, 1, strpos(ord_id, chr(0)) - 1)`;
+    const sessions = `deleted_sessions_${deletedTable}`;
+    await this.connection.run(`CREATE OR REPLACE TABLE ${sessions} (session_id VARCHAR)`);
+    const result = await this.connection.stream(`SELECT DISTINCT ${sessionOf} AS session_id FROM ${rowsTable} WHERE row_reject IS NULL`);
+    const appender = await this.connection.createAppender(sessions);
+    let found = 0;
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const ids = chunk.getColumnVector(0);
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const sessionId = ids.getItem(i) as string;
+        if (isSessionDeleted(sessionId)) {
+          appender.appendVarchar(sessionId);
+          appender.endRow();
+          found++;
+        }
+      }
+    }
+    appender.closeSync();
+    if (found > 0) {
+      const marker = `chr(0) || 'deleted session'`;
+      await this.connection.run(`UPDATE ${rowsTable} SET user_id = ${marker} WHERE row_reject IS NULL AND ${sessionOf} IN (SELECT session_id FROM ${sessions})`);
+      await this.connection.run(`INSERT INTO ${deletedTable} VALUES (${marker})`);
+    }
+    await this.connection.run(`DROP TABLE ${sessions}`);
   }
 
   async runKind(run: KindRun): Promise<KindOutcome> {
     const { kind } = run;
-    const stages = exportStages(kind, { schemas: this.deps.schemas, dialect: duckdbDialect, anonymous: run.anonymous, shaping: 'split' });
+    const bulkMode = run.bulkMode ?? 'bulk-only';
+    const stages = exportStages(kind, { schemas: this.deps.schemas, dialect: duckdbDialect, anonymous: run.anonymous, shaping: 'split', bulkMode });
     const files = await this.timed(`${kind} fetch`, () => this.localFiles(kind, run.objects));
     const unreadableObjects = await this.timed(`${kind} staged`, () => this.stage(kind, stages, files));
     await this.timed(`${kind} links`, () =>
@@ -322,7 +409,8 @@ export class DuckDbExportEngine {
         ? this.loadLinks(kind, stages.anonymousSessions(`staged_${kind}`))
         : this.connection.run(`CREATE OR REPLACE TABLE links_${kind} (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT)`).then(() => undefined),
     );
-    await this.timed(`${kind} rows`, () => this.connection.run(`CREATE OR REPLACE TABLE rows_${kind} AS ${stages.rows(`staged_${kind}`, `links_${kind}`)}`));
+    const forwarded = kind === 'interactions' && bulkMode === 'complement' ? await this.timed(`${kind} forwarded`, () => this.loadForwarded(run.forwarded ?? [])) : undefined;
+    await this.timed(`${kind} rows`, () => this.connection.run(`CREATE OR REPLACE TABLE rows_${kind} AS ${stages.rows(`staged_${kind}`, `links_${kind}`, forwarded)}`));
     await this.timed(`${kind} shaping`, () => this.shapeRemaining(kind, stages));
     await this.timed(`${kind} deleted`, () => this.loadDeleted(kind, `rows_${kind}`));
 
@@ -330,24 +418,32 @@ export class DuckDbExportEngine {
     const headerBytes = Buffer.byteLength(header, 'utf8') + 1;
     const fits = `strlen(csv_line) + 1 + ${headerBytes} <= ${run.partMaxBytes}`;
     // Anti-joins, not NOT IN: DuckDB plans them as a hash join it can spill.
-    const kept = `rows_${kind} r ANTI JOIN deleted_${kind} d ON d.user_id = r.user_id WHERE r.row_reject IS NULL`;
-    const candidates = Number(await this.scalar(`SELECT count(*) FROM rows_${kind} WHERE row_reject IS NULL`));
+    // in_bulk: the rows this bulk mode imports (complement leaves out what PutEvents holds).
+    const keptFrom = (extraJoin: string) => `rows_${kind} r ANTI JOIN deleted_${kind} d ON d.user_id = r.user_id${extraJoin} WHERE r.row_reject IS NULL AND r.in_bulk`;
+    const kept = keptFrom('');
+    const candidates = Number(await this.scalar(`SELECT count(*) FROM rows_${kind} WHERE row_reject IS NULL AND in_bulk`));
     const notDeletedCount = Number(await this.scalar(`SELECT count(*) FROM ${kept}`));
     const deletedUserRows = candidates - notDeletedCount;
     const tooLarge = Number(await this.scalar(`SELECT count(*) FROM ${kept} AND NOT (${fits})`));
 
+    // Only what Personalize does not hold yet: a re-export publishes the day's changes (README "Revisions").
+    const anyPublished = await this.timed(`${kind} published`, () => this.loadPublished(kind, run.published));
+    const unpublished = anyPublished
+      ? keptFrom(` ANTI JOIN published_${kind} p ON p.csv_line = r.csv_line`)
+      : kept;
     // The body alone, sorted (a header row in the same statement made the sort run out of memory
     // at 10M rows); splitCsvFile writes the header before it in every part.
     const bodyPath = join(this.scratch, `${run.baseName}.body.csv`);
     const written = Number(
       await this.timed(`${kind} copy`, () =>
         this.scalar(
-          `COPY (SELECT csv_line FROM ${kept} AND ${fits} ORDER BY r.ord_ts, r.ord_id) ` +
+          `COPY (SELECT csv_line FROM ${unpublished} AND ${fits} ORDER BY r.ord_ts, r.ord_id) ` +
             `TO ${sqlString(bodyPath)} (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER E'\\x1f')`,
         ),
       ),
     );
     const parts = await splitCsvFile(bodyPath, { dir: this.scratch, baseName: run.baseName, maxBytes: run.partMaxBytes, rows: written, header: `${header}\n` });
+    const alreadyPublished = notDeletedCount - tooLarge - written;
 
     const reportReader = await this.timed(`${kind} report`, () => this.connection.runAndReadAll(stages.report(`staged_${kind}`, `rows_${kind}`, `deleted_${kind}`)));
     const report = (reportReader.getRows() as [string, string | null, bigint | number][]).map(([metric, reason, n]) => ({ metric, reason, n: Number(n) }));
@@ -358,8 +454,98 @@ export class DuckDbExportEngine {
       (samplesReader.getRows() as [number, string, string][]).map(([fileNo, line, reason]) => [pathOfKey.get(keys[fileNo]!) ?? '', line, reason]),
       files,
     );
-    for (const table of ['staged', 'rows', 'links', 'deleted', 'files']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
-    return { parts, report, deletedUserRows, tooLarge, unreadableObjects, rejectedSamples };
+    await this.timed(`${kind} readiness`, () => this.keepReadinessFacts(kind));
+    for (const table of ['staged', 'rows', 'links', 'deleted', 'files', 'published', 'forwarded']) await this.connection.run(`DROP TABLE IF EXISTS ${table}_${kind}`);
+    return { parts, report, deletedUserRows, tooLarge, alreadyPublished, unreadableObjects, rejectedSamples };
+  }
+
+  /**
+   * The records of the day's published CSV files (headers skipped) as `published_<kind>`: each file
+   * fetched into the scratch folder, split at record ends (quoted newlines kept), then removed.
+   * False when nothing is published (the COPY then needs no second anti-join).
+   */
+  private async loadPublished(kind: ExportKind, published: PublishedCsvs | undefined): Promise<boolean> {
+    const table = `published_${kind}`;
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (csv_line VARCHAR)`);
+    if (!published || published.keys.length === 0) return false;
+    const dir = join(this.scratch, 'published', kind);
+    await mkdir(dir, { recursive: true });
+    const appender = await this.connection.createAppender(table);
+    try {
+      for (const [index, key] of published.keys.entries()) {
+        const path = join(dir, `${String(index).padStart(6, '0')}.csv`);
+        try {
+          await published.download(key, path);
+        } catch (error) {
+          // Without the file the day's published rows are unknown: publishing all again could double them.
+          throw new Error(`published file ${key} could not be read (${(error as Error).name}: ${(error as Error).message}); the export cannot tell what Personalize holds`);
+        }
+        let header = true;
+        await forEachCsvRecord(path, (record) => {
+          if (header) {
+            header = false;
+            return;
+          }
+          const end = record.at(-1) === 0x0a ? (record.at(-2) === 0x0d ? 2 : 1) : 0;
+          appender.appendVarchar(record.subarray(0, record.length - end).toString('utf8'));
+          appender.endRow();
+        });
+        await rm(path, { force: true });
+      }
+    } finally {
+      appender.closeSync();
+    }
+    return true;
+  }
+
+  /** This run's readiness facts, a parquet file per kind (../readiness.ts reads them), and what failed. */
+  readonly readinessParts: string[] = [];
+  readonly readinessErrors: string[] = [];
+
+  /** The kind's readiness facts (../sql/readiness.ts), from its tables before runKind drops them; a failure is reported, never the export's. */
+  private async keepReadinessFacts(kind: ExportKind): Promise<void> {
+    await this.writeReadinessFacts(kind).catch((error: unknown) => void this.readinessErrors.push(`${kind}: ${(error as Error).message}`));
+  }
+
+  private async writeReadinessFacts(kind: ExportKind): Promise<void> {
+    const tables = { staged: `staged_${kind}`, rows: `rows_${kind}`, deleted: `deleted_${kind}` };
+    const described = await this.connection.runAndReadAll(
+      `SELECT table_name, column_name FROM information_schema.columns WHERE table_name IN ('${tables.staged}', '${tables.rows}')`,
+    );
+    const columnsOf = (table: string) => new Set(described.getRows().filter((r) => r[0] === table).map((r) => String(r[1])));
+    const columns = { staged: columnsOf(tables.staged), rows: columnsOf(tables.rows) };
+    const select = kind === 'interactions' ? interactionFactsSql({ ...tables, columns }) : recordFactsSql(kind, tables);
+    const path = join(this.scratch, `readiness-${kind}.parquet`);
+    await this.connection.run(factsPartSql(select, path));
+    this.readinessParts.push(path);
+  }
+
+  async readinessRun(sql: string): Promise<void> {
+    await this.connection.run(sql);
+  }
+
+  async readinessRows(sql: string): Promise<unknown[][]> {
+    return (await this.connection.runAndReadAll(sql)).getRows();
+  }
+
+  /** `table(user_id)`: the users `usersSql` names that the registry holds, streamed (they can be millions). */
+  async readinessDeleted(usersSql: string, table: string, deleted: DeletedUsers): Promise<void> {
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (user_id VARCHAR)`);
+    const result = await this.connection.stream(usersSql);
+    const appender = await this.connection.createAppender(table);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const users = chunk.getColumnVector(0);
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const userId = users.getItem(i) as string;
+        if (deleted.isDeleted(userId)) {
+          appender.appendVarchar(userId);
+          appender.endRow();
+        }
+      }
+    }
+    appender.closeSync();
   }
 
   /** Where the sampled rejected lines are (object key and the line's 1-based position among non-blank lines). */

@@ -1,5 +1,6 @@
 import { FLOAT32_MAX, ID_MAX, IMPRESSION_MAX, MIN_EVENT_TIME_MS, RECOMMENDATION_ID_MAX, SOURCES } from '../../../schemas/canonical.js';
 import { CATEGORICAL_MAX_LENGTH, csvHeader, type DatasetField, type DatasetSchema, type DatasetSchemas } from '../../personalize/dataset-schema.js';
+import type { BulkMode } from '../../bulk-mode.js';
 import type { ExportKind } from '../kinds.js';
 import type { SqlDialect } from './dialect.js';
 import { plainNumberSql, propertyCellSql, sqlString, unknownKeyReasonsSql } from './shape.js';
@@ -32,6 +33,13 @@ export interface ExportSqlOptions {
    * expressions are large enough to cost seconds of planning on every run (DuckDB).
    */
   shaping?: 'inline' | 'split';
+  /**
+   * What the bulk import is for (shared/bulk-mode.ts). complement: an interaction PutEvents
+   * accepted (in the `forwarded` relation) is in the import only when it went anonymous and the
+   * export now attributes it to a user; rows keep it with `in_bulk` false, for the counts.
+   * Default bulk-only: every row is in the import.
+   */
+  bulkMode?: BulkMode;
 }
 
 export interface ExportRelations {
@@ -39,11 +47,14 @@ export interface ExportRelations {
   raw: string;
   /** (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT): one row per login claim on a session. */
   links: string;
+  /** (session_id VARCHAR, event_id VARCHAR): what PutEvents accepted (complement mode). */
+  forwarded?: string;
 }
 
 export interface ExportStages {
   staged(raw: string): string;
-  rows(staged: string, links: string): string;
+  /** `forwarded`: what PutEvents accepted, (session_id, event_id); required in complement mode. */
+  rows(staged: string, links: string, forwarded?: string): string;
   /** Anonymous sessions whose claims `rows` needs (the embedded engine looks them up first). */
   anonymousSessions(staged: string): string;
   report(staged: string, rows: string, deleted?: string): string;
@@ -163,12 +174,17 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
     'object_key', 'digest', 'timestamp_ms',
     ...members.filter((m) => !stringMemberList.includes(m) && !CHECK_ONLY.has(m)).map((m) => col(m)),
     ...stringMemberList.filter((m) => !CHECK_ONLY.has(m)).map((m) => value(m)),
+    ...(kind === 'interactions' ? ['stitched'] : []),
     'reject_reason', 'rejected_line',
   ];
 
   function staged(raw: string): string {
-    const extract = d.jsonMembers('CASE WHEN is_object THEN line END', members.map((m) => `$.${m}`), 'm');
-    const memberColumns = members.map((m, i) => `${extract.at(i)} AS ${col(m)}`).join(',\n      ');
+    // Interactions also read the archive's own `stitched` mark (the processor attached the userId).
+    const extract = d.jsonMembers('CASE WHEN is_object THEN line END', [...members.map((m) => `$.${m}`), ...(kind === 'interactions' ? ['$.stitched'] : [])], 'm');
+    const memberColumns = [
+      ...members.map((m, i) => `${extract.at(i)} AS ${col(m)}`),
+      ...(kind === 'interactions' ? [`coalesce(${extract.at(members.length)} = 'true', false) AS stitched`] : []),
+    ].join(',\n      ');
     const stringMembers = members.filter((m) => !['timestamp', 'eventValue', 'impression', 'properties'].includes(m));
     const idMembers = members.filter((m) => ['eventId', 'sessionId', 'userId', 'eventType', 'itemId'].includes(m));
     const values = stringMembers.map((m) => `${d.jsonStringValue(json(m))} AS ${value(m)}`).join(',\n      ');
@@ -298,7 +314,11 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       `\n      END`;
 
     // The JSON texts are kept only where no string value replaces them.
-    const kept = [...members.filter((m) => !stringMembers.includes(m)).map((m) => col(m)), ...stringMembers.map((m) => value(m))].join(', ');
+    const kept = [
+      ...members.filter((m) => !stringMembers.includes(m)).map((m) => col(m)),
+      ...stringMembers.map((m) => value(m)),
+      ...(kind === 'interactions' ? ['stitched'] : []),
+    ].join(', ');
     return `SELECT ${stagedColumns.filter((c) => c !== 'rejected_line').join(', ')}, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, ${d.digest('line')} AS digest, timestamp_ms,
@@ -472,7 +492,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
     return { csvLine: csvLineOfCells(), rowReject: required.length > 0 ? `CASE ${required.join(' ')} END` : 'CAST(NULL AS VARCHAR)', cellCount: schema.fields.length };
   }
 
-  function rowsInteractions(staged: string, links: string): string {
+  function rowsInteractions(staged: string, links: string, forwarded: string | undefined): string {
     const top: Record<string, string> = {
       USER_ID: 'resolved_user',
       ITEM_ID: value('itemId'),
@@ -496,12 +516,27 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       FROM ${staged} e JOIN ${links} c ON c.session_id = e.${value('sessionId')}
       WHERE e.reject_reason IS NULL AND e.${value('userId')} IS NULL
       GROUP BY e.${value('sessionId')}, e.${value('eventId')}, e.timestamp_ms`;
+    const complement = options.bulkMode === 'complement';
+    if (complement && forwarded === undefined) throw new Error('complement mode needs the forwarded relation (what PutEvents accepted)');
+    const backfilled = `(u.${value('userId')} IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL)`;
+    // complement: Personalize holds what PutEvents accepted; of that, only an anonymous event now
+    // attributed to a user is imported (Personalize never merges the session: put-session.ts).
+    const forwardedJoin = complement
+      ? `LEFT JOIN (SELECT DISTINCT session_id AS f_session, event_id AS f_event FROM ${forwarded}) f ON f.f_session = u.${value('sessionId')} AND f.f_event = u.${value('eventId')}`
+      : '';
     const resolved = `SELECT u.*,
         coalesce(u.${value('userId')}, a.next_user, a.previous_user${sessionAsUser ? `, u.${value('sessionId')}` : ''}) AS resolved_user,
-        (u.${value('userId')} IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL) AS backfilled,
-        ${sessionAsUser ? `(u.${value('userId')} IS NULL AND coalesce(a.next_user, a.previous_user) IS NULL)` : 'false'} AS session_as_user
-      FROM (${unique}) u LEFT JOIN (${attributed}) a ON a.a_session = u.${value('sessionId')} AND a.a_event = u.${value('eventId')} AND a.a_time = u.timestamp_ms`;
-    return finalSelect(`SELECT * FROM (${resolved}) r WHERE resolved_user IS NOT NULL`, top, ['backfilled', 'session_as_user'], {
+        ${backfilled} AS backfilled,
+        ${sessionAsUser ? `(u.${value('userId')} IS NULL AND coalesce(a.next_user, a.previous_user) IS NULL)` : 'false'} AS session_as_user,
+        CASE WHEN u.${value('userId')} IS NOT NULL THEN (CASE WHEN u.stitched THEN 'stitched' ELSE 'own' END)
+          WHEN ${backfilled} THEN 'backfilled' ELSE 'session-as-user' END AS user_source,
+        ${complement ? `(f.f_event IS NULL OR ${backfilled})` : 'true'} AS in_bulk,
+        ${complement ? 'f.f_event IS NOT NULL' : 'false'} AS streamed
+      FROM (${unique}) u LEFT JOIN (${attributed}) a ON a.a_session = u.${value('sessionId')} AND a.a_event = u.${value('eventId')} AND a.a_time = u.timestamp_ms
+      ${forwardedJoin}`;
+    // The event's type, item and value ride along for the readiness report (../readiness.ts).
+    const extras = ['backfilled', 'session_as_user', 'user_source', 'in_bulk', 'streamed', value('eventType'), value('itemId'), 'event_value_json'];
+    return finalSelect(`SELECT * FROM (${resolved}) r WHERE resolved_user IS NOT NULL`, top, extras, {
       ts: 'timestamp_ms',
       id: `${value('sessionId')} || chr(0) || ${value('eventId')}`,
     });
@@ -541,12 +576,13 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       FROM (${dedupe(staged, [id, value('eventId')])}) unique_versions
     ) versions WHERE version_no = 1`;
     const top: Record<string, string> = kind === 'items' ? { ITEM_ID: id } : { USER_ID: id };
-    const base = `SELECT *, ${kind === 'users' ? id : 'CAST(NULL AS VARCHAR)'} AS resolved_user FROM (${latest}) l`;
-    return finalSelect(base, top, [], { ts: 'CAST(0 AS BIGINT)', id });
+    // Items and users are records by id: a bulk copy replaces, never doubles, a PUT one (FACTS §4d).
+    const base = `SELECT *, ${kind === 'users' ? id : 'CAST(NULL AS VARCHAR)'} AS resolved_user, true AS in_bulk FROM (${latest}) l`;
+    return finalSelect(base, top, ['in_bulk'], { ts: 'CAST(0 AS BIGINT)', id });
   }
 
-  function rows(staged: string, links: string): string {
-    return kind === 'interactions' ? rowsInteractions(staged, links) : rowsLatest(staged);
+  function rows(staged: string, links: string, forwarded?: string): string {
+    return kind === 'interactions' ? rowsInteractions(staged, links, forwarded) : rowsLatest(staged);
   }
 
   function anonymousSessions(staged: string): string {
@@ -570,12 +606,14 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       `SELECT 'duplicates', CAST(NULL AS VARCHAR), count(*) - count(DISTINCT ${value(idMember)} || chr(0) || ${value('eventId')}) FROM ${staged} WHERE reject_reason IS NULL`,
       `SELECT 'rowRejected', row_reject, count(*) FROM ${rowsRelation} WHERE row_reject IS NOT NULL GROUP BY row_reject`,
       `SELECT 'propertiesDropped', reason, count(*) FROM (${unnested}) dropped GROUP BY reason`,
-      `SELECT 'rows', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE row_reject IS NULL`,
+      `SELECT 'rows', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE row_reject IS NULL AND in_bulk`,
     ];
     if (kind === 'interactions') {
       parts.push(
         `SELECT 'backfilled', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE ${kept} AND backfilled`,
         `SELECT 'sessionAsUser', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE ${kept} AND session_as_user`,
+        // Left out of the import because PutEvents accepted them (complement mode).
+        `SELECT 'streamed', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE ${kept} AND NOT in_bulk`,
         // Unique valid events that found no user (rows() leaves them out).
         `SELECT 'anonymousWithoutLink', CAST(NULL AS VARCHAR), ` +
           `(SELECT count(DISTINCT ${value('sessionId')} || chr(0) || ${value('eventId')}) FROM ${staged} WHERE reject_reason IS NULL) - ` +
@@ -607,10 +645,11 @@ export function csvHeaderLine(schema: DatasetSchema): string {
  */
 export function exportSql(kind: ExportKind, options: ExportSqlOptions & { relations: ExportRelations }): { rows: string; report: string } {
   const stages = exportStages(kind, options);
-  const ctes = `WITH staged AS (\n${stages.staged(`(${options.relations.raw})`)}\n),\nexport_rows AS (\n${stages.rows('staged', `(${options.relations.links})`)}\n)`;
+  const { forwarded } = options.relations;
+  const ctes = `WITH staged AS (\n${stages.staged(`(${options.relations.raw})`)}\n),\nexport_rows AS (\n${stages.rows('staged', `(${options.relations.links})`, forwarded === undefined ? undefined : `(${forwarded})`)}\n)`;
   return {
     // ord_ts, ord_id: an engine that writes several unordered files (UNLOAD) merges them back into this order.
-    rows: `${ctes}\nSELECT user_id, csv_line, ord_ts, ord_id FROM export_rows WHERE row_reject IS NULL ORDER BY ord_ts, ord_id`,
+    rows: `${ctes}\nSELECT user_id, csv_line, ord_ts, ord_id FROM export_rows WHERE row_reject IS NULL AND in_bulk ORDER BY ord_ts, ord_id`,
     report: `${ctes}\n${stages.report('staged', 'export_rows')}`,
   };
 }
