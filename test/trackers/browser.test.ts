@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { collectorDeps, setCollectorDeps } from '../../shared/collect/handle.js';
 import type { ReceivedEvent } from '../../local/personalize-server.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../../local/stack.js';
+import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 import { useEmulators } from '../support/env.js';
 import { isolatedStack } from '../support/stack.js';
 import {
@@ -224,7 +225,7 @@ describe('@segment/analytics-next in Chromium', () => {
     expect(anonymous.get(viewed.messageId)).toMatchObject({ eventType: 'View', itemId: `${run}-sku-1`, sessionId: anonymousId });
     expect(anonymous.get(viewed.messageId)!.userId).toBeUndefined();
     expect(anonymous.get(paged.messageId)).toMatchObject({ eventType: 'Page Viewed', itemId: `${run}-sku-2`, sessionId: anonymousId });
-    expect(after.get(clicked.messageId)).toMatchObject({ eventType: 'Click', itemId: `${run}-sku-3`, sessionId: anonymousId, userId });
+    expect(after.get(clicked.messageId)).toMatchObject({ eventType: 'Click', itemId: `${run}-sku-3`, sessionId: knownUserSessionId(anonymousId), userId });
     expectEventTime(anonymous.get(viewed.messageId), viewed);
     expectEventTime(anonymous.get(paged.messageId), paged);
     expectEventTime(after.get(clicked.messageId), clicked);
@@ -259,9 +260,10 @@ describe('@segment/analytics-next in Chromium', () => {
     const clicked = await sdk.track('Product Clicked', { product_id: `${run}-sku-3` }, `${run}-click`);
     const events = await atPersonalize(t, [viewed.messageId, paged.messageId, clicked.messageId], 4_000);
 
-    expect(events.get(viewed.messageId)).toMatchObject({ eventType: 'View', itemId: `${run}-sku-1`, sessionId: anonymousId });
-    expect(events.get(paged.messageId)).toMatchObject({ eventType: 'Page Viewed', itemId: `${run}-sku-2`, sessionId: anonymousId });
-    expect(events.get(clicked.messageId)).toMatchObject({ eventType: 'Click', itemId: `${run}-sku-3`, sessionId: anonymousId, userId });
+    // One batch: the login stitches the events before it too, so all three go with the user.
+    expect(events.get(viewed.messageId)).toMatchObject({ eventType: 'View', itemId: `${run}-sku-1`, sessionId: knownUserSessionId(anonymousId), userId });
+    expect(events.get(paged.messageId)).toMatchObject({ eventType: 'Page Viewed', itemId: `${run}-sku-2`, sessionId: knownUserSessionId(anonymousId), userId });
+    expect(events.get(clicked.messageId)).toMatchObject({ eventType: 'Click', itemId: `${run}-sku-3`, sessionId: knownUserSessionId(anonymousId), userId });
     for (const [call, id] of [[viewed, viewed.messageId], [paged, paged.messageId], [clicked, clicked.messageId]] as const) expectEventTime(events.get(id), call);
     expect(await profileAtPersonalize(t, userId)).toMatchObject({ membershipType: 'gold' });
 
@@ -339,7 +341,7 @@ describe('@rudderstack/analytics-js in Chromium', () => {
 
     expect(anonymous.get(viewed.messageId)).toMatchObject({ eventType: 'View', itemId: `${run}-sku-1`, sessionId: anonymousId });
     expect(anonymous.get(viewed.messageId)!.userId).toBeUndefined();
-    expect(after.get(paged.messageId)).toMatchObject({ eventType: 'Page Viewed', itemId: `${run}-sku-2`, sessionId: anonymousId, userId });
+    expect(after.get(paged.messageId)).toMatchObject({ eventType: 'Page Viewed', itemId: `${run}-sku-2`, sessionId: knownUserSessionId(anonymousId), userId });
     expectEventTime(anonymous.get(viewed.messageId), viewed);
     expectEventTime(after.get(paged.messageId), paged);
     expect(await profileAtPersonalize(t, userId)).toMatchObject({ membershipType: 'gold' });

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import RudderAnalytics from '@rudderstack/rudder-sdk-node';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../local/stack.js';
+import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 import { useEmulators } from '../support/env.js';
 import { useLocalStack } from '../support/stack.js';
 
@@ -57,7 +58,7 @@ describe('mobile SDK uploads', () => {
     expect(res.status).toBe(200);
 
     const events = await eventsAtPersonalize();
-    expect(events.get('kotlin-view')).toMatchObject({ eventType: 'View', itemId: 'kotlin-sku-1', sessionId: 'kotlin-anon', userId: 'kotlin-user' });
+    expect(events.get('kotlin-view')).toMatchObject({ eventType: 'View', itemId: 'kotlin-sku-1', sessionId: knownUserSessionId('kotlin-anon'), userId: 'kotlin-user' });
     expect(Math.abs(events.get('kotlin-view')!.sentAt - seconds(viewedAt))).toBeLessThanOrEqual(2);
     expect(events.get('kotlin-click')).toMatchObject({ eventType: 'Click', itemId: 'kotlin-sku-2', userId: 'kotlin-user' });
     // A mobile write key is public: its identify links the session, but its traits are not profile updates by default.
@@ -74,7 +75,7 @@ describe('mobile SDK uploads', () => {
     expect(res.status).toBe(200);
 
     const events = await eventsAtPersonalize();
-    expect(events.get('swift-view')).toMatchObject({ eventType: 'View', itemId: 'swift-sku-1', sessionId: 'swift-anon', userId: 'swift-user' });
+    expect(events.get('swift-view')).toMatchObject({ eventType: 'View', itemId: 'swift-sku-1', sessionId: knownUserSessionId('swift-anon'), userId: 'swift-user' });
     expect(Math.abs(events.get('swift-view')!.sentAt - seconds(viewedAt))).toBeLessThanOrEqual(2);
     expect(events.get('swift-click')).toMatchObject({ eventType: 'Click', itemId: 'swift-sku-2' });
   });
@@ -103,7 +104,7 @@ describe('@rudderstack/rudder-sdk-node with its defaults', () => {
     const headers = Object.fromEntries(Object.entries(sent[0]!.headers).map(([k, v]) => [k.toLowerCase(), v]));
     expect(headers['content-encoding']).toBe('gzip');
     const events = await eventsAtPersonalize();
-    expect(events.get('rs-node-view')).toMatchObject({ eventType: 'View', itemId: 'rs-sku-1', sessionId: 'rs-node-anon', userId: 'rs-node-user' });
+    expect(events.get('rs-node-view')).toMatchObject({ eventType: 'View', itemId: 'rs-sku-1', sessionId: knownUserSessionId('rs-node-anon'), userId: 'rs-node-user' });
     expect(Math.abs(events.get('rs-node-view')!.sentAt - seconds(viewedAt))).toBeLessThanOrEqual(2);
     expect(events.get('rs-node-click')).toMatchObject({ eventType: 'Click', itemId: 'rs-sku-2', userId: 'rs-node-user' });
     expect(usersAtPersonalize()).toContainEqual({ userId: 'rs-node-user', properties: JSON.stringify({ membershipType: 'gold' }) });

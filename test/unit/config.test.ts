@@ -33,6 +33,7 @@ describe('readProcessorEnv', () => {
       IDENTITY_LINK_TTL_DAYS: 0,
       PII_MODE: 'allow',
       BULK_MODE: 'complement',
+      PERSONALIZE_DATASET_GROUP_ARN: [],
     });
   });
 
