@@ -100,13 +100,8 @@ async function database({ resolveVariable }) {
 const TEXT_INPUT = 'org.apache.hadoop.mapred.TextInputFormat';
 const TEXT_OUTPUT = 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat';
 
-/**
- * The archive as text: one string column holding each NDJSON line whole (the rules parse it, so an
- * invalid line is counted, not lost). LazySimpleSerDe with its default field delimiter \001, which
- * JSON text never holds raw; gzip is recognised by the objects' .gz extension. Partitions are
- * projected from the key layout archive/<kind>/dt=<day>/hour=<HH>/: no crawler, no MSCK.
- */
-async function archiveTable() {
+/** gzip NDJSON read as text: one string column holding each line whole (the rules parse it). */
+function linesTable({ name, description, projection, partitionKeys, template, location }) {
   return {
     Type: 'AWS::Glue::Table',
     Condition: CONDITION,
@@ -114,33 +109,14 @@ async function archiveTable() {
       CatalogId: ref('AWS::AccountId'),
       DatabaseName: ref('ExportAthenaDatabase'),
       TableInput: {
-        Name: ARCHIVE_TABLE,
-        Description: 'Archive lines (gzip NDJSON), one string per line; partition projection on kind, dt, hour',
+        Name: name,
+        Description: description,
         TableType: 'EXTERNAL_TABLE',
-        Parameters: {
-          EXTERNAL: 'TRUE',
-          'projection.enabled': 'true',
-          'projection.kind.type': 'enum',
-          'projection.kind.values': EXPORT_KINDS.join(','),
-          'projection.dt.type': 'date',
-          'projection.dt.format': 'yyyy-MM-dd',
-          // The archive rejects event times before 2000-01-01 (schemas/canonical.ts).
-          'projection.dt.range': '2000-01-01,NOW',
-          'projection.dt.interval': '1',
-          'projection.dt.interval.unit': 'DAYS',
-          'projection.hour.type': 'integer',
-          'projection.hour.range': '0,23',
-          'projection.hour.digits': '2',
-          'storage.location.template': sub('s3://${ArchiveBucket}/archive/${!kind}/dt=${!dt}/hour=${!hour}/'),
-        },
-        PartitionKeys: [
-          { Name: 'kind', Type: 'string' },
-          { Name: 'dt', Type: 'string' },
-          { Name: 'hour', Type: 'string' },
-        ],
+        Parameters: { EXTERNAL: 'TRUE', 'projection.enabled': 'true', ...projection, 'storage.location.template': sub(template) },
+        PartitionKeys: partitionKeys.map((key) => ({ Name: key, Type: 'string' })),
         StorageDescriptor: {
           Columns: [{ Name: 'line', Type: 'string' }],
-          Location: sub('s3://${ArchiveBucket}/archive/'),
+          Location: sub(location),
           InputFormat: TEXT_INPUT,
           OutputFormat: TEXT_OUTPUT,
           Compressed: true,
@@ -151,43 +127,52 @@ async function archiveTable() {
   };
 }
 
+/** Partition projection of a `dt=<day>` folder. The archive rejects event times before 2000-01-01 (schemas/canonical.ts). */
+const DAY_PROJECTION = {
+  'projection.dt.type': 'date',
+  'projection.dt.format': 'yyyy-MM-dd',
+  'projection.dt.range': '2000-01-01,NOW',
+  'projection.dt.interval': '1',
+  'projection.dt.interval.unit': 'DAYS',
+};
+
+/**
+ * The archive as text. LazySimpleSerDe with its default field delimiter \001, which JSON text never
+ * holds raw, so an invalid line is counted, not lost; gzip is recognised by the objects' .gz
+ * extension. Partitions are projected from the key layout archive/<kind>/dt=<day>/hour=<HH>/: no
+ * crawler, no MSCK.
+ */
+async function archiveTable() {
+  return linesTable({
+    name: ARCHIVE_TABLE,
+    description: 'Archive lines (gzip NDJSON), one string per line; partition projection on kind, dt, hour',
+    projection: {
+      'projection.kind.type': 'enum',
+      'projection.kind.values': EXPORT_KINDS.join(','),
+      ...DAY_PROJECTION,
+      'projection.hour.type': 'integer',
+      'projection.hour.range': '0,23',
+      'projection.hour.digits': '2',
+    },
+    partitionKeys: ['kind', 'dt', 'hour'],
+    template: 's3://${ArchiveBucket}/archive/${!kind}/dt=${!dt}/hour=${!hour}/',
+    location: 's3://${ArchiveBucket}/archive/',
+  });
+}
+
 /**
  * What PutEvents accepted (docs/bulk-modes.md): the processor's gzip NDJSON under
  * forwarded/interactions/dt=<day>/, read as whole lines like the archive; partition dt projected.
  */
 async function forwardedTable() {
-  return {
-    Type: 'AWS::Glue::Table',
-    Condition: CONDITION,
-    Properties: {
-      CatalogId: ref('AWS::AccountId'),
-      DatabaseName: ref('ExportAthenaDatabase'),
-      TableInput: {
-        Name: FORWARDED_TABLE,
-        Description: 'Interactions PutEvents accepted (gzip NDJSON {sessionId, eventId}), one string per line; partition projection on dt',
-        TableType: 'EXTERNAL_TABLE',
-        Parameters: {
-          EXTERNAL: 'TRUE',
-          'projection.enabled': 'true',
-          'projection.dt.type': 'date',
-          'projection.dt.format': 'yyyy-MM-dd',
-          'projection.dt.range': '2000-01-01,NOW',
-          'projection.dt.interval': '1',
-          'projection.dt.interval.unit': 'DAYS',
-          'storage.location.template': sub('s3://${ArchiveBucket}/forwarded/interactions/dt=${!dt}/'),
-        },
-        PartitionKeys: [{ Name: 'dt', Type: 'string' }],
-        StorageDescriptor: {
-          Columns: [{ Name: 'line', Type: 'string' }],
-          Location: sub('s3://${ArchiveBucket}/forwarded/interactions/'),
-          InputFormat: TEXT_INPUT,
-          OutputFormat: TEXT_OUTPUT,
-          Compressed: true,
-          SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe', Parameters: { 'serialization.format': '1' } },
-        },
-      },
-    },
-  };
+  return linesTable({
+    name: FORWARDED_TABLE,
+    description: 'Interactions PutEvents accepted (gzip NDJSON {sessionId, eventId}), one string per line; partition projection on dt',
+    projection: DAY_PROJECTION,
+    partitionKeys: ['dt'],
+    template: 's3://${ArchiveBucket}/forwarded/interactions/dt=${!dt}/',
+    location: 's3://${ArchiveBucket}/forwarded/interactions/',
+  });
 }
 
 /** DYNAMODB_JSON items: {"Item": {"sessionId": {"S": ...}, ...}}; only the attributes the links relation reads. */

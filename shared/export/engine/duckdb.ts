@@ -130,8 +130,7 @@ export class DuckDbExportEngine {
   }
 
   /** Local copies of the objects (or the source's own files), named by position: key order is kept. */
-  private async localFiles(kind: ExportKind, objects: readonly ArchiveObjectInfo[]): Promise<Map<string, string>> {
-    const dir = join(this.scratch, 'archive', kind);
+  private async localFiles(dir: string, objects: readonly ArchiveObjectInfo[]): Promise<Map<string, string>> {
     await mkdir(dir, { recursive: true });
     const files = new Map<string, string>();
     await pMap(
@@ -315,18 +314,7 @@ export class DuckDbExportEngine {
   private async loadForwarded(objects: readonly ArchiveObjectInfo[]): Promise<string> {
     const table = 'forwarded_interactions';
     const dir = join(this.scratch, 'forwarded');
-    await mkdir(dir, { recursive: true });
-    const paths = await pMap(
-      objects.map((o, i) => [o, i] as const),
-      async ([object, index]) => {
-        const own = this.deps.archive.localPath?.(object.key);
-        if (own !== undefined) return own;
-        const path = join(dir, `${String(index).padStart(6, '0')}.ndjson.gz`);
-        await pipeline(await this.deps.archive.open(object.key), createWriteStream(path));
-        return path;
-      },
-      { concurrency: this.readConcurrency },
-    );
+    const paths = [...(await this.localFiles(dir, objects)).keys()];
     await this.connection.run(`CREATE OR REPLACE TABLE ${table} (session_id VARCHAR, event_id VARCHAR)`);
     if (paths.length > 0) {
       await this.connection.run(
@@ -341,22 +329,8 @@ export class DuckDbExportEngine {
   /** The users of the day's records that the deletion registry holds, as `deleted_<kind>`. */
   private async loadDeleted(kind: ExportKind, rowsTable: string): Promise<void> {
     const table = `deleted_${kind}`;
-    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (user_id VARCHAR)`);
-    const result = await this.connection.stream(`SELECT DISTINCT user_id FROM ${rowsTable} WHERE row_reject IS NULL AND user_id IS NOT NULL`);
-    const appender = await this.connection.createAppender(table);
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const users = chunk.getColumnVector(0);
-      for (let i = 0; i < chunk.rowCount; i++) {
-        const userId = users.getItem(i) as string;
-        if (this.deps.deleted.isDeleted(userId)) {
-          appender.appendVarchar(userId);
-          appender.endRow();
-        }
-      }
-    }
-    appender.closeSync();
+    const { deleted } = this.deps;
+    await this.keepIds(`SELECT DISTINCT user_id FROM ${rowsTable} WHERE row_reject IS NULL AND user_id IS NOT NULL`, table, 'user_id', (id) => deleted.isDeleted(id));
     if (kind === 'interactions') await this.excludeDeletedSessions(rowsTable, table);
   }
 
@@ -372,24 +346,7 @@ export class DuckDbExportEngine {
     // ord_id of an interaction is sessionId || chr(0) || eventId (sql/rules.ts).
     const sessionOf = `substr(ord_id, 1, strpos(ord_id, chr(0)) - 1)`;
     const sessions = `deleted_sessions_${deletedTable}`;
-    await this.connection.run(`CREATE OR REPLACE TABLE ${sessions} (session_id VARCHAR)`);
-    const result = await this.connection.stream(`SELECT DISTINCT ${sessionOf} AS session_id FROM ${rowsTable} WHERE row_reject IS NULL`);
-    const appender = await this.connection.createAppender(sessions);
-    let found = 0;
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const ids = chunk.getColumnVector(0);
-      for (let i = 0; i < chunk.rowCount; i++) {
-        const sessionId = ids.getItem(i) as string;
-        if (isSessionDeleted(sessionId)) {
-          appender.appendVarchar(sessionId);
-          appender.endRow();
-          found++;
-        }
-      }
-    }
-    appender.closeSync();
+    const found = await this.keepIds(`SELECT DISTINCT ${sessionOf} AS session_id FROM ${rowsTable} WHERE row_reject IS NULL`, sessions, 'session_id', isSessionDeleted);
     if (found > 0) {
       const marker = `chr(0) || 'deleted session'`;
       await this.connection.run(`UPDATE ${rowsTable} SET user_id = ${marker} WHERE row_reject IS NULL AND ${sessionOf} IN (SELECT session_id FROM ${sessions})`);
@@ -402,7 +359,7 @@ export class DuckDbExportEngine {
     const { kind } = run;
     const bulkMode = run.bulkMode ?? 'bulk-only';
     const stages = exportStages(kind, { schemas: this.deps.schemas, dialect: duckdbDialect, anonymous: run.anonymous, shaping: 'split', bulkMode });
-    const files = await this.timed(`${kind} fetch`, () => this.localFiles(kind, run.objects));
+    const files = await this.timed(`${kind} fetch`, () => this.localFiles(join(this.scratch, 'archive', kind), run.objects));
     const unreadableObjects = await this.timed(`${kind} staged`, () => this.stage(kind, stages, files));
     await this.timed(`${kind} links`, () =>
       kind === 'interactions'
@@ -530,22 +487,33 @@ export class DuckDbExportEngine {
 
   /** `table(user_id)`: the users `usersSql` names that the registry holds, streamed (they can be millions). */
   async readinessDeleted(usersSql: string, table: string, deleted: DeletedUsers): Promise<void> {
-    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (user_id VARCHAR)`);
-    const result = await this.connection.stream(usersSql);
+    await this.keepIds(usersSql, table, 'user_id', (id) => deleted.isDeleted(id));
+  }
+
+  /**
+   * `table(column)`: the ids of the first column of `sql` that `keep` accepts. Streamed and tested
+   * in Node (the registry's key must not enter query text); returns how many were kept.
+   */
+  private async keepIds(sql: string, table: string, column: string, keep: (id: string) => boolean): Promise<number> {
+    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (${column} VARCHAR)`);
+    const result = await this.connection.stream(sql);
     const appender = await this.connection.createAppender(table);
+    let kept = 0;
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
-      const users = chunk.getColumnVector(0);
+      const ids = chunk.getColumnVector(0);
       for (let i = 0; i < chunk.rowCount; i++) {
-        const userId = users.getItem(i) as string;
-        if (deleted.isDeleted(userId)) {
-          appender.appendVarchar(userId);
+        const id = ids.getItem(i) as string;
+        if (keep(id)) {
+          appender.appendVarchar(id);
           appender.endRow();
+          kept++;
         }
       }
     }
     appender.closeSync();
+    return kept;
   }
 
   /** Where the sampled rejected lines are (object key and the line's 1-based position among non-blank lines). */
