@@ -1,16 +1,14 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildForwardedObjects } from '../shared/archive.js';
-import { dynamoDocumentClient, kinesisClient, s3Client, sqsClient } from '../shared/aws/clients.js';
-import type { ExportSummary } from '../shared/export/handle.js';
+import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import type { Entry } from '../shared/process/entry.js';
-import { startLocalPersonalizeControl, type LocalPersonalizeControl } from '../local/personalize-control.js';
-import { createResources } from '../local/resources.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { at, csvRecords, daysAgo, entry, lambdaContext, listKeys, putArchiveBatch, readText } from './support/export.js';
+import { useEmulators } from './support/env.js';
+import { configureExport, exportScenario, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
+import { at, csvRecords, daysAgo, entry, listKeys, putArchiveBatch, readText } from './support/export.js';
 
 /**
  * The bulk modes (shared/bulk-mode.ts, docs/bulk-modes.md) through the export function: which
@@ -20,49 +18,13 @@ import { at, csvRecords, daysAgo, entry, lambdaContext, listKeys, putArchiveBatc
 
 useEmulators();
 
-type Handler = (event: unknown, context: ReturnType<typeof lambdaContext>) => Promise<ExportSummary>;
-let control: LocalPersonalizeControl;
-let handler: Handler;
-let setExportRuntime: (next: undefined) => void;
-
-beforeAll(async () => {
-  control = await startLocalPersonalizeControl({ s3: s3Client(), activateAfterMs: 0 });
-  Object.assign(process.env, control.env, { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' });
-  ({ handler } = (await import('../functions/export/handler.js')) as unknown as { handler: Handler });
-  ({ setExportRuntime } = await import('../shared/export/handle.js'));
-});
-
-afterAll(async () => {
-  await control?.close();
-});
-
-interface Scenario {
-  bucket: string;
-  table: string;
-}
-
-async function scenario(env: Record<string, string> = {}): Promise<Scenario> {
-  const name = uniqueName('bulkmode');
-  const names = { streamName: `${name}-s`, shardCount: 1, identityTable: `${name}-identity`, archiveBucket: `${name}-archive`, dlqName: `${name}-dlq` };
-  await createResources({ kinesis: kinesisClient(), s3: s3Client(), sqs: sqsClient() }, names);
-  const group = `arn:aws:personalize:us-east-1:000000000000:dataset/${name}`;
-  for (const key of ['EXPORT_ANONYMOUS', 'EXPORT_PART_MAX_BYTES', 'EXPORT_IMPORT_MODE', 'BULK_MODE']) delete process.env[key];
-  Object.assign(process.env, {
-    ARCHIVE_BUCKET: names.archiveBucket,
-    IDENTITY_TABLE: names.identityTable,
-    PERSONALIZE_INTERACTIONS_DATASET_ARN: `${group}/INTERACTIONS`,
-    PERSONALIZE_ITEMS_DATASET_ARN: `${group}/ITEMS`,
-    PERSONALIZE_USERS_DATASET_ARN: `${group}/USERS`,
-    PERSONALIZE_IMPORT_ROLE_ARN: 'arn:aws:iam::000000000000:role/personalize-import',
-    ...env,
-  });
-  setExportRuntime(undefined);
-  return { bucket: names.archiveBucket, table: names.identityTable };
-}
+const exportFunction = useExportFunction();
+const control = () => exportFunction().control;
+type Scenario = ExportScenario;
+const scenario = (env: Record<string, string> = {}) => exportScenario('bulkmode', { ...control().env, ...env });
 
 async function runExport(s: Scenario, event: unknown): Promise<ExportManifest> {
-  const summary = await handler(event, lambdaContext('personalize-ingest-export'));
-  return JSON.parse(await readText(s.bucket, summary.manifestKey)) as ExportManifest;
+  return manifestOf(s, await exportFunction().invoke(event));
 }
 
 /** Writes what the processor writes after PutEvents accepted these entries. */
@@ -124,8 +86,7 @@ describe('complement mode (a live tracker streams)', () => {
     const day = daysAgo(3);
     await putArchiveBatch(s.bucket, [entry(view('x-1', 's-x', at(day, '08:00:00'), { userId: 'u-x' }))], { first: '100', last: '199' });
     await expect(runExport(s, { date: day, mode: 'FULL' })).rejects.toThrow(/FULL replaces all of the dataset's bulk data with this one day/);
-    process.env.EXPORT_ANONYMOUS = 'session-as-user';
-    setExportRuntime(undefined);
+    await configureExport(s, { EXPORT_ANONYMOUS: 'session-as-user' });
     await expect(runExport(s, { date: day })).rejects.toThrow(/session-as-user is refused in complement mode/);
     expect(await listKeys(s.bucket, 'imports/')).toEqual([]);
   });
@@ -167,7 +128,7 @@ describe('bootstrap mode (a new dataset group, before its tracker goes live)', (
     const manifest = await runExport(s, { date: days[2], from: days[0] });
     expect(manifest.options).toMatchObject({ bulkMode: 'bootstrap', from: days[0] });
     expect(manifest.kinds.interactions).toMatchObject({ exported: 1201, sessionAsUser: 1 });
-    const jobs = control.jobs().filter((j) => j.datasetArn === process.env.PERSONALIZE_INTERACTIONS_DATASET_ARN);
+    const jobs = control().jobs().filter((j) => j.datasetArn === process.env.PERSONALIZE_INTERACTIONS_DATASET_ARN);
     expect(jobs.map((j) => j.importMode)).toEqual(['FULL']);
     const job = manifest.importJobs.find((j) => j.kind === 'interactions');
     expect(job).toMatchObject({ importMode: 'FULL', rows: 1201, status: 'started' });

@@ -1,14 +1,13 @@
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InteractionMessage, ItemMessage, UserMessage } from '../schemas/canonical.js';
-import { kinesisClient, s3Client, sqsClient } from '../shared/aws/clients.js';
-import type { ExportSummary } from '../shared/export/handle.js';
+import { s3Client } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
-import { startLocalPersonalizeControl, type LocalPersonalizeControl } from '../local/personalize-control.js';
-import { createResources } from '../local/resources.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { at, csvRecords, daysAgo, entry, lambdaContext, listKeys, putArchiveBatch, readText } from './support/export.js';
+import { startLocalPersonalizeControl } from '../local/personalize-control.js';
+import { useEmulators } from './support/env.js';
+import { configureExport, exportScenario, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
+import { at, csvRecords, daysAgo, entry, listKeys, putArchiveBatch, readText } from './support/export.js';
 
 /**
  * Revisions (README "Revisions"): exporting a day again publishes exactly what changed since its
@@ -18,56 +17,14 @@ import { at, csvRecords, daysAgo, entry, lambdaContext, listKeys, putArchiveBatc
 
 useEmulators();
 
-type Handler = (event: unknown, context: ReturnType<typeof lambdaContext>) => Promise<ExportSummary>;
-let control: LocalPersonalizeControl;
-let handler: Handler;
-let setExportRuntime: (next: undefined) => void;
-
-const ROLE_ARN = 'arn:aws:iam::000000000000:role/personalize-import';
-
-beforeAll(async () => {
-  // Jobs "run" on the first describe/list after creation.
-  control = await startLocalPersonalizeControl({ s3: s3Client(), activateAfterMs: 0 });
-  Object.assign(process.env, control.env, { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' });
-  ({ handler } = (await import('../functions/export/handler.js')) as unknown as { handler: Handler });
-  ({ setExportRuntime } = await import('../shared/export/handle.js'));
-});
-
-afterAll(async () => {
-  await control?.close();
-});
-
-interface Scenario {
-  bucket: string;
-  datasets: { interactions: string; items: string; users: string };
-}
-
-async function scenario(extraEnv: Record<string, string> = {}): Promise<Scenario> {
-  const name = uniqueName('revisions');
-  const names = { streamName: `${name}-s`, shardCount: 1, identityTable: `${name}-identity`, archiveBucket: `${name}-archive`, dlqName: `${name}-dlq` };
-  await createResources({ kinesis: kinesisClient(), s3: s3Client(), sqs: sqsClient() }, names);
-  const group = `arn:aws:personalize:us-east-1:000000000000:dataset/${name}`;
-  const datasets = { interactions: `${group}/INTERACTIONS`, items: `${group}/ITEMS`, users: `${group}/USERS` };
-  for (const key of ['EXPORT_ANONYMOUS', 'EXPORT_PART_MAX_BYTES', 'EXPORT_IMPORT_MODE', 'EXPORT_REEXPORT_DAYS', 'BULK_MODE']) delete process.env[key];
-  Object.assign(process.env, control.env, {
-    ARCHIVE_BUCKET: names.archiveBucket,
-    IDENTITY_TABLE: names.identityTable,
-    PERSONALIZE_INTERACTIONS_DATASET_ARN: datasets.interactions,
-    PERSONALIZE_ITEMS_DATASET_ARN: datasets.items,
-    PERSONALIZE_USERS_DATASET_ARN: datasets.users,
-    PERSONALIZE_IMPORT_ROLE_ARN: ROLE_ARN,
-    ...extraEnv,
-  });
-  setExportRuntime(undefined);
-  return { bucket: names.archiveBucket, datasets };
-}
-
-async function manifestOf(s: Scenario, summary: ExportSummary): Promise<ExportManifest> {
-  return JSON.parse(await readText(s.bucket, summary.manifestKey)) as ExportManifest;
-}
+const exportFunction = useExportFunction();
+const control = () => exportFunction().control;
+const handler = (event: unknown) => exportFunction().invoke(event);
+type Scenario = ExportScenario;
+const scenario = (env: Record<string, string> = {}) => exportScenario('revisions', { ...control().env, ...env });
 
 async function runExport(s: Scenario, event: unknown): Promise<ExportManifest> {
-  return manifestOf(s, await handler(event, lambdaContext('personalize-ingest-export')));
+  return manifestOf(s, await handler(event));
 }
 
 let sequence = 10_000;
@@ -128,7 +85,7 @@ async function recordsIn(s: Scenario, files: readonly string[]): Promise<Record<
   return out;
 }
 
-const createdFor = (s: Scenario) => control.received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket));
+const createdFor = (s: Scenario) => control().received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket));
 
 describe('revisions of an exported day', () => {
   it('publishes only what changed since the last publication as revision 2, then nothing', async () => {
@@ -159,7 +116,7 @@ describe('revisions of an exported day', () => {
 
     const second = await runExport(s, { date: day });
     // The r1 jobs ran (the control plane settles on list): revision 2 is INCREMENTAL and holds only the changes.
-    expect(control.jobs().filter((j) => r1.some((r) => r.jobName === j.jobName)).map((j) => j.status)).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+    expect(control().jobs().filter((j) => r1.some((r) => r.jobName === j.jobName)).map((j) => j.status)).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
     expect(second.importJobs.map((j) => [j.kind, j.importMode, j.status, j.rows])).toEqual([
       ['interactions', 'INCREMENTAL', 'started', 1000],
       ['items', 'INCREMENTAL', 'started', 1],
@@ -227,8 +184,7 @@ describe('revisions of an exported day', () => {
     let clock = Date.now();
     const slow = await startLocalPersonalizeControl({ s3: s3Client(), activateAfterMs: 60_000, now: () => clock });
     try {
-      Object.assign(process.env, slow.env);
-      setExportRuntime(undefined);
+      await configureExport(s, slow.env);
       const first = await runExport(s, { date: day });
       const [job] = first.importJobs.filter((j) => j.kind === 'interactions');
       expect(job!.jobName).toMatch(/-r1-01$/);
@@ -264,7 +220,7 @@ describe('revisions of an exported day', () => {
     await archiveInteractions(s, yesterday, 'd2', 1000);
     const scheduled = { 'detail-type': 'Scheduled Event', source: 'aws.events', time: `${daysAgo(29)}T02:15:00Z`, detail: {} };
 
-    const first = await handler(scheduled, lambdaContext('personalize-ingest-export'));
+    const first = await handler(scheduled);
     expect(first.days?.map((d) => d.date)).toEqual([older, yesterday]);
     expect(first.date).toBe(yesterday);
     expect(first.days?.map((d) => d.kinds.interactions.exported)).toEqual([1000, 1000]);
@@ -272,7 +228,7 @@ describe('revisions of an exported day', () => {
 
     // Late events of the older day arrive; the next night's pass would have moved on, so ask for the same night.
     await archiveInteractions(s, older, 'd1-late', 1000, '10:00:00');
-    const second = await handler(scheduled, lambdaContext('personalize-ingest-export'));
+    const second = await handler(scheduled);
     expect(second.days?.map((d) => [d.date, d.kinds.interactions.exported, d.kinds.interactions.alreadyPublished, d.kinds.interactions.revision])).toEqual([
       [older, 1000, 1000, 2],
       [yesterday, 0, 1000, 2],
@@ -281,7 +237,7 @@ describe('revisions of an exported day', () => {
     expect(second.days?.[1]?.importJobs).toEqual([]);
 
     // A direct invocation still exports the one day it names.
-    const direct = await handler({ date: older }, lambdaContext('personalize-ingest-export'));
+    const direct = await handler({ date: older });
     expect(direct.days).toBeUndefined();
     expect(direct.date).toBe(older);
     await checkEveryCsv(s);

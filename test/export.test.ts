@@ -1,78 +1,28 @@
 import { CreateDatasetImportJobCommand, DescribeDatasetImportJobCommand, PersonalizeClient } from '@aws-sdk/client-personalize';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InteractionMessage, ItemMessage, UserMessage } from '../schemas/canonical.js';
-import { kinesisClient, personalizeClient, s3Client, dynamoDocumentClient, sqsClient } from '../shared/aws/clients.js';
+import { personalizeClient, s3Client, dynamoDocumentClient } from '../shared/aws/clients.js';
 import { recordDeletion } from '../shared/deletion.js';
-import type { ExportSummary } from '../shared/export/handle.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
-import { startLocalPersonalizeControl, type LocalPersonalizeControl } from '../local/personalize-control.js';
-import { createResources } from '../local/resources.js';
-import { useEmulators, uniqueName } from './support/env.js';
-import { at, csvRecords, daysAgo, entry, lambdaContext, listKeys, parseCsv, putArchiveBatch, putRawObject, readText } from './support/export.js';
+import { startLocalPersonalizeControl } from '../local/personalize-control.js';
+import { useEmulators } from './support/env.js';
+import { configureExport, exportScenario, IMPORT_ROLE_ARN, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
+import { at, csvRecords, daysAgo, entry, listKeys, parseCsv, putArchiveBatch, putRawObject, readText } from './support/export.js';
 
 useEmulators();
 
-type Handler = (event: unknown, context: ReturnType<typeof lambdaContext>) => Promise<ExportSummary>;
-let control: LocalPersonalizeControl;
-let handler: Handler;
-let setExportRuntime: (next: undefined) => void;
+const exportFunction = useExportFunction();
+const control = () => exportFunction().control;
+const handler = (event: unknown) => exportFunction().invoke(event);
+const scenario = (env: Record<string, string> = {}) => exportScenario('export', { ...control().env, ...env });
+const ROLE_ARN = IMPORT_ROLE_ARN;
 
 const INTERACTIONS_HEADER = 'USER_ID,ITEM_ID,EVENT_TYPE,EVENT_VALUE,TIMESTAMP,IMPRESSION,RECOMMENDATION_ID,EVENT_ATTRIBUTION_SOURCE,DEVICE,DISCOUNT';
-const ROLE_ARN = 'arn:aws:iam::000000000000:role/personalize-import';
 
-beforeAll(async () => {
-  // Jobs "run" on the first describe/list after creation: the tests never wait on a clock.
-  control = await startLocalPersonalizeControl({ s3: s3Client(), activateAfterMs: 0 });
-  Object.assign(process.env, control.env, { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' });
-  // Imported after the environment is set, as a Lambda container reads it.
-  ({ handler } = (await import('../functions/export/handler.js')) as unknown as { handler: Handler });
-  ({ setExportRuntime } = await import('../shared/export/handle.js'));
-});
-
-afterAll(async () => {
-  await control?.close();
-});
-
-interface Scenario {
-  bucket: string;
-  table: string;
-  datasets: { interactions: string; items: string; users: string };
-}
-
-/** A fresh bucket, identity table and dataset group, and the export's environment pointing at them. */
-async function scenario(extraEnv: Record<string, string> = {}): Promise<Scenario> {
-  const name = uniqueName('export');
-  const names = { streamName: `${name}-s`, shardCount: 1, identityTable: `${name}-identity`, archiveBucket: `${name}-archive`, dlqName: `${name}-dlq` };
-  await createResources({ kinesis: kinesisClient(), s3: s3Client(), sqs: sqsClient() }, names);
-  const group = `arn:aws:personalize:us-east-1:000000000000:dataset/${name}`;
-  const s: Scenario = {
-    bucket: names.archiveBucket,
-    table: names.identityTable,
-    datasets: { interactions: `${group}/INTERACTIONS`, items: `${group}/ITEMS`, users: `${group}/USERS` },
-  };
-  configure(s, extraEnv);
-  return s;
-}
-
-function configure(s: Scenario, extraEnv: Record<string, string> = {}): void {
-  for (const key of ['EXPORT_ANONYMOUS', 'EXPORT_PART_MAX_BYTES', 'EXPORT_IMPORT_MODE']) delete process.env[key];
-  Object.assign(process.env, {
-    ARCHIVE_BUCKET: s.bucket,
-    IDENTITY_TABLE: s.table,
-    PERSONALIZE_INTERACTIONS_DATASET_ARN: s.datasets.interactions,
-    PERSONALIZE_ITEMS_DATASET_ARN: s.datasets.items,
-    PERSONALIZE_USERS_DATASET_ARN: s.datasets.users,
-    PERSONALIZE_IMPORT_ROLE_ARN: ROLE_ARN,
-    ...extraEnv,
-  });
-  setExportRuntime(undefined);
-}
-
-async function runExport(s: Scenario, event: unknown): Promise<ExportManifest> {
-  const summary = await handler(event, lambdaContext('personalize-ingest-export'));
-  return JSON.parse(await readText(s.bucket, summary.manifestKey)) as ExportManifest;
+async function runExport(s: ExportScenario, event: unknown): Promise<ExportManifest> {
+  return manifestOf(s, await handler(event));
 }
 
 const view = (eventId: string, sessionId: string, timestamp: number, extra: Partial<InteractionMessage> = {}): InteractionMessage => ({
@@ -247,7 +197,7 @@ describe('the nightly export', () => {
     expect(manifest.kinds.users).toMatchObject({ superseded: 1, deletedUserRows: 1, exported: 1 });
 
     // What the control plane was asked, and that the jobs ran (the data is where dataLocation says).
-    const created = control.received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket));
+    const created = control().received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket));
     expect(created.map((c) => c.request)).toEqual([
       { jobName: itemJob.jobName, datasetArn: s.datasets.items, dataSource: { dataLocation: itemJob.dataLocation }, roleArn: ROLE_ARN, importMode: 'FULL' },
       { jobName: userJob.jobName, datasetArn: s.datasets.users, dataSource: { dataLocation: userJob.dataLocation }, roleArn: ROLE_ARN, importMode: 'FULL' },
@@ -265,7 +215,7 @@ describe('the nightly export', () => {
     expect(again.kinds.items).toMatchObject({ exported: 0, alreadyPublished: 2, revision: 2, files: [] });
     expect(again.kinds.users).toMatchObject({ exported: 0, alreadyPublished: 1, files: [] });
     expect(again.kinds.interactions).toMatchObject({ alreadyPublished: 0, revision: 1, held: { files: [pendingKey] } });
-    expect(control.received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket))).toHaveLength(2);
+    expect(control().received('CreateDatasetImportJob').filter((c) => JSON.stringify(c.request).includes(s.bucket))).toHaveLength(2);
   });
 
   it('holds a day below 1,000 interactions, imports it with the next day (FULL first, INCREMENTAL after), never twice', async () => {
@@ -291,14 +241,14 @@ describe('the nightly export', () => {
     const third = await runExport(s, { date: d3 });
     const [job3] = third.importJobs.filter((j) => j.kind === 'interactions');
     expect(job3).toMatchObject({ importMode: 'INCREMENTAL', status: 'started', rows: 1200 });
-    expect(control.jobs().find((j) => j.jobName === job2!.jobName)?.status).toBe('ACTIVE');
+    expect(control().jobs().find((j) => j.jobName === job2!.jobName)?.status).toBe('ACTIVE');
 
     // Re-running days already imported starts nothing and holds nothing.
-    const before = control.received('CreateDatasetImportJob').length;
+    const before = control().received('CreateDatasetImportJob').length;
     const rerun = await runExport(s, { date: d1 });
     expect(rerun.kinds.interactions).toMatchObject({ exported: 0, alreadyPublished: 600, files: [] });
     expect((await runExport(s, { date: d3 })).importJobs).toEqual([]);
-    expect(control.received('CreateDatasetImportJob').length).toBe(before);
+    expect(control().received('CreateDatasetImportJob').length).toBe(before);
     expect(await listKeys(s.bucket, 'imports/interactions/pending/')).toEqual([]);
 
     // Every interaction of the three days is in exactly one job folder.
@@ -357,7 +307,7 @@ describe('the nightly export', () => {
         }));
       }
       busyClient.destroy();
-      configure(s, { AWS_ENDPOINT_URL_PERSONALIZE: busy.url });
+      await configureExport(s, { AWS_ENDPOINT_URL_PERSONALIZE: busy.url });
       const refused = await runExport(s, { date: day });
       const [job] = refused.importJobs;
       expect(job).toMatchObject({ kind: 'interactions', status: 'not-started', reason: expect.stringMatching(/^LimitExceededException/) as unknown });
@@ -368,7 +318,7 @@ describe('the nightly export', () => {
       await busy.close();
     }
 
-    configure(s, control.env);
+    await configureExport(s, control().env);
     const retried = await runExport(s, { date: next });
     expect(retried.importJobs).toEqual([expect.objectContaining({ kind: 'interactions', status: 'started', importMode: 'FULL', rows: 1200 })]);
     expect(await listKeys(s.bucket, 'imports/interactions/pending/')).toEqual([]);
@@ -382,13 +332,13 @@ describe('the nightly export', () => {
       version: '0', id: 'e-1', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '000000000000',
       time: `${daysAgo(19)}T02:30:00Z`, region: 'us-east-1', resources: ['arn:aws:events:us-east-1:000000000000:rule/nightly-export'], detail: {},
     };
-    const summary = await handler(scheduled, lambdaContext('personalize-ingest-export'));
+    const summary = await handler(scheduled);
     // Yesterday and, by default, the 2 days before it, oldest first: one manifest each.
     expect(summary.days?.map((d) => d.date)).toEqual([daysAgo(22), daysAgo(21), day]);
     const manifest = JSON.parse(await readText(s.bucket, summary.manifestKey)) as ExportManifest;
     expect(manifest.date).toBe(day);
     expect(manifest.kinds.interactions.exported).toBe(1);
-    await expect(handler({ date: '22/11/2026' }, lambdaContext('personalize-ingest-export'))).rejects.toThrow(/date must be a UTC day written YYYY-MM-DD/);
+    await expect(handler({ date: '22/11/2026' })).rejects.toThrow(/date must be a UTC day written YYYY-MM-DD/);
   });
 
   it('imports a day again under a retry job name when its import job failed when it ran', async () => {
@@ -399,7 +349,7 @@ describe('the nightly export', () => {
     let clock = Date.now();
     const slow = await startLocalPersonalizeControl({ s3: s3Client(), activateAfterMs: 60_000, now: () => clock });
     try {
-      configure(s, { AWS_ENDPOINT_URL_PERSONALIZE: slow.url });
+      await configureExport(s, { AWS_ENDPOINT_URL_PERSONALIZE: slow.url });
       const first = await runExport(s, { date: day });
       const [job] = first.importJobs.filter((j) => j.kind === 'interactions');
       expect(job).toMatchObject({ status: 'started', importMode: 'FULL' });
