@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,8 @@ export interface Packaged {
   effective: Template;
   /** Handlers that do not exist in the repo yet (stubbed in the scratch copy so the rest can be checked). */
   missingHandlers: string[];
-  millis: number;
+  /** Bytes of each function's zip (`<function>.zip` in .serverless/). */
+  artifacts: Record<string, number>;
 }
 
 const run = promisify(execFile);
@@ -52,7 +53,6 @@ async function handlerFiles(serviceFile: string): Promise<string[]> {
 }
 
 export async function packageStack(args: readonly string[]): Promise<Packaged> {
-  const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'personalize-ingest-template-'));
   try {
     await cp(REPO, dir, { recursive: true, filter: (source) => !SKIP.has(relative(REPO, source).split(sep)[0] ?? '') });
@@ -78,7 +78,11 @@ export async function packageStack(args: readonly string[]): Promise<Packaged> {
       maxBuffer: 16 * 1024 * 1024,
     });
     const raw = JSON.parse(await readFile(join(dir, '.serverless/cloudformation-template-update-stack.json'), 'utf8')) as Template;
-    return { raw, effective: resolveConditions(raw), missingHandlers, millis: Date.now() - started };
+    const artifacts: Record<string, number> = {};
+    for (const file of await readdir(join(dir, '.serverless'))) {
+      if (file.endsWith('.zip')) artifacts[file.slice(0, -'.zip'.length)] = (await stat(join(dir, '.serverless', file))).size;
+    }
+    return { raw, effective: resolveConditions(raw), missingHandlers, artifacts };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
