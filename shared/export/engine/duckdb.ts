@@ -466,12 +466,7 @@ export class DuckDbExportEngine {
 
   private async writeReadinessFacts(kind: ExportKind): Promise<void> {
     const tables = { staged: `staged_${kind}`, rows: `rows_${kind}`, deleted: `deleted_${kind}` };
-    const described = await this.connection.runAndReadAll(
-      `SELECT table_name, column_name FROM information_schema.columns WHERE table_name IN ('${tables.staged}', '${tables.rows}')`,
-    );
-    const columnsOf = (table: string) => new Set(described.getRows().filter((r) => r[0] === table).map((r) => String(r[1])));
-    const columns = { staged: columnsOf(tables.staged), rows: columnsOf(tables.rows) };
-    const select = kind === 'interactions' ? interactionFactsSql({ ...tables, columns }) : recordFactsSql(kind, tables);
+    const select = kind === 'interactions' ? interactionFactsSql(tables) : recordFactsSql(kind, tables);
     const path = join(this.scratch, `readiness-${kind}.parquet`);
     await this.connection.run(factsPartSql(select, path));
     this.readinessParts.push(path);

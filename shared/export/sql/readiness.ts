@@ -22,10 +22,9 @@ export type UserSource = 'own' | 'stitched' | 'backfilled' | 'session-as-user' |
 
 export interface FactsInput {
   staged: string;
+  /** The rules' rows (sql/rules.ts): `user_source`, `in_bulk` and the winner's type, item and value ride along. */
   rows: string;
   deleted: string;
-  /** Columns of each relation: the rules' `stitched` (staged), `user_source`, `in_bulk` and the winner's values (rows) are used where present. */
-  columns: { staged: ReadonlySet<string>; rows: ReadonlySet<string> };
 }
 
 /**
@@ -42,50 +41,14 @@ const dayOf = (ms: string) => `strftime(epoch_ms(${ms}), '%Y-%m-%d')`;
 
 /**
  * The day's interactions as Personalize will hold them for training, bulk and streamed together:
- * every valid event once (the rules' winner: first object, then smallest digest), deleted users and
- * rows that cannot be written left out.
+ * every valid event once (the rules' winner), deleted users and rows that cannot be written left
+ * out. From the rows alone (one per unique event with a user) and the anonymous staged lines
+ * without a row (no user found).
  */
 export function interactionFactsSql(input: FactsInput): string {
-  if (FAST_COLUMNS.every((c) => input.columns.rows.has(c))) return interactionFactsFromRows(input);
-  const { staged, rows, deleted, columns } = input;
-  const order = 'ROW(object_key, digest)';
-  const winners = `SELECT session_id_value || chr(0) || event_id_value AS ord_id,
-      arg_min(event_type_value, ${order}) AS event_type, arg_min(item_id_value, ${order}) AS item_id,
-      arg_min(timestamp_ms, ${order}) AS timestamp_ms, arg_min(event_value_json, ${order}) AS event_value,
-      ${columns.staged.has('stitched') ? `arg_min(stitched, ${order})` : 'false'} AS w_stitched
-    FROM ${staged} WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value`;
-  // Older rules without user_source: the same classification from their flags.
-  const source = columns.rows.has('user_source')
-    ? 'r.user_source'
-    : `CASE WHEN r.session_as_user THEN 'session-as-user' WHEN r.backfilled THEN 'backfilled' WHEN w.w_stitched THEN 'stitched' ELSE 'own' END`;
-  // A row left out of the CSV is still held when it was streamed with its user id; a backfilled or
-  // session-as-user record exists only in the CSV, so out of it Personalize has the event anonymous.
-  const inBulk = columns.rows.has('in_bulk') ? 'r.in_bulk' : 'true';
-  const held = `SELECT w.*, r.ord_id IS NOT NULL AS has_row, r.user_id, ${source} AS source, ${inBulk} AS in_bulk
-    FROM (${winners}) w
-    LEFT JOIN ${rows} r ON r.ord_id = w.ord_id
-    LEFT JOIN ${deleted} d ON d.user_id = r.user_id
-    WHERE r.ord_id IS NULL OR (r.row_reject IS NULL AND d.user_id IS NULL)`;
-  const classified = `SELECT *,
-      CASE WHEN NOT has_row OR (NOT in_bulk AND source IN ('backfilled', 'session-as-user')) THEN 'anonymous' ELSE source END AS user_source
-    FROM (${held}) h`;
-  return `WITH c AS (SELECT *, ${dayOf('timestamp_ms')} AS day, CASE WHEN user_source = 'anonymous' THEN NULL ELSE user_id END AS held_user FROM (${classified}) x)
-  ${perUser}
-  UNION ALL
-  SELECT day, 'referenced', item_id, NULL, NULL, count(*), count(*) FROM c WHERE held_user IS NOT NULL AND item_id IS NOT NULL GROUP BY day, item_id`;
-}
-
-/** The winner's own values, when the rules keep them in rows_interactions: the facts then need no second dedupe. */
-const FAST_COLUMNS = ['user_source', 'in_bulk', 'event_type_value', 'item_id_value', 'event_value_json'];
-
-/**
- * interactionFactsSql from the rows alone (one per unique event with a user) and the anonymous
- * staged lines without a row (no user found): a third of the cost of re-deduping the staged lines.
- */
-function interactionFactsFromRows(input: FactsInput): string {
   const { staged, rows, deleted } = input;
   const held = `SELECT r.ord_ts AS timestamp_ms, r.user_id, r.event_type_value AS event_type, r.item_id_value AS item_id, r.event_value_json AS event_value,
-      CASE WHEN NOT r.in_bulk AND r.user_source IN ('backfilled', 'session-as-user') THEN 'anonymous' ELSE r.user_source END AS user_source
+      r.user_source
     FROM ${rows} r ANTI JOIN ${deleted} d ON d.user_id = r.user_id WHERE r.row_reject IS NULL`;
   // A key with no row had an anonymous winner and no user: its copies are all among the anonymous lines.
   const anonymous = `SELECT min(s.timestamp_ms) AS timestamp_ms FROM ${staged} s
@@ -100,7 +63,7 @@ function interactionFactsFromRows(input: FactsInput): string {
 }
 
 /** Items and users with a record of the day (a catalog entry, a profile); deleted users' profiles left out. */
-export function recordFactsSql(kind: Exclude<ExportKind, 'interactions'>, input: Omit<FactsInput, 'columns'>): string {
+export function recordFactsSql(kind: Exclude<ExportKind, 'interactions'>, input: FactsInput): string {
   const id = kind === 'items' ? 'item_id_value' : 'user_id_value';
   // rows_<kind> holds the id as its sort key (ord_id); the day comes from the staged versions.
   const rows = `SELECT ord_id AS id FROM ${input.rows} WHERE row_reject IS NULL` + (kind === 'users' ? ` AND ord_id NOT IN (SELECT user_id FROM ${input.deleted})` : '');
