@@ -1,5 +1,7 @@
 import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
 import type { ArchiveStore } from '../shared/archive.js';
+import { mergeStored, sameConsent, type StoredConsent } from '../shared/consent/policy.js';
+import { consentKeyOf, type ConsentChange, type ConsentKey, type ConsentStore, type ConsentUpdate } from '../shared/consent/store.js';
 import type { DeadLetterQueue, DeadLetterRecord } from '../shared/dlq.js';
 import type { IdentityLink, IdentityStore } from '../shared/identity/store.js';
 import type { PersonalizeSender } from '../shared/personalize/forward.js';
@@ -60,6 +62,38 @@ export class MemoryProfileStore implements ProfileStore {
   }
   get(kind: ProfileKey['kind'], id: string): Profile | undefined {
     return this.profiles.get(profileKeyOf({ kind, id }));
+  }
+}
+
+/** The consent store in memory: the same merge as DynamoConsentStore (latest choice per key), no races to lose. */
+export class MemoryConsentStore implements ConsentStore {
+  /** By consentKeyOf. */
+  readonly states = new Map<string, StoredConsent>();
+  getConsents(keys: readonly ConsentKey[]): Promise<Map<string, StoredConsent>> {
+    const found = new Map<string, StoredConsent>();
+    for (const key of keys) {
+      const state = this.states.get(consentKeyOf(key));
+      if (state) found.set(consentKeyOf(key), structuredClone(state));
+    }
+    return Promise.resolve(found);
+  }
+  putConsents(updates: readonly ConsentUpdate[]): Promise<ConsentChange[]> {
+    const changes = new Map<string, ConsentChange>();
+    for (const u of updates) {
+      const k = consentKeyOf(u);
+      const before = this.states.get(k);
+      const after = mergeStored(before, u.consent)!;
+      if (sameConsent(before, after)) continue;
+      this.states.set(k, structuredClone(after));
+      // Several updates of one key: one change, from the state before the first.
+      changes.set(k, { key: { kind: u.kind, id: u.id }, before: changes.has(k) ? changes.get(k)!.before : before, after });
+    }
+    return Promise.resolve([...changes.values()].map((c) => structuredClone(c)));
+  }
+  deleteConsentsOf(userId: string, sessionIds: readonly string[]): Promise<void> {
+    this.states.delete(consentKeyOf({ kind: 'user', id: userId }));
+    for (const id of sessionIds) this.states.delete(consentKeyOf({ kind: 'session', id }));
+    return Promise.resolve();
   }
 }
 

@@ -27,6 +27,7 @@ export function formatReplaySummary(s: ReplaySummary, files: { checkpoint: strin
   ];
   if (s.rejected > 0 || s.malformedLines > 0) lines.push(`  refused ${s.rejected}, unreadable archive lines ${s.malformedLines}: see ${files.report}`);
   if (s.deletedUserRecords > 0) lines.push(`  left out: ${s.deletedUserRecords} records of deleted users`);
+  if (s.consentDeniedRecords > 0) lines.push(`  left out: ${s.consentDeniedRecords} records without the consent Personalize needs`);
   if (s.notConfigured > 0) lines.push(`  not sent: ${s.notConfigured} items/users (no dataset ARN configured)`);
   if (s.superseded > 0) lines.push(`  ${s.superseded} item/user versions replaced by a later one in the same object`);
   lines.push(

@@ -47,6 +47,8 @@ export interface StackSummary {
   /** Merged item/user records sent whole, and held (a field the dataset schema requires still missing). */
   profilesSent: number;
   profilesHeld: number;
+  /** Messages kept from Personalize for want of consent, by reason (README "Consent"). */
+  consentDenied: Record<string, number>;
 }
 
 export interface LocalStack {
@@ -102,7 +104,7 @@ function exportSettings(): Record<string, string | undefined> {
 }
 
 function emptySummary(): StackSummary {
-  return { received: 0, forwarded: 0, archived: 0, deadLettered: 0, stitched: 0, duplicates: 0, retried: 0, batches: 0, profilesSent: 0, profilesHeld: 0 };
+  return { received: 0, forwarded: 0, archived: 0, deadLettered: 0, stitched: 0, duplicates: 0, retried: 0, batches: 0, profilesSent: 0, profilesHeld: 0, consentDenied: {} };
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -192,6 +194,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       totals.retried += r.retried;
       totals.profilesSent += r.profilesSent;
       totals.profilesHeld += r.profilesHeld;
+      for (const [reason, n] of Object.entries(r.consentDenied)) totals.consentDenied[reason] = (totals.consentDenied[reason] ?? 0) + n;
     });
 
     poller = await startPoller({

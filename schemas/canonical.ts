@@ -86,6 +86,32 @@ export const eventTimeSchema = z
 /** Free-form properties; the dataset schema decides later which keys are sent. */
 export const propertiesSchema = z.record(z.string(), z.unknown());
 
+/** Consent maps are small in every source (a CMP's categories, a workspace's purposes); bounded so a message cannot carry thousands. */
+export const CONSENT_KEY_MAX = 64;
+export const CONSENT_ENTRIES_MAX = 50;
+
+const consentFlags = (what: string) =>
+  z
+    .record(
+      z.string().min(1, `${what} names must not be empty`).max(CONSENT_KEY_MAX, `${what} names are at most ${CONSENT_KEY_MAX} characters`),
+      z.boolean({ error: `${what} values must be true or false` }),
+    )
+    .refine((flags) => Object.keys(flags).length <= CONSENT_ENTRIES_MAX, { message: `at most ${CONSENT_ENTRIES_MAX} ${what}` });
+
+/**
+ * The consent signal a source sent with a message (FACTS §10), carried as sent; the collector
+ * decides nothing with it. `categories`: Segment `context.consent.categoryPreferences`;
+ * `purposes`: mParticle `consent_state.gdpr.<purpose>.consented`; `dataSaleOptOut`: mParticle
+ * `consent_state.ccpa.data_sale_opt_out.consented`; `at`: when the user gave it (epoch ms), if the
+ * source says.
+ */
+export const consentSchema = z.object({
+  categories: consentFlags('consent categories').optional(),
+  purposes: consentFlags('consent purposes').optional(),
+  dataSaleOptOut: z.boolean({ error: 'dataSaleOptOut must be true or false' }).optional(),
+  at: z.number().int('consent.at must be whole epoch milliseconds').min(MIN_EVENT_TIME_MS, 'consent.at is before 2000-01-01').optional(),
+});
+
 const base = {
   eventId: id('eventId'),
   source: sourceSchema.default('native'),
@@ -121,6 +147,7 @@ export const interactionSchema = z.object({
     .regex(ATTRIBUTION_SOURCE, 'eventAttributionSource must be printable ASCII with a non-space character')
     .optional(),
   properties: propertiesSchema.optional(),
+  consent: consentSchema.optional(),
 });
 
 /** Catalog upsert -> PutItems. Latest `timestamp` per itemId wins. */
@@ -137,6 +164,7 @@ export const userSchema = z.object({
   ...base,
   userId: userIdSchema,
   properties: propertiesSchema,
+  consent: consentSchema.optional(),
 });
 
 /** Segment `identify`: this anonymous session belongs to this user. */
@@ -146,6 +174,7 @@ export const identifySchema = z.object({
   sessionId: sessionIdSchema,
   userId: userIdSchema,
   traits: propertiesSchema.optional(),
+  consent: consentSchema.optional(),
 });
 
 /** Segment `alias`: `previousId` (an anonymous id) is now `userId`. */
@@ -154,6 +183,19 @@ export const aliasSchema = z.object({
   ...base,
   previousId: sessionIdSchema,
   userId: userIdSchema,
+  consent: consentSchema.optional(),
+});
+
+/**
+ * An explicit consent change (Segment `Segment Consent Preference Updated`, or an mParticle batch
+ * with a consent_state and no events): archived, never an interaction.
+ */
+export const consentMessageSchema = z.object({
+  kind: z.literal('consent'),
+  ...base,
+  sessionId: sessionIdSchema,
+  userId: userIdSchema.optional(),
+  consent: consentSchema,
 });
 
 /**
@@ -173,6 +215,7 @@ export const canonicalMessageSchema = z.discriminatedUnion('kind', [
   identifySchema,
   aliasSchema,
   deleteSchema,
+  consentMessageSchema,
 ]);
 
 export type InteractionMessage = z.infer<typeof interactionSchema>;
@@ -181,14 +224,18 @@ export type UserMessage = z.infer<typeof userSchema>;
 export type IdentifyMessage = z.infer<typeof identifySchema>;
 export type AliasMessage = z.infer<typeof aliasSchema>;
 export type DeleteMessage = z.infer<typeof deleteSchema>;
+export type ConsentMessage = z.infer<typeof consentMessageSchema>;
+export type ConsentSignal = z.infer<typeof consentSchema>;
 export type CanonicalMessage = z.infer<typeof canonicalMessageSchema>;
 export type MessageKind = CanonicalMessage['kind'];
 
 /** The session a message belongs to: the stream's partition key, so one session stays in order on one shard. */
 export function partitionKeyOf(message: CanonicalMessage): string {
   switch (message.kind) {
+    // A consent change goes with its session's events, so a mid-session change stays in order with them.
     case 'interaction':
     case 'identify':
+    case 'consent':
       return message.sessionId;
     case 'alias':
       return message.previousId;

@@ -39,10 +39,12 @@ export function archiveKindOf(kind: MessageKind): ArchiveKind {
       return 'items';
     case 'user':
       return 'users';
-    // A deletion request is an audit record of the identity table: archived beside the links.
+    // A deletion request is an audit record of the identity table: archived beside the links;
+    // so is a consent change (a fact about the user or session, not an interaction).
     case 'identify':
     case 'alias':
     case 'delete':
+    case 'consent':
       return 'identity';
   }
 }
@@ -50,16 +52,19 @@ export function archiveKindOf(kind: MessageKind): ArchiveKind {
 /** One archived line: the canonical message with the stitched userId, plus where it sat in the stream. */
 export type ArchivedRecord = CanonicalMessage & {
   stitched?: true;
+  consentDenied?: string;
   stream: { shardId: string; sequenceNumber: string; subSequenceNumber?: number; arrivedAt: number };
 };
 
 export function toArchivedRecord(entry: Entry): ArchivedRecord {
   const { shardId, sequenceNumber, subSequenceNumber, arrivedAt } = entry.ref;
   const stream = subSequenceNumber === undefined ? { shardId, sequenceNumber, arrivedAt } : { shardId, sequenceNumber, subSequenceNumber, arrivedAt };
+  // The consent verdict stays on the line: every later path (export, replay) leaves it out too.
+  const verdict = entry.consentDenied === undefined ? {} : { consentDenied: entry.consentDenied };
   if (entry.message.kind === 'interaction' && entry.stitched && entry.userId !== undefined) {
-    return { ...entry.message, userId: entry.userId, stitched: true, stream };
+    return { ...entry.message, userId: entry.userId, stitched: true, ...verdict, stream };
   }
-  return { ...entry.message, stream };
+  return { ...entry.message, ...verdict, stream };
 }
 
 /**
@@ -70,7 +75,7 @@ export function toArchivedRecord(entry: Entry): ArchivedRecord {
  */
 export function archiveLine(entry: Entry): string {
   const { message } = entry;
-  if (Object.hasOwn(message, 'stream')) return JSON.stringify(toArchivedRecord(entry));
+  if (Object.hasOwn(message, 'stream') || entry.consentDenied !== undefined) return JSON.stringify(toArchivedRecord(entry));
   const stitched = message.kind === 'interaction' && entry.stitched && entry.userId !== undefined;
   if (stitched && Object.hasOwn(message, 'userId')) return JSON.stringify(toArchivedRecord(entry));
   const json = JSON.stringify(message);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './export/limits.js';
 import { BULK_MODES } from './bulk-mode.js';
 import { PII_MODES } from './pii.js';
+import type { ConsentPolicy } from './consent/policy.js';
 
 /**
  * Configuration is read once per container, at the edge, from environment variables (set by
@@ -72,6 +73,55 @@ export const datasetGroupArnsEnv = optionalString
     message: 'must be one or more comma-separated Personalize dataset group ARNs (arn:aws:personalize:<region>:<account>:dataset-group/<name>)',
   });
 
+/** A comma-separated list of names: trimmed, blanks and repeats dropped; unset or blank: none. */
+const nameList = optionalString.transform((v) => (v === undefined ? undefined : [...new Set(v.split(',').map((n) => n.trim()).filter((n) => n !== ''))]));
+const choice = <T extends string>(values: readonly [T, ...T[]], what: string) =>
+  z.preprocess(blankAsUnset, z.enum(values, { error: `must be ${values.join(' or ')} (${what})` }).optional());
+
+/**
+ * Consent (shared/consent/policy.ts, README "Consent"): the same variables for the processor, the
+ * export, redrive and replay, so all apply one rule. Unset: consent not enforced, as before; the
+ * defaults are applied by consentPolicyFromEnv, so parsed configurations without them are unchanged.
+ */
+export const consentEnv = {
+  /** Segment consent category ids Personalize needs (exact, case-sensitive). */
+  CONSENT_REQUIRED_CATEGORIES: nameList,
+  /** mParticle GDPR purposes Personalize needs (case ignored). */
+  CONSENT_REQUIRED_PURPOSES: nameList,
+  /** CCPA data-sale opt-out: `honour` denies; `ignore` (default): Personalize, the business's own processor, is no sale. */
+  CONSENT_DATA_SALE_OPT_OUT: choice(['honour', 'ignore'], 'whether a CCPA data-sale opt-out keeps events from Personalize'),
+  CONSENT_NO_SIGNAL: choice(['allow', 'deny'], 'what happens to events with no consent signal; default allow'),
+  CONSENT_ARCHIVE: choice(['keep', 'drop'], 'whether events without consent stay in the archive; default keep'),
+  CONSENT_OPT_OUT_DELETION: z.preprocess(
+    (v) => (typeof v === 'string' ? (v.trim() === '' ? undefined : v.trim().toLowerCase()) : v),
+    z
+      .enum(['true', 'false'], { error: 'must be true or false (whether an opt-out schedules the user for deletion from Personalize)' })
+      .optional()
+      .transform((v) => (v === undefined ? undefined : v === 'true')),
+  ),
+};
+
+export type ConsentEnv = {
+  CONSENT_REQUIRED_CATEGORIES?: string[] | undefined;
+  CONSENT_REQUIRED_PURPOSES?: string[] | undefined;
+  CONSENT_DATA_SALE_OPT_OUT?: 'honour' | 'ignore' | undefined;
+  CONSENT_NO_SIGNAL?: 'allow' | 'deny' | undefined;
+  CONSENT_ARCHIVE?: 'keep' | 'drop' | undefined;
+  CONSENT_OPT_OUT_DELETION?: boolean | undefined;
+};
+
+/** The consent policy of a parsed configuration, with the defaults: nothing required, allow, keep, no deletion. */
+export function consentPolicyFromEnv(config: ConsentEnv): ConsentPolicy {
+  return {
+    requiredCategories: config.CONSENT_REQUIRED_CATEGORIES ?? [],
+    requiredPurposes: [...new Set((config.CONSENT_REQUIRED_PURPOSES ?? []).map((p) => p.toLowerCase()))],
+    honourDataSaleOptOut: config.CONSENT_DATA_SALE_OPT_OUT === 'honour',
+    noSignal: config.CONSENT_NO_SIGNAL ?? 'allow',
+    archive: config.CONSENT_ARCHIVE ?? 'keep',
+    deleteOnOptOut: config.CONSENT_OPT_OUT_DELETION ?? false,
+  };
+}
+
 export const processorEnvSchema = z.object({
   /** Required in BULK_MODE=complement (the tracker is live); unused otherwise. */
   PERSONALIZE_TRACKING_ID: optionalString.pipe(z.string().max(256).optional()),
@@ -105,6 +155,7 @@ export const processorEnvSchema = z.object({
   PII_ALLOW_FIELDS: optionalString,
   PII_HASH_KEY: optionalString,
   ...deletionHashEnv,
+  ...consentEnv,
 }).refine((env) => env.PII_MODE !== 'hash' || env.PII_HASH_KEY !== undefined, {
   message: 'is required when PII_MODE is "hash" (the HMAC key for PII fields)',
   path: ['PII_HASH_KEY'],
@@ -221,6 +272,7 @@ export const exportEnvSchema = z.object({
       .default(2),
   ),
   ...deletionHashEnv,
+  ...consentEnv,
 }).superRefine(oneDeletionHashSource);
 
 export type ExportEnv = z.infer<typeof exportEnvSchema>;

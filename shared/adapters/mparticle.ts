@@ -1,9 +1,10 @@
-import { eventTimeSchema } from '../../schemas/canonical.js';
+import { eventTimeSchema, type ConsentSignal } from '../../schemas/canonical.js';
 import { contentEventId } from '../event-id.js';
 import { mapEvent } from '../event-mapping.js';
 import {
   accept,
   asRecord,
+  consentFlagsOf,
   describeType,
   emptyResult,
   firstId,
@@ -71,7 +72,11 @@ interface Batch {
   /** batch_id, else source_request_id, else a hash of the batch: base of ids built from batch-level data */
   baseId: string;
   device?: string;
+  /** the batch's consent_state, carried on every message built from the batch */
+  consent?: ConsentSignal;
 }
+
+const CONSENT_PATH = 'consent_state';
 
 export function fromMParticleBatch(body: unknown, ctx: AdapterContext): AdapterResult {
   return guarded(() => {
@@ -90,6 +95,7 @@ export function fromMParticleBatch(body: unknown, ctx: AdapterContext): AdapterR
     const customerId = customerIdOf(clean.user_identities);
     const mpid = idOf(clean.mpid);
     const platform = stringOf(asRecord(clean.device_info)?.platform);
+    const consent = consentOf(clean.consent_state);
     const batch: Batch = {
       ...(customerId !== undefined && { customerId }),
       ...(mpid !== undefined && { mpid }),
@@ -100,6 +106,7 @@ export function fromMParticleBatch(body: unknown, ctx: AdapterContext): AdapterR
       userIdPath: customerId !== undefined ? 'user_identities' : 'mpid',
       baseId: idOf(clean.batch_id) ?? idOf(clean.source_request_id) ?? contentEventId(clean),
       ...(platform !== undefined && { device: platform.toLowerCase() }),
+      ...(consent !== undefined && { consent }),
     };
 
     // Earliest event time per real session (for identity links) and the latest event time (profile version).
@@ -126,8 +133,9 @@ export function fromMParticleBatch(body: unknown, ctx: AdapterContext): AdapterR
             timestamp: time,
             sessionId: session,
             userId: batch.customerId,
+            consent: batch.consent,
           },
-          { userId: 'user_identities', sessionId: 'events.data.session_uuid' },
+          { userId: 'user_identities', sessionId: 'events.data.session_uuid', consent: CONSENT_PATH },
         );
       }
     }
@@ -135,8 +143,64 @@ export function fromMParticleBatch(body: unknown, ctx: AdapterContext): AdapterR
     result.rejections.push(...interactions.rejections);
     result.filtered.push(...interactions.filtered);
     userAttributes(clean, batch, latest, ctx, result);
+    consentOnly(clean, batch, ctx, result);
     return result;
   });
+}
+
+/**
+ * consent_state (FACTS §10): `gdpr.<purpose>.consented` -> purposes, `ccpa.data_sale_opt_out.consented`
+ * -> dataSaleOptOut, and `at` the latest `timestamp_unixtime_ms` among them that is a plausible time.
+ * Entries whose `consented` is not a boolean are dropped (consentFlagsOf); no usable entry: no signal.
+ */
+function consentOf(state: unknown): ConsentSignal | undefined {
+  const record = asRecord(state);
+  if (record === undefined) return undefined;
+  const gdpr = asRecord(record.gdpr);
+  const purposes = consentFlagsOf(gdpr, (entry) => asRecord(entry)?.consented);
+  const sale = asRecord(asRecord(record.ccpa)?.data_sale_opt_out);
+  const dataSaleOptOut = typeof sale?.consented === 'boolean' ? sale.consented : undefined;
+  if ((purposes === undefined || Object.keys(purposes).length === 0) && dataSaleOptOut === undefined) return undefined;
+  let at: number | undefined;
+  const times = [...Object.keys(purposes ?? {}).map((p) => asRecord(gdpr?.[p])?.timestamp_unixtime_ms), ...(dataSaleOptOut !== undefined ? [sale?.timestamp_unixtime_ms] : [])];
+  for (const time of times) {
+    const parsed = parseTime(time);
+    if (parsed?.ok && eventTimeSchema.safeParse(parsed.value).success) at = Math.max(at ?? parsed.value, parsed.value);
+  }
+  return {
+    ...(purposes !== undefined && Object.keys(purposes).length > 0 && { purposes }),
+    ...(dataSaleOptOut !== undefined && { dataSaleOptOut }),
+    ...(at !== undefined && { at }),
+  };
+}
+
+/**
+ * A batch whose consent_state no message carries (no events, or none that became a message): one
+ * `consent` message for the batch's user, on the per-profile session events without one use.
+ */
+function consentOnly(clean: Record<string, unknown>, batch: Batch, ctx: AdapterContext, result: AdapterResult): void {
+  const { consent } = batch;
+  if (consent === undefined || result.messages.some((m) => 'consent' in m.message)) return;
+  const sessionId = batch.mpid !== undefined ? `mpid-${batch.mpid}` : batch.customerId;
+  if (sessionId === undefined) {
+    result.filtered.push({ index: -1, reason: 'consent_state without customer_id or mpid: no user to attach it to' });
+    return;
+  }
+  const batchTime = parseTime(clean.timestamp_unixtime_ms);
+  accept(
+    result,
+    -1,
+    {
+      kind: 'consent',
+      source: 'mparticle',
+      eventId: `${batch.baseId}:consent`,
+      timestamp: consent.at ?? (batchTime?.ok ? batchTime.value : ctx.receivedAt),
+      sessionId,
+      userId: batch.userId,
+      consent,
+    },
+    { sessionId: 'mpid', userId: batch.userIdPath, consent: CONSENT_PATH, timestamp: 'consent_state' },
+  );
 }
 
 /** The customer_id identity from the outbound array `[{identity_type, identity}]` or the inbound map `{customer_id}`. */
@@ -250,6 +314,7 @@ function paths(common: EventCommon, batch: Batch, extra: Record<string, string>,
     userId: batch.userIdPath,
     timestamp: 'data.timestamp_unixtime_ms',
     properties: 'data.custom_attributes',
+    consent: CONSENT_PATH,
     ...extra,
   };
   for (const [field, key] of Object.entries(attributionKeys)) out[field] = `data.custom_attributes.${key}`;
@@ -268,6 +333,7 @@ function interaction(common: EventCommon, batch: Batch, attributes: Record<strin
       sessionId: common.sessionId,
       userId: batch.userId,
       timestamp: common.timestamp,
+      consent: batch.consent,
       ...attribution.fields,
       ...(Object.keys(properties).length > 0 && { properties }),
     },
@@ -415,7 +481,7 @@ function userAttributes(clean: Record<string, unknown>, batch: Batch, latest: nu
   accept(
     result,
     -1,
-    { kind: 'user', source: 'mparticle', eventId: `${batch.baseId}:attributes`, timestamp, userId: batch.userId, properties },
-    { userId: batch.userIdPath, properties: 'user_attributes', timestamp: latest !== undefined ? 'events.data.timestamp_unixtime_ms' : 'timestamp_unixtime_ms' },
+    { kind: 'user', source: 'mparticle', eventId: `${batch.baseId}:attributes`, timestamp, userId: batch.userId, properties, consent: batch.consent },
+    { userId: batch.userIdPath, consent: CONSENT_PATH, properties: 'user_attributes', timestamp: latest !== undefined ? 'events.data.timestamp_unixtime_ms' : 'timestamp_unixtime_ms' },
   );
 }

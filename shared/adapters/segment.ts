@@ -4,6 +4,7 @@ import type { FieldError } from '../decode.js';
 import {
   accept,
   asRecord,
+  consentFlagsOf,
   describeType,
   emptyResult,
   firstId,
@@ -21,6 +22,7 @@ import {
   type AdapterResult,
   type SourcePaths,
 } from './types.js';
+import type { ConsentSignal } from '../../schemas/canonical.js';
 
 /**
  * Segment spec messages -> canonical messages (FACTS §6a, §6c). One code path serves the tracking
@@ -46,6 +48,10 @@ const PAGE_ITEM_KEYS = ['product_id', 'item_id', 'sku'] as const;
 
 /** Set per send, not per event: not part of a message's content hash. */
 const TRANSPORT_KEYS = ['sentAt', 'receivedAt', 'writeKey'] as const;
+
+/** Segment's consent change event (FACTS §10): a `consent` message, never an interaction. */
+export const CONSENT_EVENT = 'Segment Consent Preference Updated';
+const CONSENT_PATH = 'context.consent.categoryPreferences';
 
 /** Event names a page or screen call goes through the mapping as (map them to "View" to train on them). */
 export const PAGE_EVENT = 'Page Viewed';
@@ -101,6 +107,8 @@ interface Common {
   sessionPath: string;
   userId?: string;
   context: Record<string, unknown>;
+  /** `context.consent.categoryPreferences`, when the message (or its batch) carries one */
+  consent?: ConsentSignal;
 }
 
 function convert(
@@ -164,6 +172,8 @@ function convert(
     ...(userId !== undefined && { userId }),
     context: { ...defaults.context, ...asRecord(message.context) },
   };
+  const consent = consentOf(common.context);
+  if (consent !== undefined) common.consent = consent;
 
   switch (type) {
     case 'track':
@@ -230,6 +240,12 @@ function eventTime(message: Record<string, unknown>, defaults: BatchDefaults, ct
   return deviceTime;
 }
 
+/** The consent object (FACTS §10) as a signal; non-boolean preferences are dropped (types.ts consentFlagsOf). */
+function consentOf(context: Record<string, unknown>): ConsentSignal | undefined {
+  const categories = consentFlagsOf(asRecord(context.consent)?.categoryPreferences);
+  return categories === undefined ? undefined : { categories };
+}
+
 /** Context worth a categorical column: the device type (ios, android), else the library (analytics.js). */
 function deviceOf(context: Record<string, unknown>): string | undefined {
   const device = stringOf(asRecord(context.device)?.type) ?? stringOf(asRecord(context.library)?.name);
@@ -259,6 +275,7 @@ function interactionPaths(common: Common, extra: Record<string, string>, attribu
     timestamp: 'timestamp',
     eventType: 'event',
     properties: 'properties',
+    consent: CONSENT_PATH,
     ...extra,
   };
   for (const [field, key] of Object.entries(attributionKeys)) paths[field] = `properties.${key}`;
@@ -272,6 +289,7 @@ function baseInteraction(common: Common) {
     sessionId: common.sessionId,
     userId: common.userId,
     timestamp: common.timestamp,
+    consent: common.consent,
   };
 }
 
@@ -280,6 +298,10 @@ function track(common: Common, ctx: AdapterContext, result: AdapterResult): void
   const event = stringOf(common.raw.event);
   if (event === undefined) {
     reject(result, index, [{ path: 'event', message: 'missing: a track call needs the event name' }]);
+    return;
+  }
+  if (event === CONSENT_EVENT) {
+    consentChange(common, result);
     return;
   }
   const properties = propertiesOf(common, result);
@@ -351,6 +373,32 @@ function track(common: Common, ctx: AdapterContext, result: AdapterResult): void
 }
 
 /**
+ * `Segment Consent Preference Updated`: the preferences sit in the event's own
+ * `context.consent.categoryPreferences` (analytics-next consent-tools sends no properties). Checked
+ * before the event mapping: it is not an interaction, whatever the mapping says of unknown names.
+ */
+function consentChange(common: Common, result: AdapterResult): void {
+  if (common.consent === undefined) {
+    result.filtered.push({ index: common.index, reason: `${CONSENT_EVENT} without ${CONSENT_PATH}: no preference to record` });
+    return;
+  }
+  accept(
+    result,
+    common.index,
+    {
+      kind: 'consent',
+      source: 'segment',
+      eventId: common.eventId,
+      timestamp: common.timestamp,
+      sessionId: common.sessionId,
+      userId: common.userId,
+      consent: common.consent,
+    },
+    { eventId: 'messageId', sessionId: common.sessionPath, userId: 'userId', timestamp: 'timestamp', consent: CONSENT_PATH },
+  );
+}
+
+/**
  * page/screen: an interaction only when it names an item (a product detail page); a plain page view
  * says nothing about any item, so it is filtered. Such views go through the mapping as "Page Viewed"
  * / "Screen Viewed": by default they reach Personalize under those names, kept apart from the
@@ -412,12 +460,13 @@ function identify(common: Common, anonymousId: string | undefined, result: Adapt
     result.filtered.push({ index, reason: 'identify with only a userId and no traits: nothing to record' });
     return;
   }
-  const paths = { eventId: 'messageId', sessionId: 'anonymousId', userId: 'userId', timestamp: 'timestamp', properties: traitsPath };
+  const paths = { eventId: 'messageId', sessionId: 'anonymousId', userId: 'userId', timestamp: 'timestamp', properties: traitsPath, consent: CONSENT_PATH };
+  const consent = common.consent;
   if (anonymousId !== undefined) {
     accept(
       result,
       index,
-      { kind: 'identify', source: 'segment', eventId: common.eventId, timestamp: common.timestamp, sessionId: anonymousId, userId },
+      { kind: 'identify', source: 'segment', eventId: common.eventId, timestamp: common.timestamp, sessionId: anonymousId, userId, consent },
       paths,
     );
   }
@@ -425,7 +474,7 @@ function identify(common: Common, anonymousId: string | undefined, result: Adapt
     accept(
       result,
       index,
-      { kind: 'user', source: 'segment', eventId: `${common.eventId}:traits`, timestamp: common.timestamp, userId, properties: traits },
+      { kind: 'user', source: 'segment', eventId: `${common.eventId}:traits`, timestamp: common.timestamp, userId, properties: traits, consent },
       paths,
     );
   }
@@ -479,7 +528,7 @@ function alias(common: Common, result: AdapterResult): void {
   accept(
     result,
     index,
-    { kind: 'alias', source: 'segment', eventId: common.eventId, timestamp: common.timestamp, previousId, userId },
-    { eventId: 'messageId', previousId: 'previousId', userId: 'userId', timestamp: 'timestamp' },
+    { kind: 'alias', source: 'segment', eventId: common.eventId, timestamp: common.timestamp, previousId, userId, consent: common.consent },
+    { eventId: 'messageId', previousId: 'previousId', userId: 'userId', timestamp: 'timestamp', consent: CONSENT_PATH },
   );
 }

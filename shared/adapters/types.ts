@@ -1,4 +1,4 @@
-import { canonicalMessageSchema, type CanonicalMessage } from '../../schemas/canonical.js';
+import { canonicalMessageSchema, CONSENT_ENTRIES_MAX, CONSENT_KEY_MAX, type CanonicalMessage } from '../../schemas/canonical.js';
 import { formatIssues, describeErrors, type FieldError } from '../decode.js';
 import { readPath, type EventMapping, type EventMappingEntry } from '../event-mapping.js';
 
@@ -279,6 +279,30 @@ export function mappedValue(entry: EventMappingEntry | undefined, source: Record
   if (quantity === undefined || quantity <= 0) return value;
   // Round away binary noise (19.99 * 3 = 59.970000000000006).
   return Math.round(value * quantity * 1e6) / 1e6;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent
+
+/**
+ * A source's consent map (Segment categoryPreferences, mParticle gdpr purposes) as `name: boolean`.
+ * Like other optional context, what is not usable is ignored, never a reason to refuse the event:
+ * entries whose flag is not a boolean, names that are empty or longer than CONSENT_KEY_MAX, and
+ * entries past the first CONSENT_ENTRIES_MAX usable ones are dropped. An object with nothing usable
+ * stays `{}` (the source did send a consent object); anything but an object is no map at all.
+ */
+export function consentFlagsOf(value: unknown, flagOf: (entry: unknown) => unknown = (entry) => entry): Record<string, boolean> | undefined {
+  if (!isRecord(value)) return undefined;
+  const out: Record<string, boolean> = {};
+  let count = 0;
+  for (const [name, entry] of Object.entries(value)) {
+    if (count >= CONSENT_ENTRIES_MAX) break;
+    const flag = flagOf(entry);
+    if (typeof flag !== 'boolean' || name === '' || name.length > CONSENT_KEY_MAX || !isSafeKey(name)) continue;
+    out[name] = flag;
+    count++;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ export type CredentialClass = 'public-key' | 'server-key' | 'segment-webhook' | 
 
 /** What each class may put on the stream. `user` from a public key is governed by `publicProfileUpdates`. */
 export const MAY_SEND: Readonly<Record<CredentialClass, ReadonlySet<MessageKind>>> = {
-  'public-key': new Set(['interaction', 'identify', 'alias', 'user']),
-  'server-key': new Set(['interaction', 'identify', 'alias', 'user', 'delete']),
-  'segment-webhook': new Set(['interaction', 'identify', 'alias', 'user', 'delete']),
-  'mparticle-webhook': new Set(['interaction', 'identify', 'alias', 'user']),
+  'public-key': new Set(['interaction', 'identify', 'alias', 'user', 'consent']),
+  'server-key': new Set(['interaction', 'identify', 'alias', 'user', 'delete', 'consent']),
+  'segment-webhook': new Set(['interaction', 'identify', 'alias', 'user', 'delete', 'consent']),
+  'mparticle-webhook': new Set(['interaction', 'identify', 'alias', 'user', 'consent']),
   'feed-key': new Set(['item', 'user']),
   'privacy-key': new Set(['delete']),
 };

@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConsentPolicy } from '../consent/policy.js';
+import type { ConsentStore } from '../consent/store.js';
 import type { DeletedUsers } from '../deletion.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import { forwardedDayPrefix } from '../archive.js';
@@ -38,6 +40,8 @@ export interface ExportDeps {
   links: LinkLookup;
   /** The deletion registry (shared/deletion.ts): asked once per row, by userId. */
   deletedUsers(): Promise<DeletedUsers>;
+  /** The consent rule and the latest consent per user (README "Consent"): users who opted out are left out. */
+  consent?: { policy: ConsentPolicy; store: ConsentStore };
   /** undefined: import jobs cannot be started (no control-plane client). */
   jobs?: ImportJobs;
   settings: ExportSettings;
@@ -119,7 +123,7 @@ export async function exportDay(deps: ExportDeps, options: ExportOptions): Promi
   try {
     engine = await DuckDbExportEngine.open(
       scratch,
-      { archive: deps.archive, links: deps.links, deleted, schemas: deps.settings.schemas },
+      { archive: deps.archive, links: deps.links, deleted, schemas: deps.settings.schemas, ...(deps.consent && { consent: deps.consent }) },
       { ...engineSettings, readConcurrency: options.readConcurrency ?? 8, linkLookupBatch: options.linkLookupBatch ?? 1000 },
     );
     for (const kind of EXPORT_KINDS) {

@@ -51,6 +51,8 @@ export interface KindReport {
   superseded: number;
   /** Anonymous interactions given a userId from the identity table at export time. */
   backfilled: number;
+  /** Records left out because consent for Personalize was missing when the processor saw them, by reason. */
+  consentDenied: Record<string, number>;
   /** Valid interactions left out because PutEvents accepted them (complement mode; Personalize holds them). */
   streamed: number;
   /** Anonymous interactions with no link, left out (EXPORT_ANONYMOUS=skip). */
@@ -111,6 +113,7 @@ export function emptyKindReport(kind: ExportKind): KindReport {
     superseded: 0,
     backfilled: 0,
     streamed: 0,
+    consentDenied: {},
     anonymousWithoutLink: 0,
     sessionAsUser: 0,
     deletedUserRows: 0,
@@ -176,6 +179,7 @@ export function fillKindReport(report: KindReport, rows: readonly ReportRow[], r
     if (r.metric === 'rejected') countReason(report.rejectedByReason, r.reason ?? 'rejected', r.n);
     else if (r.metric === 'rowRejected') countReason(report.rejectedByReason, r.reason ?? 'not exportable', r.n);
     else if (r.metric === 'propertiesDropped' && r.reason !== null) countReason(report.propertiesDropped, droppedReason(r.reason), r.n);
+    else if (r.metric === 'consentDenied') countReason(report.consentDenied, r.reason ?? 'consent', r.n);
   }
   if (runner.tooLarge > 0) countReason(report.rejectedByReason, ROW_TOO_LARGE, runner.tooLarge);
   const unreadable = runner.unreadableObjects ?? [];

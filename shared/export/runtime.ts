@@ -1,5 +1,6 @@
 import { dynamoDocumentClient, personalizeClient, s3Client } from '../aws/clients.js';
-import { readExportEnv } from '../config.js';
+import { consentPolicyFromEnv, readExportEnv } from '../config.js';
+import { DynamoConsentStore } from '../consent/store.js';
 import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { DynamoIdentityStore } from '../identity/store.js';
@@ -33,6 +34,7 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
       archive: new S3ArchiveSource(s3, bucket),
       store: new S3ImportStore(s3, bucket),
       links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+      consent: { policy: consentPolicyFromEnv(config), store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
       // The export compacts the registry at its start (a new snapshot when there is something to fold in).
       deletedUsers: async () => loadDeletedUsers(s3, bucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
       jobs: new SdkImportJobs(personalizeClient()),

@@ -51,9 +51,11 @@ export const IDENTITY_TABLE_KEYS = {
  * this prefix are therefore never linked: a link would replace a profile.
  */
 export const PROFILE_KEY_PREFIX = 'profile#';
+/** Consent states, the same way (shared/consent/store.ts): `consent#user#<userId>` / `consent#session#<sessionId>`. */
+export const CONSENT_KEY_PREFIX = 'consent#';
 
 export function isReservedKey(sessionId: string): boolean {
-  return sessionId.startsWith(PROFILE_KEY_PREFIX);
+  return sessionId.startsWith(PROFILE_KEY_PREFIX) || sessionId.startsWith(CONSENT_KEY_PREFIX);
 }
 
 export class DynamoIdentityStore implements IdentityStore {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
-import { parseEnv } from '../config.js';
+import { consentEnv, parseEnv } from '../config.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { S3ArchiveStore } from '../archive.js';
 import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
@@ -27,6 +27,7 @@ export const redriveEnvSchema = z.object({
   /** How long a received message stays hidden while this run works on it. */
   REDRIVE_VISIBILITY_TIMEOUT_SECONDS: positiveInt(300),
   REDRIVE_WAIT_SECONDS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).max(20).default(1)),
+  ...consentEnv,
 });
 
 export type RedriveEnv = z.infer<typeof redriveEnvSchema>;

@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { personalizeEventsClient, s3Client } from '../aws/clients.js';
-import { deletionHashEnv, oneDeletionHashSource, parseEnv } from '../config.js';
+import { dynamoDocumentClient, personalizeEventsClient, s3Client } from '../aws/clients.js';
+import { consentEnv, consentPolicyFromEnv, deletionHashEnv, oneDeletionHashSource, parseEnv } from '../config.js';
+import { policyRequiresConsent } from '../consent/policy.js';
+import { DynamoConsentStore } from '../consent/store.js';
 import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
@@ -23,6 +25,8 @@ export const replayEnvSchema = z.object({
   ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket)' }).trim().min(1, 'is required (the S3 archive bucket)'),
   /** The event tracker of the dataset group being fed (a new one, when seeding). */
   PERSONALIZE_TRACKING_ID: optional,
+  /** The identity table, for the stored consent (README "Consent"); needed when consent is required. */
+  IDENTITY_TABLE: optional,
   PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
   PERSONALIZE_USERS_DATASET_ARN: datasetArn,
   /** FACTS §3: PutItems and PutUsers, 10 requests/s per dataset group. */
@@ -31,6 +35,7 @@ export const replayEnvSchema = z.object({
   PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
   FORWARD_CONCURRENCY: positiveInt(8),
   ...deletionHashEnv,
+  ...consentEnv,
 }).superRefine(oneDeletionHashSource);
 
 export interface ReplayRunOptions {
@@ -52,6 +57,10 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
   if (options.kinds.includes('interactions') && config.PERSONALIZE_TRACKING_ID === undefined) {
     throw new Error('replay configuration is invalid: PERSONALIZE_TRACKING_ID is required to replay interactions (the event tracker to send them to)');
   }
+  const consentPolicy = consentPolicyFromEnv(config);
+  if (policyRequiresConsent(consentPolicy) && config.IDENTITY_TABLE === undefined) {
+    throw new Error('replay configuration is invalid: IDENTITY_TABLE is required when CONSENT_REQUIRED_* is set (the latest consent of each user is read from it)');
+  }
   const s3 = s3Client();
   const sender = new SdkPersonalizeSender(personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS }), {
     itemsPerSecond: config.PUT_ITEMS_PER_SECOND,
@@ -64,6 +73,9 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),
       // Read only: the replay never compacts the registry (the export does).
+      ...(config.IDENTITY_TABLE !== undefined && {
+        consent: { policy: consentPolicy, store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
+      }),
       deletedUsers: async () => loadDeletedUsers(s3, config.ARCHIVE_BUCKET, { hasher: await loadDeletionHasher(config, options.warn ? { warn: options.warn } : {}) }),
       ...(options.signal && { signal: options.signal }),
       ...(options.onProgress && { onProgress: options.onProgress }),

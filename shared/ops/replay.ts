@@ -2,6 +2,8 @@ import { gunzipSync } from 'node:zlib';
 import type { Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import pThrottle from 'p-throttle';
 import { canonicalMessageSchema, dedupeKey, type CanonicalMessage } from '../../schemas/canonical.js';
+import { decideConsent, policyRequiresConsent, type ConsentPolicy } from '../consent/policy.js';
+import { consentKeyOf, type ConsentStore } from '../consent/store.js';
 import type { ArchiveKind } from '../archive.js';
 import type { RecordRef } from '../decode.js';
 import { NO_DELETED_USERS, type DeletedUsers } from '../deletion.js';
@@ -116,6 +118,8 @@ export interface ReplayDeps {
   checkpoint: CheckpointStore;
   rejections: RejectionSink;
   deletedUsers?: () => Promise<DeletedUsers>;
+  /** The consent rule and the stored consent (README "Consent"): users who now deny are left out. */
+  consent?: { policy: ConsentPolicy; store: ConsentStore };
   /** Stops before the next object (the one in flight is finished). */
   signal?: AbortSignal;
   onProgress?: (progress: ReplayProgress) => void;
@@ -138,6 +142,8 @@ export interface ReplaySummary {
   malformedLines: number;
   /** Records of users in the deletion registry, left out. */
   deletedUserRecords: number;
+  /** Records without the consent Personalize needs: judged so when processed, or their user denies now. */
+  consentDeniedRecords: number;
   /** Items/users not sent because no dataset ARN is configured. */
   notConfigured: number;
   /** Item/user versions replaced by a later one in the same object. */
@@ -189,7 +195,7 @@ export function kindOfKey(key: string): ReplayKind | undefined {
 }
 
 export interface ParsedObject {
-  messages: { message: CanonicalMessage; ref: RecordRef }[];
+  messages: { message: CanonicalMessage; ref: RecordRef; consentDenied?: string }[];
   malformed: ReplayRejection[];
 }
 
@@ -210,9 +216,11 @@ export function parseArchiveObject(key: string, gzipped: Buffer): ParsedObject {
     const parsed = canonicalMessageSchema.safeParse(value);
     if (!parsed.success) return bad(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
     if (kind === undefined || parsed.data.kind !== KIND_OF[kind]) return bad(`a ${parsed.data.kind} message under ${kind ?? 'an unknown'} folder`, parsed.data.eventId);
-    const stream = (value as { stream?: { shardId?: unknown; sequenceNumber?: unknown; arrivedAt?: unknown } }).stream;
+    const { stream, consentDenied } = value as { stream?: { shardId?: unknown; sequenceNumber?: unknown; arrivedAt?: unknown }; consentDenied?: unknown };
     out.messages.push({
       message: parsed.data,
+      // The processor's consent verdict on the line (README "Consent").
+      ...(typeof consentDenied === 'string' && { consentDenied }),
       ref: {
         shardId: typeof stream?.shardId === 'string' ? stream.shardId : 'shardId-unknown',
         sequenceNumber: typeof stream?.sequenceNumber === 'string' ? stream.sequenceNumber : '0',
@@ -253,6 +261,7 @@ function emptySummary(): ReplaySummary {
     rejected: 0,
     malformedLines: 0,
     deletedUserRecords: 0,
+    consentDeniedRecords: 0,
     notConfigured: 0,
     superseded: 0,
     interrupted: false,
@@ -333,6 +342,19 @@ export async function replayArchive(deps: ReplayDeps, settings: ReplaySettings):
   return summary;
 }
 
+/** The object's users whose stored consent denies Personalize now (an opt-out since the line was archived). */
+async function consentDeniedUsers(parsed: ParsedObject, consent: ReplayDeps['consent']): Promise<Set<string>> {
+  if (consent === undefined || !policyRequiresConsent(consent.policy)) return new Set();
+  const users = [...new Set(parsed.messages.flatMap(({ message: m }) => ('userId' in m && m.userId !== undefined ? [m.userId] : [])))];
+  const states = await consent.store.getConsents(users.map((id) => ({ kind: 'user' as const, id })));
+  return new Set(
+    users.filter((id) => {
+      const state = states.get(consentKeyOf({ kind: 'user', id }));
+      return state !== undefined && !decideConsent(consent.policy, state).allowed;
+    }),
+  );
+}
+
 /** Sends one archive object; throws ReplayError when part of it could not be delivered (retry later). */
 async function sendObject(
   key: string,
@@ -348,12 +370,17 @@ async function sendObject(
   const items: Outbound<PersonalizeItem>[] = [];
   const users: Outbound<PersonalizeUser>[] = [];
   const seen = new Set<string>();
-  for (const { message: m, ref } of parsed.messages) {
+  const deniedUsers = await consentDeniedUsers(parsed, deps.consent);
+  for (const { message: m, ref, consentDenied } of parsed.messages) {
     // Re-sends of one message (dedupeKey), not different entities sharing an eventId.
     if (seen.has(dedupeKey(m))) continue;
     seen.add(dedupeKey(m));
     if ('userId' in m && m.userId !== undefined && deleted.isDeleted(m.userId)) {
       summary.deletedUserRecords++;
+      continue;
+    }
+    if (consentDenied !== undefined || ('userId' in m && m.userId !== undefined && deniedUsers.has(m.userId))) {
+      summary.consentDeniedRecords++;
       continue;
     }
     const entry: Entry = { ref, message: m };

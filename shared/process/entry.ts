@@ -8,6 +8,8 @@ export interface Entry {
   /** The userId an anonymous interaction was stitched to. */
   userId?: string;
   stitched?: boolean;
+  /** Why consent keeps it from Personalize (README "Consent"); archived on the line as `consentDenied`. */
+  consentDenied?: string;
 }
 
 /** The userId an interaction is sent with: its own, or the stitched one. */

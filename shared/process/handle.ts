@@ -23,7 +23,7 @@ const COUNTED: (keyof BatchReport)[] = [
   'kinesisRecords', 'messages', 'invalid', 'duplicates', 'linksRecorded', 'linkConflicts', 'stitched', 'anonymous',
   'archivedRecords', 'forwardedEvents', 'forwardedItems', 'forwardedUsers', 'putEventsCalls', 'putItemsCalls',
   'putUsersCalls', 'superseded', 'notConfigured', 'propertiesDropped', 'rejectedByPersonalize', 'deadLettered', 'retried',
-  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent', 'propertiesNotAllowed', 'notStreamed',
+  'deletions', 'linksDeleted', 'profilesHeld', 'profilesSent', 'propertiesNotAllowed', 'notStreamed', 'consents', 'consentOptOuts',
 ];
 
 function publish(report: BatchReport): void {
@@ -31,14 +31,17 @@ function publish(report: BatchReport): void {
     const value = report[name];
     if (typeof value === 'number' && value > 0) metrics.addMetric(name, MetricUnit.Count, value);
   }
+  // The total; the reasons (our own words, naming the category) go to the log line.
+  const consentDenied = Object.values(report.consentDenied).reduce((n, v) => n + v, 0);
+  if (consentDenied > 0) metrics.addMetric('consentDenied', MetricUnit.Count, consentDenied);
   const attributable = report.stitched + report.anonymous;
   if (attributable > 0) metrics.addMetric('stitchedRatio', MetricUnit.Percent, (100 * report.stitched) / attributable);
   // Counts and reasons only: ids and payloads may carry PII and stay out of logs. The property
   // reasons are summaries (dataset, schema field, rule), never a payload's keys or values; the
   // failure names the dependency that failed and its error.
-  const { droppedPropertyReasons, deadLetterByStage, failure, ...counts } = report;
+  const { droppedPropertyReasons, deadLetterByStage, consentDenied: consentDeniedReasons, failure, ...counts } = report;
   const log = report.retried > 0 || failure ? logger.warn.bind(logger) : logger.info.bind(logger);
-  log('batch processed', { counts, droppedPropertyReasons, deadLetterByStage, ...(failure && { failure }) });
+  log('batch processed', { counts, droppedPropertyReasons, deadLetterByStage, consentDeniedReasons, ...(failure && { failure }) });
 }
 
 export async function processKinesisEvent(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {

@@ -30,6 +30,7 @@ import { applyPrivacyPolicy, type AllowTargets, type PiiPolicy } from '../pii.js
 import { mergeBatchProfiles, type MergedBatch, type ProfileUpdateEntry } from '../profile/batch.js';
 import type { ProfileStore } from '../profile/store.js';
 import { streamsInteractions, type BulkMode } from '../bulk-mode.js';
+import { decideBatchConsent, decideStitchedConsent, type ConsentDeps, type ConsentVerdicts } from './consent-step.js';
 import { effectiveUserId, type Entry } from './entry.js';
 
 export interface ProcessorSettings {
@@ -65,6 +66,8 @@ export interface ProcessorDeps {
   profiles: ProfileStore;
   /** Unset: `delete` messages are dead-lettered (nothing is lost; redrive them once configured). */
   deletions?: DeletionRegistry;
+  /** The consent rule and the latest consent per user and session (README "Consent"); unset: not enforced. */
+  consent?: ConsentDeps;
   linkCache: LinkCache;
   archive: ArchiveStore;
   dlq: DeadLetterQueue;
@@ -87,6 +90,12 @@ export interface BatchReport {
   deletions: number;
   /** Identity links removed by those requests. */
   linksDeleted: number;
+  /** Explicit consent changes (`consent` messages): archived under identity/, never forwarded. */
+  consents: number;
+  /** Messages kept from Personalize for want of consent, by reason (archived with it, or dropped: CONSENT_ARCHIVE). */
+  consentDenied: Record<string, number>;
+  /** Users whose consent turned to a denial in this batch (a deletion is scheduled with CONSENT_OPT_OUT_DELETION). */
+  consentOptOuts: number;
   linksRecorded: number;
   linkConflicts: number;
   stitched: number;
@@ -140,6 +149,9 @@ function emptyReport(kinesisRecords: number): BatchReport {
     links: 0,
     deletions: 0,
     linksDeleted: 0,
+    consents: 0,
+    consentDenied: {},
+    consentOptOuts: 0,
     linksRecorded: 0,
     linkConflicts: 0,
     stitched: 0,
@@ -272,9 +284,22 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     return { response: { batchItemFailures: [{ itemIdentifier: records[0]!.kinesis.sequenceNumber }] }, report };
   };
 
+  // Consent before identity: a message without the required consent carries no link either.
+  const consentDeps = deps.consent;
+  let verdicts: ConsentVerdicts | undefined;
+  if (consentDeps) {
+    try {
+      verdicts = await decideBatchConsent(entries, consentDeps);
+      report.consentOptOuts = verdicts.optedOut.length;
+    } catch (error) {
+      return failAll(`consent: ${(error as Error).message}`);
+    }
+  }
+  const denied = verdicts?.denied ?? new Map<Entry, string>();
+
   // Identity first: links must be recorded before anything that relies on them is forwarded.
   try {
-    const stitch = await stitchBatch(entries, deps.identity, deps.linkCache);
+    const stitch = await stitchBatch(denied.size === 0 ? entries : entries.filter((e) => !denied.has(e)), deps.identity, deps.linkCache);
     report.linksRecorded = stitch.linksRecorded;
     report.linkConflicts = stitch.linkConflicts;
     report.stitched = stitch.stitched;
@@ -282,6 +307,13 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     report.identityLookups = stitch.lookups;
   } catch (error) {
     return failAll(`identity table: ${(error as Error).message}`);
+  }
+  if (consentDeps && verdicts) {
+    try {
+      await decideStitchedConsent(entries, consentDeps, verdicts);
+    } catch (error) {
+      return failAll(`consent: ${(error as Error).message}`);
+    }
   }
 
   // Deletion requests, after this batch's links are recorded so that a link it carries goes too.
@@ -305,6 +337,7 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
         // A session someone else also claimed is theirs now; the rest were only this user's.
         const ownSessions = removed.filter((l) => claimsOf(l).every((c) => c.userId === userId)).map((l) => l.sessionId);
         if (ownSessions.length > 0) await deletions.recordSessions?.(ownSessions, requestedAt);
+        await deps.consent?.store?.deleteConsentsOf(userId, ownSessions);
         // Only this container's cache can be cleared; others keep a link up to IDENTITY_CACHE_TTL_SECONDS.
         for (const sessionId of [...batchSessions, ...removed.map((l) => l.sessionId)]) deps.linkCache.delete(sessionId);
         report.linksDeleted += removed.length;
@@ -332,6 +365,16 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
   };
   for (const entry of entries) {
     const m = entry.message;
+    const deniedFor = denied.get(entry);
+    if (deniedFor !== undefined) {
+      // Never sent to Personalize; archived with the verdict unless CONSENT_ARCHIVE=drop.
+      report.consentDenied[deniedFor] = (report.consentDenied[deniedFor] ?? 0) + 1;
+      if (consentDeps?.policy.archive !== 'drop') {
+        entry.consentDenied = deniedFor;
+        accepted.push(entry);
+      }
+      continue;
+    }
     let built: Built<unknown> | undefined;
     switch (m.kind) {
       case 'interaction': {
@@ -360,6 +403,9 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
       case 'identify':
       case 'alias':
         report.links++;
+        break;
+      case 'consent':
+        report.consents++;
         break;
       case 'delete': {
         if (!canDelete) {

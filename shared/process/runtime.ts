@@ -1,6 +1,7 @@
 import { S3ArchiveStore } from '../archive.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
-import { readProcessorEnv } from '../config.js';
+import { consentPolicyFromEnv, readProcessorEnv } from '../config.js';
+import { DynamoConsentStore } from '../consent/store.js';
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../deletion.js';
 import { writePendingDeletion } from '../personalize-deletion/outbox.js';
 import { lazyDeletionHasher } from '../deletion-key.js';
@@ -28,6 +29,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
   const dynamo = dynamoDocumentClient();
   // Read at the first deletion (the key may be in Secrets Manager); a failure fails that batch, which is retried.
   const deletionHasher = lazyDeletionHasher(config);
+  const consentPolicy = consentPolicyFromEnv(config);
   return {
     identity: new DynamoIdentityStore(dynamo, config.IDENTITY_TABLE, config.IDENTITY_LINK_TTL_DAYS),
     // Profiles live in the identity table too, under their own key prefix (shared/identity/store.ts).
@@ -45,6 +47,18 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       recordSessions: async (sessionIds, requestedAt) => {
         await recordDeletedSessions(s3, config.ARCHIVE_BUCKET, sessionIds, requestedAt, { hasher: await deletionHasher() });
       },
+    },
+    consent: {
+      policy: consentPolicy,
+      store: new DynamoConsentStore(dynamo, config.IDENTITY_TABLE, config.IDENTITY_LINK_TTL_DAYS),
+      // An opt-out goes to Personalize's data deletion job (the raw id waits in the outbox until it ran).
+      ...(consentPolicy.deleteOnOptOut &&
+        config.PERSONALIZE_DATASET_GROUP_ARN.length > 0 && {
+          scheduleDeletion: async (userId: string, at: number) => {
+            const hasher = await deletionHasher();
+            await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(userId, hasher), { userId, requestedAt: at });
+          },
+        }),
     },
     linkCache: new LinkCache({
       positiveTtlMs: config.IDENTITY_CACHE_TTL_SECONDS * 1000,

@@ -56,7 +56,7 @@ const STAR_RESOURCE_ACTIONS: Record<string, string> = {
 const EXPECTED_ACTIONS: Record<string, string[]> = {
   CollectRole: ['kinesis:PutRecords', 'logs:CreateLogStream', 'logs:PutLogEvents', 'secretsmanager:GetSecretValue'],
   ProcessRole: [
-    'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query',
+    'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query',
     'kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards',
     'logs:CreateLogStream', 'logs:PutLogEvents',
     'personalize:PutEvents', 'personalize:PutItems', 'personalize:PutUsers',

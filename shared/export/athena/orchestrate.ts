@@ -304,7 +304,7 @@ export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { q
 
 // ------------------------------------------------------------------ finish
 
-const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'streamed', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
+const UNDERSTOOD_METRICS = new Set(['read', 'rejected', 'rowRejected', 'duplicates', 'superseded', 'backfilled', 'sessionAsUser', 'streamed', 'consentDenied', 'anonymousWithoutLink', 'propertiesDropped', 'rows']);
 
 /**
  * The report query's counts and the finish step's own -> the manifest's kind report

@@ -6,6 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { DuckDBInstance, LIST, listValue, VARCHAR, type DuckDBConnection } from '@duckdb/node-api';
 import pMap from 'p-map';
 import type { BulkMode } from '../../bulk-mode.js';
+import { decideConsent, policyRequiresConsent, type ConsentPolicy } from '../../consent/policy.js';
+import { consentKeyOf, type ConsentStore } from '../../consent/store.js';
 import type { DeletedUsers } from '../../deletion.js';
 import { csvValue, shapeProperties, type DatasetSchemas } from '../../personalize/dataset-schema.js';
 import { droppedReason, type ReportRow } from '../manifest.js';
@@ -71,6 +73,8 @@ export interface EngineDeps {
   links: LinkLookup;
   deleted: DeletedUsers;
   schemas: DatasetSchemas;
+  /** The consent rule and the stored consent states (README "Consent"); unset: not enforced. */
+  consent?: { policy: ConsentPolicy; store: ConsentStore };
 }
 
 const REJECTED_SAMPLES = 20;
@@ -332,6 +336,30 @@ export class DuckDbExportEngine {
     const { deleted } = this.deps;
     await this.keepIds(`SELECT DISTINCT user_id FROM ${rowsTable} WHERE row_reject IS NULL AND user_id IS NOT NULL`, table, 'user_id', (id) => deleted.isDeleted(id));
     if (kind === 'interactions') await this.excludeDeletedSessions(rowsTable, table);
+    if (kind !== 'items') await this.excludeConsentDenied(rowsTable, table);
+  }
+
+  /**
+   * Users whose latest stored consent (shared/consent) now denies Personalize leave this and every
+   * later export, as deleted users do: an opt-out reaches the bulk data from the next export on.
+   * Users without a stored state keep their rows (their lines were judged when processed).
+   */
+  private async excludeConsentDenied(rowsTable: string, deletedTable: string): Promise<void> {
+    const consent = this.deps.consent;
+    if (consent === undefined || !policyRequiresConsent(consent.policy)) return;
+    await this.keepIdBatches(
+      `SELECT DISTINCT user_id FROM ${rowsTable} WHERE row_reject IS NULL AND user_id IS NOT NULL EXCEPT SELECT user_id FROM ${deletedTable}`,
+      deletedTable,
+      'user_id',
+      async (ids) => {
+        const states = await consent.store.getConsents(ids.map((id) => ({ kind: 'user' as const, id })));
+        return ids.filter((id) => {
+          const state = states.get(consentKeyOf({ kind: 'user', id }));
+          return state !== undefined && !decideConsent(consent.policy, state).allowed;
+        });
+      },
+      true,
+    );
   }
 
   /**
@@ -490,21 +518,25 @@ export class DuckDbExportEngine {
    * in Node (the registry's key must not enter query text); returns how many were kept.
    */
   private async keepIds(sql: string, table: string, column: string, keep: (id: string) => boolean): Promise<number> {
-    await this.connection.run(`CREATE OR REPLACE TABLE ${table} (${column} VARCHAR)`);
+    return this.keepIdBatches(sql, table, column, (ids) => ids.filter(keep), false);
+  }
+
+  /** keepIds with a batch answer (a store lookup per chunk of ids); `append` adds to an existing table. */
+  private async keepIdBatches(sql: string, table: string, column: string, keep: (ids: string[]) => string[] | Promise<string[]>, append: boolean): Promise<number> {
+    if (!append) await this.connection.run(`CREATE OR REPLACE TABLE ${table} (${column} VARCHAR)`);
     const result = await this.connection.stream(sql);
     const appender = await this.connection.createAppender(table);
     let kept = 0;
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
-      const ids = chunk.getColumnVector(0);
-      for (let i = 0; i < chunk.rowCount; i++) {
-        const id = ids.getItem(i) as string;
-        if (keep(id)) {
-          appender.appendVarchar(id);
-          appender.endRow();
-          kept++;
-        }
+      const column0 = chunk.getColumnVector(0);
+      const ids: string[] = [];
+      for (let i = 0; i < chunk.rowCount; i++) ids.push(column0.getItem(i) as string);
+      for (const id of await keep(ids)) {
+        appender.appendVarchar(id);
+        appender.endRow();
+        kept++;
       }
     }
     appender.closeSync();

@@ -167,6 +167,8 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
   const json = (member: string) => `${col(member)}`;
   const value = (member: string) => `${col(member)}_value`;
 
+  // Records about a person carry the processor's consent verdict (shared/consent); items do not.
+  const personal = kind !== 'items';
   const stringMemberList = members.filter((m) => !['timestamp', 'eventValue', 'impression', 'properties'].includes(m));
   /** Only checked, never written: not kept past staging (every staged byte is written once and read twice). */
   const CHECK_ONLY = new Set(['kind', 'source', 'timestamp']);
@@ -175,15 +177,20 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
     ...members.filter((m) => !stringMemberList.includes(m) && !CHECK_ONLY.has(m)).map((m) => col(m)),
     ...stringMemberList.filter((m) => !CHECK_ONLY.has(m)).map((m) => value(m)),
     ...(kind === 'interactions' ? ['stitched'] : []),
+    ...(personal ? ['consent_denied'] : []),
     'reject_reason', 'rejected_line',
   ];
 
   function staged(raw: string): string {
-    // Interactions also read the archive's own `stitched` mark (the processor attached the userId).
-    const extract = d.jsonMembers('CASE WHEN is_object THEN line END', [...members.map((m) => `$.${m}`), ...(kind === 'interactions' ? ['$.stitched'] : [])], 'm');
+    // Marks the processor adds to the archived line: `stitched` (it attached the userId) and
+    // `consentDenied` (why consent kept it from Personalize; never exported while it stands).
+    const marks = [...(kind === 'interactions' ? ['stitched'] : []), ...(personal ? ['consentDenied'] : [])];
+    const extract = d.jsonMembers('CASE WHEN is_object THEN line END', [...members, ...marks].map((m) => `$.${m}`), 'm');
+    const markAt = (mark: string) => extract.at(members.length + marks.indexOf(mark));
     const memberColumns = [
       ...members.map((m, i) => `${extract.at(i)} AS ${col(m)}`),
-      ...(kind === 'interactions' ? [`coalesce(${extract.at(members.length)} = 'true', false) AS stitched`] : []),
+      ...(kind === 'interactions' ? [`coalesce(${markAt('stitched')} = 'true', false) AS stitched`] : []),
+      ...(personal ? [`${d.jsonStringValue(markAt('consentDenied'))} AS consent_denied`] : []),
     ].join(',\n      ');
     const stringMembers = members.filter((m) => !['timestamp', 'eventValue', 'impression', 'properties'].includes(m));
     const idMembers = members.filter((m) => ['eventId', 'sessionId', 'userId', 'eventType', 'itemId'].includes(m));
@@ -318,6 +325,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       ...members.filter((m) => !stringMembers.includes(m)).map((m) => col(m)),
       ...stringMembers.map((m) => value(m)),
       ...(kind === 'interactions' ? ['stitched'] : []),
+      ...(personal ? ['consent_denied'] : []),
     ].join(', ');
     return `SELECT ${stagedColumns.filter((c) => c !== 'rejected_line').join(', ')}, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
@@ -536,7 +544,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
       ${forwardedJoin}`;
     // The event's type, item and value ride along for the readiness report (../readiness.ts).
     const extras = ['backfilled', 'session_as_user', 'user_source', 'in_bulk', 'streamed', value('eventType'), value('itemId'), 'event_value_json'];
-    return finalSelect(`SELECT * FROM (${resolved}) r WHERE resolved_user IS NOT NULL`, top, extras, {
+    return finalSelect(`SELECT * FROM (${resolved}) r WHERE resolved_user IS NOT NULL AND consent_denied IS NULL`, top, extras, {
       ts: 'timestamp_ms',
       id: `${value('sessionId')} || chr(0) || ${value('eventId')}`,
     });
@@ -574,7 +582,7 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
     const latest = `SELECT * FROM (
       SELECT *, row_number() OVER (PARTITION BY ${id} ORDER BY timestamp_ms DESC, ${value('eventId')} DESC) AS version_no
       FROM (${dedupe(staged, [id, value('eventId')])}) unique_versions
-    ) versions WHERE version_no = 1`;
+    ) versions WHERE version_no = 1${kind === 'users' ? ' AND consent_denied IS NULL' : ''}`;
     const top: Record<string, string> = kind === 'items' ? { ITEM_ID: id } : { USER_ID: id };
     // Items and users are records by id: a bulk copy replaces, never doubles, a PUT one (FACTS §4d).
     const base = `SELECT *, ${kind === 'users' ? id : 'CAST(NULL AS VARCHAR)'} AS resolved_user, true AS in_bulk FROM (${latest}) l`;
@@ -602,6 +610,13 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
         : `SELECT reason FROM ${rowsRelation} CROSS JOIN UNNEST(dropped_reasons) AS t(reason) WHERE ${kept}`;
     const parts = [
       `SELECT 'read' AS metric, CAST(NULL AS VARCHAR) AS reason, count(*) AS n FROM ${staged}`,
+      ...(personal
+        ? [
+            // Unique records the processor kept from Personalize for want of consent (shared/consent).
+            `SELECT 'consentDenied', consent_denied, count(DISTINCT ${value(idMember)} || chr(0) || ${value('eventId')}) FROM ${staged} ` +
+              `WHERE reject_reason IS NULL AND consent_denied IS NOT NULL GROUP BY consent_denied`,
+          ]
+        : []),
       `SELECT 'rejected', reject_reason, count(*) FROM ${staged} WHERE reject_reason IS NOT NULL GROUP BY reject_reason`,
       `SELECT 'duplicates', CAST(NULL AS VARCHAR), count(*) - count(DISTINCT ${value(idMember)} || chr(0) || ${value('eventId')}) FROM ${staged} WHERE reject_reason IS NULL`,
       `SELECT 'rowRejected', row_reject, count(*) FROM ${rowsRelation} WHERE row_reject IS NOT NULL GROUP BY row_reject`,
@@ -614,9 +629,9 @@ export function exportStages(kind: ExportKind, options: ExportSqlOptions): Expor
         `SELECT 'sessionAsUser', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE ${kept} AND session_as_user`,
         // Left out of the import because PutEvents accepted them (complement mode).
         `SELECT 'streamed', CAST(NULL AS VARCHAR), count(*) FROM ${rowsRelation} WHERE ${kept} AND NOT in_bulk`,
-        // Unique valid events that found no user (rows() leaves them out).
+        // Unique valid events that found no user (rows() leaves them out), consent aside.
         `SELECT 'anonymousWithoutLink', CAST(NULL AS VARCHAR), ` +
-          `(SELECT count(DISTINCT ${value('sessionId')} || chr(0) || ${value('eventId')}) FROM ${staged} WHERE reject_reason IS NULL) - ` +
+          `(SELECT count(DISTINCT ${value('sessionId')} || chr(0) || ${value('eventId')}) FROM ${staged} WHERE reject_reason IS NULL AND consent_denied IS NULL) - ` +
           `(SELECT count(*) FROM ${rowsRelation})`,
       );
     } else {

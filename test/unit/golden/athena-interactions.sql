@@ -2,10 +2,10 @@
 -- rows
 UNLOAD (
 WITH staged AS (
-SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
+SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, xxhash64(to_utf8(line)) AS digest, timestamp_ms,
-    ts_json, event_value_json, impression_json, properties_json, kind_value, event_id_value, source_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched,
+    ts_json, event_value_json, impression_json, properties_json, kind_value, event_id_value, source_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied,
     CASE WHEN (ok AND is_object AND plain_ids) AND (kind_value = 'interaction') AND ((event_id_value IS NOT NULL AND event_id_value <> '' AND length(event_id_value) <= 128)) AND ((source IS NULL OR (source_value = 'native' OR source_value = 'segment' OR source_value = 'mparticle' OR source_value = 'feed'))) AND (timestamp_ms >= 946684800000 AND try_cast(ts_json AS double) = CAST(timestamp_ms AS DOUBLE)) AND ((session_id_value IS NOT NULL AND session_id_value <> '' AND length(session_id_value) <= 128 AND ((length(to_utf8(session_id_value)) <> 3 AND length(to_utf8(session_id_value)) <> 4 AND length(to_utf8(session_id_value)) <> 9) OR (lower(session_id_value) <> 'null' AND lower(session_id_value) <> 'undefined' AND lower(session_id_value) <> 'nan')) AND substr(session_id_value, 1, 1) <> ' ' AND substr(session_id_value, greatest(length(session_id_value), 1), 1) <> ' ')) AND ((user_id IS NULL OR (user_id_value IS NOT NULL AND user_id_value <> '' AND length(user_id_value) <= 128 AND ((length(to_utf8(user_id_value)) <> 3 AND length(to_utf8(user_id_value)) <> 4 AND length(to_utf8(user_id_value)) <> 9) OR (lower(user_id_value) <> 'null' AND lower(user_id_value) <> 'undefined' AND lower(user_id_value) <> 'nan')) AND substr(user_id_value, 1, 1) <> ' ' AND substr(user_id_value, greatest(length(user_id_value), 1), 1) <> ' '))) AND ((event_type_value IS NOT NULL AND event_type_value <> '' AND length(event_type_value) <= 128)) AND ((item_id IS NULL OR (item_id_value IS NOT NULL AND item_id_value <> '' AND length(item_id_value) <= 128))) AND ((event_value_json IS NULL OR (substr(event_value_json, 1, 1) BETWEEN '0' AND '9' OR substr(event_value_json, 1, 1) = '-') AND abs(try_cast(event_value_json AS double)) <= 3.4028234663852886e+38)) AND ((recommendation_id IS NULL OR recommendation_id_value <> '' AND length(recommendation_id_value) <= 20)) AND (impression_json IS NULL) AND (attribution_source IS NULL) AND ((properties_json IS NULL OR (substr(properties_json, 1, 1) = '{'))) THEN NULL WHEN NOT ok THEN 'invalid JSON' WHEN NOT is_object THEN 'not a JSON object'
       WHEN (kind_value IS NULL OR kind_value <> 'interaction') THEN CASE WHEN kind_value IS NULL THEN 'kind missing in the interactions archive' ELSE 'kind "' || substr(kind_value, 1, 20) || '" in the interactions archive' END
       WHEN (NOT (substr(event_id, 1, 1) = '"')) THEN 'schema: eventId: eventId must be a string'
@@ -83,7 +83,8 @@ SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, prop
       json_format(json_extract(m, '$.impression')) AS impression_json,
       json_format(json_extract(m, '$.eventAttributionSource')) AS attribution_source,
       json_format(json_extract(m, '$.properties')) AS properties_json,
-      coalesce(json_format(json_extract(m, '$.stitched')) = 'true', false) AS stitched
+      coalesce(json_format(json_extract(m, '$.stitched')) = 'true', false) AS stitched,
+      CASE WHEN substr(json_format(json_extract(m, '$.consentDenied')), 1, 1) = '"' THEN json_extract_scalar(json_format(json_extract(m, '$.consentDenied')), '$') END AS consent_denied
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
@@ -128,10 +129,10 @@ SELECT resolved_user AS user_id, timestamp_ms AS ord_ts, session_id_value || chr
           WHEN (u.user_id_value IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL) THEN 'backfilled' ELSE 'session-as-user' END AS user_source,
         (f.f_event IS NULL OR (u.user_id_value IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL)) AS in_bulk,
         f.f_event IS NOT NULL AS streamed
-      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
+      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.consent_denied, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
     UNION ALL
-    SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, reject_reason, rejected_line FROM (
-      SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.session_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
+    SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied, reject_reason, rejected_line FROM (
+      SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.consent_denied, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.session_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
       FROM staged s JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL
     ) ranked WHERE copy_no = 1) u LEFT JOIN (SELECT e.session_id_value AS a_session, e.event_id_value AS a_event, e.timestamp_ms AS a_time,
         min_by(c.user_id, ROW(c.linked_at, c.user_id)) FILTER (WHERE c.linked_at >= e.timestamp_ms) AS next_user,
@@ -161,7 +162,7 @@ CROSS JOIN UNNEST(link.claims) AS claim (user_id, linked_at)) c ON c.session_id 
       GROUP BY e.session_id_value, e.event_id_value, e.timestamp_ms) a ON a.a_session = u.session_id_value AND a.a_event = u.event_id_value AND a.a_time = u.timestamp_ms
       LEFT JOIN (SELECT DISTINCT session_id AS f_session, event_id AS f_event FROM (SELECT json_extract_scalar(line, '$.sessionId') AS session_id, json_extract_scalar(line, '$.eventId') AS event_id
 FROM "personalize_ingest_prod_export"."forwarded_lines"
-WHERE dt = '2026-11-22')) f ON f.f_session = u.session_id_value AND f.f_event = u.event_id_value) r WHERE resolved_user IS NOT NULL) shaped_base) shaped_members
+WHERE dt = '2026-11-22')) f ON f.f_session = u.session_id_value AND f.f_event = u.event_id_value) r WHERE resolved_user IS NOT NULL AND consent_denied IS NULL) shaped_base) shaped_members
       ) shaped_values
     ) shaped_input
   ) shaped
@@ -172,10 +173,10 @@ SELECT user_id, csv_line, ord_ts, ord_id FROM export_rows WHERE row_reject IS NU
 -- report
 UNLOAD (
 WITH staged AS (
-SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
+SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, xxhash64(to_utf8(line)) AS digest, timestamp_ms,
-    ts_json, event_value_json, impression_json, properties_json, kind_value, event_id_value, source_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched,
+    ts_json, event_value_json, impression_json, properties_json, kind_value, event_id_value, source_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied,
     CASE WHEN (ok AND is_object AND plain_ids) AND (kind_value = 'interaction') AND ((event_id_value IS NOT NULL AND event_id_value <> '' AND length(event_id_value) <= 128)) AND ((source IS NULL OR (source_value = 'native' OR source_value = 'segment' OR source_value = 'mparticle' OR source_value = 'feed'))) AND (timestamp_ms >= 946684800000 AND try_cast(ts_json AS double) = CAST(timestamp_ms AS DOUBLE)) AND ((session_id_value IS NOT NULL AND session_id_value <> '' AND length(session_id_value) <= 128 AND ((length(to_utf8(session_id_value)) <> 3 AND length(to_utf8(session_id_value)) <> 4 AND length(to_utf8(session_id_value)) <> 9) OR (lower(session_id_value) <> 'null' AND lower(session_id_value) <> 'undefined' AND lower(session_id_value) <> 'nan')) AND substr(session_id_value, 1, 1) <> ' ' AND substr(session_id_value, greatest(length(session_id_value), 1), 1) <> ' ')) AND ((user_id IS NULL OR (user_id_value IS NOT NULL AND user_id_value <> '' AND length(user_id_value) <= 128 AND ((length(to_utf8(user_id_value)) <> 3 AND length(to_utf8(user_id_value)) <> 4 AND length(to_utf8(user_id_value)) <> 9) OR (lower(user_id_value) <> 'null' AND lower(user_id_value) <> 'undefined' AND lower(user_id_value) <> 'nan')) AND substr(user_id_value, 1, 1) <> ' ' AND substr(user_id_value, greatest(length(user_id_value), 1), 1) <> ' '))) AND ((event_type_value IS NOT NULL AND event_type_value <> '' AND length(event_type_value) <= 128)) AND ((item_id IS NULL OR (item_id_value IS NOT NULL AND item_id_value <> '' AND length(item_id_value) <= 128))) AND ((event_value_json IS NULL OR (substr(event_value_json, 1, 1) BETWEEN '0' AND '9' OR substr(event_value_json, 1, 1) = '-') AND abs(try_cast(event_value_json AS double)) <= 3.4028234663852886e+38)) AND ((recommendation_id IS NULL OR recommendation_id_value <> '' AND length(recommendation_id_value) <= 20)) AND (impression_json IS NULL) AND (attribution_source IS NULL) AND ((properties_json IS NULL OR (substr(properties_json, 1, 1) = '{'))) THEN NULL WHEN NOT ok THEN 'invalid JSON' WHEN NOT is_object THEN 'not a JSON object'
       WHEN (kind_value IS NULL OR kind_value <> 'interaction') THEN CASE WHEN kind_value IS NULL THEN 'kind missing in the interactions archive' ELSE 'kind "' || substr(kind_value, 1, 20) || '" in the interactions archive' END
       WHEN (NOT (substr(event_id, 1, 1) = '"')) THEN 'schema: eventId: eventId must be a string'
@@ -253,7 +254,8 @@ SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, prop
       json_format(json_extract(m, '$.impression')) AS impression_json,
       json_format(json_extract(m, '$.eventAttributionSource')) AS attribution_source,
       json_format(json_extract(m, '$.properties')) AS properties_json,
-      coalesce(json_format(json_extract(m, '$.stitched')) = 'true', false) AS stitched
+      coalesce(json_format(json_extract(m, '$.stitched')) = 'true', false) AS stitched,
+      CASE WHEN substr(json_format(json_extract(m, '$.consentDenied')), 1, 1) = '"' THEN json_extract_scalar(json_format(json_extract(m, '$.consentDenied')), '$') END AS consent_denied
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
@@ -298,10 +300,10 @@ SELECT resolved_user AS user_id, timestamp_ms AS ord_ts, session_id_value || chr
           WHEN (u.user_id_value IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL) THEN 'backfilled' ELSE 'session-as-user' END AS user_source,
         (f.f_event IS NULL OR (u.user_id_value IS NULL AND coalesce(a.next_user, a.previous_user) IS NOT NULL)) AS in_bulk,
         f.f_event IS NOT NULL AS streamed
-      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
+      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.consent_denied, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
     UNION ALL
-    SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, reject_reason, rejected_line FROM (
-      SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.session_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
+    SELECT object_key, digest, timestamp_ms, event_value_json, impression_json, properties_json, event_id_value, session_id_value, user_id_value, event_type_value, item_id_value, recommendation_id_value, attribution_source_value, stitched, consent_denied, reject_reason, rejected_line FROM (
+      SELECT s.object_key, s.digest, s.timestamp_ms, s.event_value_json, s.impression_json, s.properties_json, s.event_id_value, s.session_id_value, s.user_id_value, s.event_type_value, s.item_id_value, s.recommendation_id_value, s.attribution_source_value, s.stitched, s.consent_denied, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.session_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
       FROM staged s JOIN (SELECT session_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY session_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.session_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL
     ) ranked WHERE copy_no = 1) u LEFT JOIN (SELECT e.session_id_value AS a_session, e.event_id_value AS a_event, e.timestamp_ms AS a_time,
         min_by(c.user_id, ROW(c.linked_at, c.user_id)) FILTER (WHERE c.linked_at >= e.timestamp_ms) AS next_user,
@@ -331,12 +333,14 @@ CROSS JOIN UNNEST(link.claims) AS claim (user_id, linked_at)) c ON c.session_id 
       GROUP BY e.session_id_value, e.event_id_value, e.timestamp_ms) a ON a.a_session = u.session_id_value AND a.a_event = u.event_id_value AND a.a_time = u.timestamp_ms
       LEFT JOIN (SELECT DISTINCT session_id AS f_session, event_id AS f_event FROM (SELECT json_extract_scalar(line, '$.sessionId') AS session_id, json_extract_scalar(line, '$.eventId') AS event_id
 FROM "personalize_ingest_prod_export"."forwarded_lines"
-WHERE dt = '2026-11-22')) f ON f.f_session = u.session_id_value AND f.f_event = u.event_id_value) r WHERE resolved_user IS NOT NULL) shaped_base) shaped_members
+WHERE dt = '2026-11-22')) f ON f.f_session = u.session_id_value AND f.f_event = u.event_id_value) r WHERE resolved_user IS NOT NULL AND consent_denied IS NULL) shaped_base) shaped_members
       ) shaped_values
     ) shaped_input
   ) shaped
 )
 SELECT 'read' AS metric, CAST(NULL AS VARCHAR) AS reason, count(*) AS n FROM staged
+UNION ALL
+SELECT 'consentDenied', consent_denied, count(DISTINCT session_id_value || chr(0) || event_id_value) FROM staged WHERE reject_reason IS NULL AND consent_denied IS NOT NULL GROUP BY consent_denied
 UNION ALL
 SELECT 'rejected', reject_reason, count(*) FROM staged WHERE reject_reason IS NOT NULL GROUP BY reject_reason
 UNION ALL
@@ -354,5 +358,5 @@ SELECT 'sessionAsUser', CAST(NULL AS VARCHAR), count(*) FROM export_rows WHERE r
 UNION ALL
 SELECT 'streamed', CAST(NULL AS VARCHAR), count(*) FROM export_rows WHERE row_reject IS NULL AND NOT in_bulk
 UNION ALL
-SELECT 'anonymousWithoutLink', CAST(NULL AS VARCHAR), (SELECT count(DISTINCT session_id_value || chr(0) || event_id_value) FROM staged WHERE reject_reason IS NULL) - (SELECT count(*) FROM export_rows)
+SELECT 'anonymousWithoutLink', CAST(NULL AS VARCHAR), (SELECT count(DISTINCT session_id_value || chr(0) || event_id_value) FROM staged WHERE reject_reason IS NULL AND consent_denied IS NULL) - (SELECT count(*) FROM export_rows)
 ) TO 's3://personalize-ingest-prod-archive/athena/exports/2026-11-22/01764000000000-a1b2c3d4/interactions/report/' WITH (format = 'JSON', compression = 'GZIP');

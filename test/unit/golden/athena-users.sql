@@ -2,10 +2,10 @@
 -- rows
 UNLOAD (
 WITH staged AS (
-SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
+SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, consent_denied, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, xxhash64(to_utf8(line)) AS digest, timestamp_ms,
-    ts_json, properties_json, kind_value, event_id_value, source_value, user_id_value,
+    ts_json, properties_json, kind_value, event_id_value, source_value, user_id_value, consent_denied,
     CASE WHEN (ok AND is_object AND plain_ids) AND (kind_value = 'user') AND ((event_id_value IS NOT NULL AND event_id_value <> '' AND length(event_id_value) <= 128)) AND ((source IS NULL OR (source_value = 'native' OR source_value = 'segment' OR source_value = 'mparticle' OR source_value = 'feed'))) AND (timestamp_ms >= 946684800000 AND try_cast(ts_json AS double) = CAST(timestamp_ms AS DOUBLE)) AND ((user_id_value IS NOT NULL AND user_id_value <> '' AND length(user_id_value) <= 128 AND ((length(to_utf8(user_id_value)) <> 3 AND length(to_utf8(user_id_value)) <> 4 AND length(to_utf8(user_id_value)) <> 9) OR (lower(user_id_value) <> 'null' AND lower(user_id_value) <> 'undefined' AND lower(user_id_value) <> 'nan')) AND substr(user_id_value, 1, 1) <> ' ' AND substr(user_id_value, greatest(length(user_id_value), 1), 1) <> ' ')) AND (properties_json IS NOT NULL AND (substr(properties_json, 1, 1) = '{')) THEN NULL WHEN NOT ok THEN 'invalid JSON' WHEN NOT is_object THEN 'not a JSON object'
       WHEN (kind_value IS NULL OR kind_value <> 'user') THEN CASE WHEN kind_value IS NULL THEN 'kind missing in the users archive' ELSE 'kind "' || substr(kind_value, 1, 20) || '" in the users archive' END
       WHEN (NOT (substr(event_id, 1, 1) = '"')) THEN 'schema: eventId: eventId must be a string'
@@ -38,7 +38,8 @@ SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_i
       json_format(json_extract(m, '$.source')) AS source,
       json_format(json_extract(m, '$.timestamp')) AS ts_json,
       json_format(json_extract(m, '$.userId')) AS user_id,
-      json_format(json_extract(m, '$.properties')) AS properties_json
+      json_format(json_extract(m, '$.properties')) AS properties_json,
+      CASE WHEN substr(json_format(json_extract(m, '$.consentDenied')), 1, 1) = '"' THEN json_extract_scalar(json_format(json_extract(m, '$.consentDenied')), '$') END AS consent_denied
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
@@ -70,13 +71,13 @@ SELECT resolved_user AS user_id, CAST(0 AS BIGINT) AS ord_ts, user_id_value AS o
         SELECT *, json_format(json_extract(pm, '$.membershipType')) AS pv0, json_format(json_extract(pm, '$.country')) AS pv1
         FROM (SELECT *, properties_json AS pm FROM (SELECT *, user_id_value AS resolved_user, true AS in_bulk FROM (SELECT * FROM (
       SELECT *, row_number() OVER (PARTITION BY user_id_value ORDER BY timestamp_ms DESC, event_id_value DESC) AS version_no
-      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
+      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.consent_denied, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
     UNION ALL
-    SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, reject_reason, rejected_line FROM (
-      SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.user_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
+    SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, consent_denied, reject_reason, rejected_line FROM (
+      SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.consent_denied, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.user_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
       FROM staged s JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL
     ) ranked WHERE copy_no = 1) unique_versions
-    ) versions WHERE version_no = 1) l) shaped_base) shaped_members
+    ) versions WHERE version_no = 1 AND consent_denied IS NULL) l) shaped_base) shaped_members
       ) shaped_values
     ) shaped_input
   ) shaped
@@ -87,10 +88,10 @@ SELECT user_id, csv_line, ord_ts, ord_id FROM export_rows WHERE row_reject IS NU
 -- report
 UNLOAD (
 WITH staged AS (
-SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
+SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, consent_denied, reject_reason, CASE WHEN reject_reason IS NOT NULL THEN line END AS rejected_line
   FROM (
   SELECT object_key, line, xxhash64(to_utf8(line)) AS digest, timestamp_ms,
-    ts_json, properties_json, kind_value, event_id_value, source_value, user_id_value,
+    ts_json, properties_json, kind_value, event_id_value, source_value, user_id_value, consent_denied,
     CASE WHEN (ok AND is_object AND plain_ids) AND (kind_value = 'user') AND ((event_id_value IS NOT NULL AND event_id_value <> '' AND length(event_id_value) <= 128)) AND ((source IS NULL OR (source_value = 'native' OR source_value = 'segment' OR source_value = 'mparticle' OR source_value = 'feed'))) AND (timestamp_ms >= 946684800000 AND try_cast(ts_json AS double) = CAST(timestamp_ms AS DOUBLE)) AND ((user_id_value IS NOT NULL AND user_id_value <> '' AND length(user_id_value) <= 128 AND ((length(to_utf8(user_id_value)) <> 3 AND length(to_utf8(user_id_value)) <> 4 AND length(to_utf8(user_id_value)) <> 9) OR (lower(user_id_value) <> 'null' AND lower(user_id_value) <> 'undefined' AND lower(user_id_value) <> 'nan')) AND substr(user_id_value, 1, 1) <> ' ' AND substr(user_id_value, greatest(length(user_id_value), 1), 1) <> ' ')) AND (properties_json IS NOT NULL AND (substr(properties_json, 1, 1) = '{')) THEN NULL WHEN NOT ok THEN 'invalid JSON' WHEN NOT is_object THEN 'not a JSON object'
       WHEN (kind_value IS NULL OR kind_value <> 'user') THEN CASE WHEN kind_value IS NULL THEN 'kind missing in the users archive' ELSE 'kind "' || substr(kind_value, 1, 20) || '" in the users archive' END
       WHEN (NOT (substr(event_id, 1, 1) = '"')) THEN 'schema: eventId: eventId must be a string'
@@ -123,7 +124,8 @@ SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_i
       json_format(json_extract(m, '$.source')) AS source,
       json_format(json_extract(m, '$.timestamp')) AS ts_json,
       json_format(json_extract(m, '$.userId')) AS user_id,
-      json_format(json_extract(m, '$.properties')) AS properties_json
+      json_format(json_extract(m, '$.properties')) AS properties_json,
+      CASE WHEN substr(json_format(json_extract(m, '$.consentDenied')), 1, 1) = '"' THEN json_extract_scalar(json_format(json_extract(m, '$.consentDenied')), '$') END AS consent_denied
       FROM (
         SELECT object_key, line, ok, is_object, CASE WHEN is_object THEN line END AS m
         FROM (
@@ -155,18 +157,20 @@ SELECT resolved_user AS user_id, CAST(0 AS BIGINT) AS ord_ts, user_id_value AS o
         SELECT *, json_format(json_extract(pm, '$.membershipType')) AS pv0, json_format(json_extract(pm, '$.country')) AS pv1
         FROM (SELECT *, properties_json AS pm FROM (SELECT *, user_id_value AS resolved_user, true AS in_bulk FROM (SELECT * FROM (
       SELECT *, row_number() OVER (PARTITION BY user_id_value ORDER BY timestamp_ms DESC, event_id_value DESC) AS version_no
-      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
+      FROM (SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.consent_denied, s.reject_reason, s.rejected_line FROM staged s LEFT JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL AND r.k0 IS NULL
     UNION ALL
-    SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, reject_reason, rejected_line FROM (
-      SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.user_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
+    SELECT object_key, digest, timestamp_ms, properties_json, event_id_value, user_id_value, consent_denied, reject_reason, rejected_line FROM (
+      SELECT s.object_key, s.digest, s.timestamp_ms, s.properties_json, s.event_id_value, s.user_id_value, s.consent_denied, s.reject_reason, s.rejected_line, row_number() OVER (PARTITION BY s.user_id_value, s.event_id_value ORDER BY s.object_key, s.digest) AS copy_no
       FROM staged s JOIN (SELECT user_id_value AS k0, event_id_value AS k1 FROM staged WHERE reject_reason IS NULL GROUP BY user_id_value, event_id_value HAVING count(*) > 1) r ON r.k0 = s.user_id_value AND r.k1 = s.event_id_value WHERE s.reject_reason IS NULL
     ) ranked WHERE copy_no = 1) unique_versions
-    ) versions WHERE version_no = 1) l) shaped_base) shaped_members
+    ) versions WHERE version_no = 1 AND consent_denied IS NULL) l) shaped_base) shaped_members
       ) shaped_values
     ) shaped_input
   ) shaped
 )
 SELECT 'read' AS metric, CAST(NULL AS VARCHAR) AS reason, count(*) AS n FROM staged
+UNION ALL
+SELECT 'consentDenied', consent_denied, count(DISTINCT user_id_value || chr(0) || event_id_value) FROM staged WHERE reject_reason IS NULL AND consent_denied IS NOT NULL GROUP BY consent_denied
 UNION ALL
 SELECT 'rejected', reject_reason, count(*) FROM staged WHERE reject_reason IS NOT NULL GROUP BY reject_reason
 UNION ALL
