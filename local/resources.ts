@@ -35,11 +35,28 @@ export async function createResources(clients: ResourceClients, names: ResourceN
   } catch (error) {
     if ((error as Error).name !== 'ResourceInUseException') throw error;
   }
+  await createIdentityTable(names.identityTable);
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: names.archiveBucket }));
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
+  }
+  const queue = await sqs.send(new CreateQueueCommand({ QueueName: names.dlqName }));
+  const stream = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: names.streamName }));
+  return {
+    streamArn: stream.StreamDescriptionSummary?.StreamARN ?? `arn:aws:kinesis:us-east-1:000000000000:stream/${names.streamName}`,
+    dlqUrl: queue.QueueUrl ?? '',
+  };
+}
+
+/** The identity table as serverless.yml defines it (links, profiles and consent; the byUser index); idempotent. */
+export async function createIdentityTable(tableName: string): Promise<void> {
   const dynamo = new DynamoDBClient({ requestHandler: new NodeHttpHandler() });
   try {
     await dynamo.send(
       new CreateTableCommand({
-        TableName: names.identityTable,
+        TableName: tableName,
         BillingMode: 'PAY_PER_REQUEST',
         AttributeDefinitions: [
           { AttributeName: IDENTITY_TABLE_KEYS.partitionKey, AttributeType: 'S' },
@@ -60,16 +77,4 @@ export async function createResources(clients: ResourceClients, names: ResourceN
   } finally {
     dynamo.destroy();
   }
-  try {
-    await s3.send(new CreateBucketCommand({ Bucket: names.archiveBucket }));
-  } catch (error) {
-    const name = (error as Error).name;
-    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
-  }
-  const queue = await sqs.send(new CreateQueueCommand({ QueueName: names.dlqName }));
-  const stream = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: names.streamName }));
-  return {
-    streamArn: stream.StreamDescriptionSummary?.StreamARN ?? `arn:aws:kinesis:us-east-1:000000000000:stream/${names.streamName}`,
-    dlqUrl: queue.QueueUrl ?? '',
-  };
 }

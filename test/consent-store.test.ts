@@ -1,11 +1,10 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
 import { consentFromSignal, type StoredConsent } from '../shared/consent/policy.js';
 import { DynamoConsentStore, consentTableKey, type ConsentKey } from '../shared/consent/store.js';
-import { DynamoIdentityStore, IDENTITY_TABLE_KEYS } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { createIdentityTable } from '../local/resources.js';
 import { uniqueName, useEmulators } from './support/env.js';
 
 useEmulators();
@@ -17,25 +16,7 @@ const T = 1_750_000_000_000;
 const at = (signal: Parameters<typeof consentFromSignal>[0], time: number): StoredConsent => consentFromSignal(signal, time);
 
 beforeAll(async () => {
-  const dynamo = new DynamoDBClient({ requestHandler: new NodeHttpHandler() });
-  try {
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: IDENTITY_TABLE_KEYS.partitionKey, AttributeType: 'S' },
-          { AttributeName: IDENTITY_TABLE_KEYS.userIndexKey, AttributeType: 'S' },
-        ],
-        KeySchema: [{ AttributeName: IDENTITY_TABLE_KEYS.partitionKey, KeyType: 'HASH' }],
-        GlobalSecondaryIndexes: [
-          { IndexName: IDENTITY_TABLE_KEYS.userIndex, KeySchema: [{ AttributeName: IDENTITY_TABLE_KEYS.userIndexKey, KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } },
-        ],
-      }),
-    );
-  } finally {
-    dynamo.destroy();
-  }
+  await createIdentityTable(TABLE);
 });
 
 const store = (now?: () => number, ttlDays = 0) => new DynamoConsentStore(dynamoDocumentClient(), TABLE, ttlDays, now);
