@@ -17,6 +17,23 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
     },
   },
+  // Import boundaries: what ships (handlers, the product library, the schemas) never reaches into
+  // the local stack, the benchmarks or the tests; the local stack never into benchmarks or tests.
+  {
+    files: ['functions/**/*.ts', 'shared/**/*.ts', 'schemas/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/local/**', '**/bench/**', '**/test/**'], message: 'product code (functions/, shared/, schemas/) must not import local/, bench/ or test/' }] },
+      ],
+    },
+  },
+  {
+    files: ['local/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/bench/**', '**/test/**'], message: 'the local stack must not import bench/ or test/' }] }],
+    },
+  },
   { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
   // serverless.yml loads these with require().
   {

@@ -11,6 +11,10 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, KinesisStreamBatchResponse, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import type { KinesisOnFailureRecord, OnFailureCondition } from '../shared/kinesis-on-failure.js';
+
+// Lambda's on-failure record, which the emulated poller writes like the real event source mapping.
+export { isKinesisOnFailureRecord, type KinesisOnFailureRecord, type OnFailureCondition } from '../shared/kinesis-on-failure.js';
 
 /**
  * A local stand-in for the Lambda Kinesis event source mapping (ESM), so the one-machine stack runs
@@ -109,46 +113,6 @@ export interface Poller {
    * with nothing in flight and nothing awaiting retry. Rejects after timeoutMs (default 30 s).
    */
   idle(timeoutMs?: number): Promise<void>;
-}
-
-export type OnFailureCondition = 'RetryAttemptsExhausted' | 'RecordAgeExceeded';
-
-/** What Lambda writes to an SQS/SNS on-failure destination for a Kinesis batch: metadata only (FACTS §5c). */
-export interface KinesisOnFailureRecord {
-  requestContext: {
-    requestId: string;
-    functionArn: string;
-    condition: OnFailureCondition;
-    approximateInvokeCount: number;
-  };
-  responseContext: {
-    statusCode: number;
-    executedVersion: string;
-    functionError?: string;
-  };
-  version: '1.0';
-  timestamp: string;
-  KinesisBatchInfo: {
-    shardId: string;
-    startSequenceNumber: string;
-    endSequenceNumber: string;
-    approximateArrivalOfFirstRecord: string;
-    approximateArrivalOfLastRecord: string;
-    batchSize: number;
-    streamArn: string;
-  };
-}
-
-/** Tells an ESM on-failure record apart from the pipeline's own dead-letter records in a shared queue. */
-export function isKinesisOnFailureRecord(value: unknown): value is KinesisOnFailureRecord {
-  if (typeof value !== 'object' || value === null) return false;
-  const info = (value as { KinesisBatchInfo?: unknown }).KinesisBatchInfo;
-  return (
-    typeof info === 'object' &&
-    info !== null &&
-    typeof (info as { startSequenceNumber?: unknown }).startSequenceNumber === 'string' &&
-    typeof (info as { shardId?: unknown }).shardId === 'string'
-  );
 }
 
 /** FACTS §5a: Lambda invokes once the payload reaches the 6 MB synchronous invocation limit. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isKinesisOnFailureRecord, type KinesisOnFailureRecord } from '../../local/poller.js';
+import { isKinesisOnFailureRecord, type KinesisOnFailureRecord } from '../kinesis-on-failure.js';
 import { partitionKeyOf } from '../../schemas/canonical.js';
 import { decodeMessage, type FieldError, type RecordRef } from '../decode.js';
 import { sqsSafeJson, type DeadLetterQueue, type DeadLetterRecord, type DeadLetterStage } from '../dlq.js';
