@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,6 @@ const IN_FLIGHT = 4;
 const BURST_REQUEST_MESSAGES = 100;
 const LATENCY_REQUEST_MESSAGES = 10;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const authorization = `Basic ${Buffer.from(`${LOCAL_CREDENTIALS.trackerWriteKey}:`).toString('base64')}`;
 
 function trackMessages(n: number): { messageId: string; body: Record<string, unknown> }[] {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { packBySize } from './util/batching.js';
 
@@ -34,7 +35,6 @@ export interface ProducerOptions {
   baseDelayMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function recordBytes(record: StreamRecord): number {
   return record.data.byteLength + Buffer.byteLength(record.partitionKey);

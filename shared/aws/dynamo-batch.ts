@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { chunk } from '../util/batching.js';
 
@@ -16,7 +17,6 @@ export const UNPROCESSED_ATTEMPTS = 6;
 export type DynamoKey = Record<string, unknown>;
 export type WriteRequest = { PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: DynamoKey } };
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Every item found for the keys (strongly consistent reads unless told otherwise), in no particular order. */
 export async function batchGetAll(

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
@@ -7,18 +8,11 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { chunk } from '../util/batching.js';
 import { putRecords, type PutOutcome, type StreamRecord } from '../stream-producer.js';
 import { PayloadMissingError, type BatchRange, type PayloadStore, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
 
 /** The AWS adapters behind the operator tools' ports (redrive, replay). */
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 /** SQS batch calls take at most 10 entries. */
 const SQS_BATCH = 10;
