@@ -1,7 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pMap from 'p-map';
 import { z } from 'zod';
+import { listObjects } from './aws/s3-list.js';
 
 /**
  * The deletion registry, in the archive bucket. Every export and replay leaves its users out.
@@ -483,20 +484,12 @@ async function getText(s3: S3Client, bucket: string, key: string): Promise<strin
 }
 
 async function listAll(s3: S3Client, bucket: string, prefix: string, delimiter?: string): Promise<{ keys: string[]; prefixes: string[] }> {
-  const keys: string[] = [];
-  const prefixes: string[] = [];
-  let token: string | undefined;
   try {
-    do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
-      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    const { objects, prefixes } = await listObjects(s3, bucket, prefix, delimiter);
+    return { keys: objects.flatMap((o) => (o.Key ? [o.Key] : [])), prefixes };
   } catch (error) {
     throw new DeletionRegistryError(`deletion registry listing of ${prefix} failed: ${(error as Error).message}`);
   }
-  return { keys, prefixes };
 }
 
 /** Entries are `.json`; anything else (a console folder marker, a note) is not an entry, as before. */

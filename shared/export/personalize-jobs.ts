@@ -1,6 +1,6 @@
 import {
   CreateDatasetImportJobCommand,
-  ListDatasetImportJobsCommand,
+  paginateListDatasetImportJobs,
   type PersonalizeClient,
 } from '@aws-sdk/client-personalize';
 import type { CreateImportJobRequest, ImportJobs, ImportJobSummary } from './ports.js';
@@ -11,9 +11,7 @@ export class SdkImportJobs implements ImportJobs {
 
   async list(datasetArn: string): Promise<ImportJobSummary[]> {
     const out: ImportJobSummary[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.client.send(new ListDatasetImportJobsCommand({ datasetArn, maxResults: 100, nextToken }));
+    for await (const page of paginateListDatasetImportJobs({ client: this.client, pageSize: 100 }, { datasetArn })) {
       for (const j of page.datasetImportJobs ?? []) {
         if (j.jobName === undefined || j.datasetImportJobArn === undefined) continue;
         out.push({
@@ -23,8 +21,7 @@ export class SdkImportJobs implements ImportJobs {
           ...(j.importMode !== undefined && { importMode: j.importMode }),
         });
       }
-      nextToken = page.nextToken;
-    } while (nextToken);
+    }
     return out;
   }
 

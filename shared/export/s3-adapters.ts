@@ -7,28 +7,21 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import pMap from 'p-map';
 import type { ArchiveObjectInfo, ArchiveSource, ImportStore, StoredFile } from './ports.js';
+import { listObjects } from '../aws/s3-list.js';
 
 /** S3 adapters of the export: the archive (read) and the `imports/` prefix (read and write). */
 
 const HEAD_CONCURRENCY = 8;
 
 async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<ArchiveObjectInfo[]> {
-  const out: ArchiveObjectInfo[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) {
-      if (o.Key !== undefined && !o.Key.endsWith('/')) out.push({ key: o.Key, bytes: o.Size ?? 0 });
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  const { objects } = await listObjects(s3, bucket, prefix);
+  const out = objects.flatMap((o) => (o.Key !== undefined && !o.Key.endsWith('/') ? [{ key: o.Key, bytes: o.Size ?? 0 }] : []));
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -11,6 +11,7 @@ import {
 import { chunk } from '../util/batching.js';
 import { putRecords, type PutOutcome, type StreamRecord } from '../stream-producer.js';
 import { PayloadMissingError, type BatchRange, type PayloadStore, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
+import { listObjects } from '../aws/s3-list.js';
 
 /** The AWS adapters behind the operator tools' ports (redrive, replay). */
 
@@ -177,13 +178,7 @@ export class S3ObjectReader implements PayloadStore {
 
   /** Every object under a prefix, in key order, with its last-modified time (epoch ms). */
   async list(prefix: string): Promise<{ key: string; lastModified: number }[]> {
-    const objects: { key: string; lastModified: number }[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, lastModified: o.LastModified?.getTime() ?? 0 });
-      token = page.NextContinuationToken;
-    } while (token);
-    return objects;
+    const { objects } = await listObjects(this.s3, this.bucket, prefix);
+    return objects.flatMap((o) => (o.Key ? [{ key: o.Key, lastModified: o.LastModified?.getTime() ?? 0 }] : []));
   }
 }

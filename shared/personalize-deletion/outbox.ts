@@ -1,5 +1,6 @@
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { listObjects } from '../aws/s3-list.js';
 
 /**
  * Where deletion meets Personalize, in the archive bucket under `control/personalize-deletions/`.
@@ -53,14 +54,8 @@ export async function writePendingDeletion(s3: S3Client, bucket: string, hash: s
 }
 
 export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
+  const { objects } = await listObjects(s3, bucket, prefix);
+  return objects.flatMap((o) => (o.Key ? [o.Key] : []));
 }
 
 function isNotFound(error: unknown): boolean {

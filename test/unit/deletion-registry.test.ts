@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -49,7 +49,10 @@ function memoryS3(): { s3: S3Client; objects: Map<string, Buffer>; calls: string
     }
     return Promise.reject(new Error(`unexpected command ${(command as object).constructor.name}`));
   };
-  return { s3: { send } as unknown as S3Client, objects, calls };
+  // A real client whose send answers from memory: the SDK's paginators accept only an S3Client.
+  const s3 = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  s3.send = send as S3Client['send'];
+  return { s3, objects, calls };
 }
 
 describe('hashing user ids', () => {
