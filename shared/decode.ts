@@ -3,6 +3,7 @@ import { deaggregateSync, type UserRecord } from 'aws-kinesis-agg';
 import { z } from 'zod';
 import { canonicalMessageSchema, type CanonicalMessage } from '../schemas/canonical.js';
 import { contentEventId } from './event-id.js';
+import { describeErrors, formatIssues, type FieldError } from './field-errors.js';
 
 /**
  * Kinesis record -> canonical messages. Never throws: whatever cannot be decoded or validated comes
@@ -17,11 +18,6 @@ export interface RecordRef {
   partitionKey: string;
   /** Kinesis arrival time, epoch ms: stable across redeliveries, unlike processing time. */
   arrivedAt: number;
-}
-
-export interface FieldError {
-  path: string;
-  message: string;
 }
 
 export type DecodeResult =
@@ -137,14 +133,6 @@ function deaggregate(record: KinesisStreamRecord): { userRecords: UserRecord[] }
     firstError ??= (error as Error).message;
   }
   return firstError === undefined ? { userRecords } : { error: firstError };
-}
-
-export function formatIssues(error: z.ZodError): FieldError[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(message)', message: issue.message }));
-}
-
-export function describeErrors(errors: FieldError[]): string {
-  return errors.map((e) => `${e.path}: ${e.message}`).join('; ');
 }
 
 /** A rejection carrying the raw payload (UTF-8 text where it is, base64 where not). */

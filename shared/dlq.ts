@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ArchiveStore } from './archive.js';
-import type { FieldError } from './decode.js';
+import type { FieldError } from './field-errors.js';
 import { packBySize } from './util/batching.js';
 
 /**

@@ -1,5 +1,5 @@
 import { contentEventId } from '../event-id.js';
-import type { FieldError } from '../decode.js';
+import type { FieldError } from '../field-errors.js';
 import {
   accept,
   describeType,

@@ -1,6 +1,6 @@
 import { contentEventId } from '../event-id.js';
 import { mapEvent } from '../event-mapping.js';
-import type { FieldError } from '../decode.js';
+import type { FieldError } from '../field-errors.js';
 import {
   accept,
   asRecord,

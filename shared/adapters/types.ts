@@ -1,5 +1,5 @@
 import { canonicalMessageSchema, CONSENT_ENTRIES_MAX, CONSENT_KEY_MAX, type CanonicalMessage } from '../../schemas/canonical.js';
-import { formatIssues, describeErrors, type FieldError } from '../decode.js';
+import { formatIssues, describeErrors, type FieldError } from '../field-errors.js';
 import { readPath, type EventMapping, type EventMappingEntry } from '../event-mapping.js';
 
 /**

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { isKinesisOnFailureRecord, type KinesisOnFailureRecord } from '../kinesis-on-failure.js';
 import { partitionKeyOf } from '../../schemas/canonical.js';
-import { decodeMessage, type FieldError, type RecordRef } from '../decode.js';
+import { decodeMessage, type RecordRef } from '../decode.js';
+import type { FieldError } from '../field-errors.js';
 import { sqsSafeJson, type DeadLetterQueue, type DeadLetterRecord, type DeadLetterStage } from '../dlq.js';
 import { mapEvent, type EventMapping } from '../event-mapping.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';

@@ -1,6 +1,6 @@
 import type { Event as PersonalizeEvent, Item as PersonalizeItem, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import type { InteractionMessage, ItemMessage, UserMessage } from '../../schemas/canonical.js';
-import type { FieldError } from '../decode.js';
+import type { FieldError } from '../field-errors.js';
 import { renameProperties } from '../event-mapping.js';
 import { profileValues, type Profile, type ProfileScalar } from '../profile/profile.js';
 import { propertiesJson, propertyFieldOf, shapeProperties, type DatasetSchema, type DroppedProperty } from './dataset-schema.js';
