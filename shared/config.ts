@@ -23,10 +23,10 @@ const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ?
 const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().int().positive().default(fallback));
 const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().min(0).default(fallback));
 
-/** A required variable: missing and blank get the same message, naming what it is. */
 /** What the nightly import is for (shared/bulk-mode.ts); the processor and the export must agree. */
 const bulkMode = z.preprocess(blankAsUnset, z.enum(BULK_MODES).default('complement'));
 
+/** A required variable: missing and blank get the same message, naming what it is. */
 const required = (what: string) =>
   z.string({ error: `is required (${what})` }).trim().min(1, `is required (${what})`);
 
@@ -312,3 +312,39 @@ export type PersonalizeDeletionEnv = z.infer<typeof personalizeDeletionEnvSchema
 export function readPersonalizeDeletionEnv(env: NodeJS.ProcessEnv = process.env): PersonalizeDeletionEnv {
   return parseEnv(personalizeDeletionEnvSchema, env, 'personalize-deletions');
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operator tools: redrive (Lambda and CLI) and replay (CLI)
+
+export const redriveEnvSchema = z.object({
+  DLQ_URL: required('the SQS dead-letter queue URL').url('must be the SQS dead-letter queue URL'),
+  STREAM_NAME: required('the Kinesis stream records go back to'),
+  ARCHIVE_BUCKET: required('the S3 bucket holding dlq-payloads/'),
+  /** Messages handled per run unless the caller says otherwise. */
+  REDRIVE_MAX_MESSAGES: positiveInt(1_000),
+  /** How long a received message stays hidden while this run works on it. */
+  REDRIVE_VISIBILITY_TIMEOUT_SECONDS: positiveInt(300),
+  REDRIVE_WAIT_SECONDS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).max(20).default(1)),
+  ...consentEnv,
+});
+
+export type RedriveEnv = z.infer<typeof redriveEnvSchema>;
+
+export const replayEnvSchema = z.object({
+  ARCHIVE_BUCKET: required('the S3 archive bucket'),
+  /** The event tracker of the dataset group being fed (a new one, when seeding). */
+  PERSONALIZE_TRACKING_ID: optionalString,
+  /** The identity table, for the stored consent (README "Consent"); needed when consent is required. */
+  IDENTITY_TABLE: optionalString,
+  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
+  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
+  /** FACTS §3: PutItems and PutUsers, 10 requests/s per dataset group. */
+  PUT_ITEMS_PER_SECOND: nonNegative(10),
+  PUT_USERS_PER_SECOND: nonNegative(10),
+  PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
+  FORWARD_CONCURRENCY: positiveInt(8),
+  ...deletionHashEnv,
+  ...consentEnv,
+}).superRefine(oneDeletionHashSource);
+
+export type ReplayEnv = z.infer<typeof replayEnvSchema>;

@@ -1,6 +1,5 @@
-import { z } from 'zod';
 import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
-import { consentEnv, parseEnv } from '../config.js';
+import { parseEnv, redriveEnvSchema } from '../config.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { S3ArchiveStore } from '../archive.js';
 import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
@@ -14,23 +13,7 @@ import type { RedriveDeps, RedriveSettings } from './redrive.js';
  * (bundled, or EVENT_MAPPING): give it the same EVENT_MAPPING as the processor.
  */
 
-const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().int().positive().default(fallback));
-const required = (what: string) => z.string({ error: `is required (${what})` }).trim().min(1, `is required (${what})`);
-
-export const redriveEnvSchema = z.object({
-  DLQ_URL: required('the SQS dead-letter queue URL').url('must be the SQS dead-letter queue URL'),
-  STREAM_NAME: required('the Kinesis stream records go back to'),
-  ARCHIVE_BUCKET: required('the S3 bucket holding dlq-payloads/'),
-  /** Messages handled per run unless the caller says otherwise. */
-  REDRIVE_MAX_MESSAGES: positiveInt(1_000),
-  /** How long a received message stays hidden while this run works on it. */
-  REDRIVE_VISIBILITY_TIMEOUT_SECONDS: positiveInt(300),
-  REDRIVE_WAIT_SECONDS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).max(20).default(1)),
-  ...consentEnv,
-});
-
-export type RedriveEnv = z.infer<typeof redriveEnvSchema>;
+export { redriveEnvSchema, type RedriveEnv } from '../config.js';
 
 export interface RedriveRuntime {
   deps: RedriveDeps;

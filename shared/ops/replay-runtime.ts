@@ -1,6 +1,5 @@
-import { z } from 'zod';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client } from '../aws/clients.js';
-import { consentEnv, consentPolicyFromEnv, deletionHashEnv, oneDeletionHashSource, parseEnv } from '../config.js';
+import { consentPolicyFromEnv, parseEnv, replayEnvSchema } from '../config.js';
 import { policyRequiresConsent } from '../consent/policy.js';
 import { DynamoConsentStore } from '../consent/store.js';
 import { loadDeletedUsers } from '../deletion.js';
@@ -13,30 +12,7 @@ import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';
 
 /** The replay's configuration and adapters, from the environment (the CLI). */
 
-const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-const positiveInt = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().int().positive().default(fallback));
-const nonNegative = (fallback: number) => z.preprocess(blankAsUnset, z.coerce.number().min(0).default(fallback));
-const optional = z.preprocess(blankAsUnset, z.string().trim().optional());
-const datasetArn = optional.refine((v) => v === undefined || /^arn:[a-z\d-]+:personalize:/.test(v), {
-  message: 'must be a Personalize dataset ARN (arn:aws:personalize:<region>:<account>:dataset/<group>/<TYPE>)',
-});
-
-export const replayEnvSchema = z.object({
-  ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket)' }).trim().min(1, 'is required (the S3 archive bucket)'),
-  /** The event tracker of the dataset group being fed (a new one, when seeding). */
-  PERSONALIZE_TRACKING_ID: optional,
-  /** The identity table, for the stored consent (README "Consent"); needed when consent is required. */
-  IDENTITY_TABLE: optional,
-  PERSONALIZE_ITEMS_DATASET_ARN: datasetArn,
-  PERSONALIZE_USERS_DATASET_ARN: datasetArn,
-  /** FACTS §3: PutItems and PutUsers, 10 requests/s per dataset group. */
-  PUT_ITEMS_PER_SECOND: nonNegative(10),
-  PUT_USERS_PER_SECOND: nonNegative(10),
-  PERSONALIZE_MAX_ATTEMPTS: positiveInt(5),
-  FORWARD_CONCURRENCY: positiveInt(8),
-  ...deletionHashEnv,
-  ...consentEnv,
-}).superRefine(oneDeletionHashSource);
+export { replayEnvSchema } from '../config.js';
 
 export interface ReplayRunOptions {
   from: string;
