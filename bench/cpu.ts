@@ -6,7 +6,7 @@ import { LinkCache } from '../shared/identity/cache.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
 import type { CapturedRequests } from './lib/fake-aws.js';
 import { entry, gcIfExposed, isMain, median, row, timed, type Measure } from './lib/harness.js';
-import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../local/memory-ports.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../test/support/memory-ports.js';
 import { ARCHIVE_GZIP_LEVEL } from '../shared/archive.js';
 import { collectDay, esmBatches, processorSettings } from './lib/pipeline-data.js';
 

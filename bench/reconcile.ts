@@ -18,7 +18,7 @@ import { knownUserSessionId } from '../shared/personalize/put-session.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
 import { DynamoProfileStore } from '../shared/profile/store.js';
 import type { BulkMode } from '../shared/bulk-mode.js';
-import { MemoryDlq, MemoryPersonalize } from '../local/memory-ports.js';
+import { MemoryDlq, MemoryPersonalize } from '../test/support/memory-ports.js';
 import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
 import { CallLog, FakeDynamo } from './lib/fake-aws.js';
 import { isMain, machine } from './lib/harness.js';

@@ -1,4 +1,4 @@
-import { seededRandom } from '../../local/seeded-random.js';
+import { seededRandom } from '../../test/support/seeded-random.js';
 import { segmentSignature } from '../../shared/collect/auth.js';
 
 /**

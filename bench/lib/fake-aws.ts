@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-personalize-events';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { CapturedRequests } from '../../local/memory-ports.js';
+import type { CapturedRequests } from '../../test/support/memory-ports.js';
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamRecord } from 'aws-lambda';
 

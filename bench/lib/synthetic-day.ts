@@ -1,4 +1,4 @@
-import { seededRandom } from '../../local/seeded-random.js';
+import { seededRandom } from '../../test/support/seeded-random.js';
 /**
  * A realistic synthetic day of clickstream, as trackers and back-office feeds would post it to the
  * collector: Segment tracking-API batches (`POST /v1/batch`) per device, catalog feeds

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalMessageSchema } from '../../schemas/canonical.js';
 import { decodeKinesisRecord } from '../../shared/decode.js';
 import { processBatch } from '../../shared/process/process-batch.js';
-import { seededRandom } from '../../local/seeded-random.js';
+import { seededRandom } from '../support/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { assertNoPollution, deeplyNested, fuzzParams, fuzzTimeout, hostileKey, hostileNumber, hostileString, hostileTime, hostileValue, propertiesArb, toBodyText } from './arbitraries.js';
 import { fuzzDeps, kinesisRecords, ValidatingSender } from './fakes.js';

@@ -6,7 +6,7 @@ import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import { piiPolicy } from '../../shared/pii.js';
 import type { ProcessorDeps } from '../../shared/process/process-batch.js';
-import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryProfileStore } from '../../local/memory-ports.js';
+import { MemoryArchive, MemoryDlq, MemoryIdentityStore, MemoryProfileStore } from '../support/memory-ports.js';
 import { formatValidationErrors, validatePutEvents, validatePutItems, validatePutUsers } from '../../local/personalize-validation.js';
 
 /** In-memory ports for fuzzing processBatch, and a Personalize sender that checks every request like the real API. */

@@ -15,7 +15,7 @@ import {
 import { redriveEnvSchema } from '../../shared/ops/redrive-runtime.js';
 import { replayEnvSchema } from '../../shared/ops/replay-runtime.js';
 import { parseEnv } from '../../shared/config.js';
-import { MemoryConsentStore } from '../../local/memory-ports.js';
+import { MemoryConsentStore } from '../support/memory-ports.js';
 
 const T = 1_750_000_000_000;
 const policy = (p: Partial<ConsentPolicy>): ConsentPolicy => ({ ...NO_CONSENT_POLICY, ...p });

@@ -10,9 +10,9 @@ import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { PersonalizeSender } from '../../shared/personalize/forward.js';
 import { knownUserSessionId } from '../../shared/personalize/put-session.js';
-import { MemoryProfileStore } from '../../local/memory-ports.js';
+import { MemoryProfileStore } from '../support/memory-ports.js';
 import { piiPolicy } from '../../shared/pii.js';
-import { seededRandom } from '../../local/seeded-random.js';
+import { seededRandom } from '../support/seeded-random.js';
 import { kplAggregate } from '../support/kpl.js';
 import { processBatch, type BatchReport, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
 

@@ -7,7 +7,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { processBatch, type DeletionRegistry, type ProcessorDeps } from '../../shared/process/process-batch.js';
-import { MemoryProfileStore } from '../../local/memory-ports.js';
+import { MemoryProfileStore } from '../support/memory-ports.js';
 import { kinesisRecords } from '../fuzz/fakes.js';
 
 const T = Date.now() - 3_600_000;

@@ -7,7 +7,7 @@ import { LinkCache } from '../../shared/identity/cache.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { processBatch, type ProcessorDeps, type ProcessorSettings } from '../../shared/process/process-batch.js';
 import type { Profile, ProfileKey } from '../../shared/profile/profile.js';
-import { MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../../local/memory-ports.js';
+import { MemoryDlq, MemoryIdentityStore, MemoryPersonalize, MemoryProfileStore } from '../support/memory-ports.js';
 import { kinesisRecords } from '../fuzz/fakes.js';
 
 /** The processor with the in-memory profile store: partial item/user updates merged, complete records sent, the rest held. */

@@ -1,12 +1,12 @@
 import type { PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput } from '@aws-sdk/client-personalize-events';
-import type { ArchiveStore } from '../shared/archive.js';
-import { mergeStored, sameConsent, type StoredConsent } from '../shared/consent/policy.js';
-import { consentKeyOf, type ConsentChange, type ConsentKey, type ConsentStore, type ConsentUpdate } from '../shared/consent/store.js';
-import type { DeadLetterQueue, DeadLetterRecord } from '../shared/dlq.js';
-import type { IdentityLink, IdentityStore } from '../shared/identity/store.js';
-import type { PersonalizeSender } from '../shared/personalize/forward.js';
-import { profileKeyOf, type Profile, type ProfileKey } from '../shared/profile/profile.js';
-import type { ProfileStore } from '../shared/profile/store.js';
+import type { ArchiveStore } from '../../shared/archive.js';
+import { mergeStored, sameConsent, type StoredConsent } from '../../shared/consent/policy.js';
+import { consentKeyOf, type ConsentChange, type ConsentKey, type ConsentStore, type ConsentUpdate } from '../../shared/consent/store.js';
+import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
+import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
+import type { PersonalizeSender } from '../../shared/personalize/forward.js';
+import { profileKeyOf, type Profile, type ProfileKey } from '../../shared/profile/profile.js';
+import type { ProfileStore } from '../../shared/profile/store.js';
 
 /**
  * The processor's ports answered in memory, for benchmarks and property-based tests: no SDK
