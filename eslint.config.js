@@ -29,9 +29,9 @@ export default tseslint.config(
     },
   },
   {
-    files: ['local/**/*.ts'],
+    files: ['local/**/*.ts', 'cli/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/bench/**', '**/test/**'], message: 'the local stack must not import bench/ or test/' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/bench/**', '**/test/**'], message: 'the local stack and the operator CLIs must not import bench/ or test/' }] }],
     },
   },
   { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },

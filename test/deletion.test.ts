@@ -9,7 +9,7 @@ import { keyedHasher, loadDeletedUsers } from '../shared/deletion.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { DynamoProfileStore } from '../shared/profile/store.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
-import { main as deleteUserCli } from '../local/delete-user.js';
+import { main as deleteUserCli } from '../cli/delete-user.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { listKeys, readText } from './support/export.js';

@@ -5,7 +5,7 @@ import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { sqsClient } from '../shared/aws/clients.js';
-import { main as dlqCli } from '../local/dlq.js';
+import { main as dlqCli } from '../cli/dlq.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { eventTime, isDeadLetter, send, isolatedStack } from './support/stack.js';

@@ -25,7 +25,7 @@ const day = daysAgo(4);
 async function exportCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOCAL_STATE_DIR: stateDir, NODE_NO_WARNINGS: '1' };
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'local/export.ts', ...args], { env, timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/export.ts', ...args], { env, timeout: 30_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };

@@ -13,7 +13,7 @@ import { metrics } from '../shared/observability.js';
 import { PENDING_PREFIX, PERSONALIZE_DELETIONS_PREFIX, pendingKey } from '../shared/personalize-deletion/outbox.js';
 import { FAILED_JOBS_METRIC, deletionStepDepsFromEnv, handlePersonalizeDeletions } from '../shared/personalize-deletion/runtime.js';
 import { DEFER_IMPORT, DEFER_IN_FLIGHT, DEFER_LIMIT, DEFER_NEXT_PASS, runDeletionStep } from '../shared/personalize-deletion/step.js';
-import { main as personalizeDeletionsCli } from '../local/personalize-deletions.js';
+import { main as personalizeDeletionsCli } from '../cli/personalize-deletions.js';
 import { LOCAL_CREDENTIALS, LOCAL_DATASET_GROUP_ARN, LOCAL_IMPORT_ROLE_ARN, LOCAL_INTERACTIONS_DATASET_ARN, startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { csvRecords, listKeys, readText } from './support/export.js';

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { sqsClient } from '../shared/aws/clients.js';
 import type { RedriveSummary } from '../shared/ops/redrive.js';
-import { main as redriveCli } from '../local/redrive.js';
+import { main as redriveCli } from '../cli/redrive.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import type { KinesisOnFailureRecord } from '../local/poller.js';
 import { useEmulators } from './support/env.js';

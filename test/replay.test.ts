@@ -8,7 +8,7 @@ import { recordDeletion } from '../shared/deletion.js';
 import { REPLAY_KINDS, replayArchive, type Checkpoint } from '../shared/ops/replay.js';
 import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
 import type { PersonalizeSender } from '../shared/personalize/forward.js';
-import { main as replayCli } from '../local/replay.js';
+import { main as replayCli } from '../cli/replay.js';
 import { knownUserSessionId } from '../shared/personalize/put-session.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { daysBetween, REPLAY_KINDS, replayArchive, ReplayError, type ReplayKind, type ReplaySummary } from '../shared/ops/replay.js';
 import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
-import { LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from './stack.js';
+import { LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from '../local/stack.js';
 
 /**
  * `npm run replay -- --from 2026-11-20 --to 2026-11-22 [--kind interactions|items|users]
