@@ -26,6 +26,7 @@ interface StackFile {
   endpoints?: Record<string, string>;
   names?: { streamName?: string; identityTable?: string; archiveBucket?: string; dlqUrl?: string };
   region?: string;
+  export?: { interactionsDatasetArn?: string; itemsDatasetArn?: string; usersDatasetArn?: string; importRoleArn?: string; datasetGroupArn?: string };
 }
 
 export class CliError extends Error {
@@ -38,6 +39,8 @@ const ENDPOINT_VARIABLES: Record<string, string> = {
   s3: 'AWS_ENDPOINT_URL_S3',
   sqs: 'AWS_ENDPOINT_URL_SQS',
   personalizeEvents: 'AWS_ENDPOINT_URL_PERSONALIZE_EVENTS',
+  // The local control plane (import and deletion jobs).
+  personalize: 'AWS_ENDPOINT_URL_PERSONALIZE',
 };
 
 /**
@@ -68,6 +71,11 @@ export async function useLocalStackFile(env: NodeJS.ProcessEnv): Promise<void> {
   setDefault('IDENTITY_TABLE', stack.names?.identityTable);
   setDefault('ARCHIVE_BUCKET', stack.names?.archiveBucket);
   setDefault('DLQ_URL', stack.names?.dlqUrl);
+  setDefault('PERSONALIZE_DATASET_GROUP_ARN', stack.export?.datasetGroupArn);
+  setDefault('PERSONALIZE_IMPORT_ROLE_ARN', stack.export?.importRoleArn);
+  setDefault('PERSONALIZE_INTERACTIONS_DATASET_ARN', stack.export?.interactionsDatasetArn);
+  setDefault('PERSONALIZE_ITEMS_DATASET_ARN', stack.export?.itemsDatasetArn);
+  setDefault('PERSONALIZE_USERS_DATASET_ARN', stack.export?.usersDatasetArn);
 }
 
 /** `--name value` and `--flag` arguments; positional arguments in order. */

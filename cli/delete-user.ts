@@ -7,7 +7,6 @@ import { loadDeletionHasher } from '../shared/deletion-key.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
 import { DynamoProfileStore } from '../shared/profile/store.js';
-import { usePersonalizeSettings } from './personalize-deletions.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
 
 /**
@@ -34,7 +33,6 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   if (userId === undefined || rest.length > 0) throw new CliError(USAGE);
   if (!args.flags.has('aws')) {
     await useLocalStackFile(io.env);
-    await usePersonalizeSettings(io.env);
   }
   const config = parseEnv(envSchema, io.env, 'delete-user');
   const s3 = s3Client();

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.js';
 import { runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
@@ -12,33 +10,6 @@ import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type
 
 const USAGE = 'usage: npm run personalize-deletions -- [--aws] [--json]';
 
-interface StackFile {
-  endpoints?: Record<string, string>;
-  export?: { interactionsDatasetArn?: string; itemsDatasetArn?: string; usersDatasetArn?: string; importRoleArn?: string; datasetGroupArn?: string };
-}
-
-/** The control-plane endpoint and Personalize settings the local stack wrote; set variables win. */
-export async function usePersonalizeSettings(env: NodeJS.ProcessEnv): Promise<void> {
-  const file = resolve(env.LOCAL_STATE_DIR ?? '.local', 'stack.json');
-  let stack: StackFile;
-  try {
-    stack = JSON.parse(await readFile(file, 'utf8')) as StackFile;
-  } catch {
-    return;
-  }
-  const setDefault = (name: string, value: string | undefined) => {
-    if (value === undefined || value === 'aws') return;
-    env[name] ??= value;
-    if (env !== process.env) process.env[name] ??= value;
-  };
-  if (!env.AWS_ENDPOINT_URL) setDefault('AWS_ENDPOINT_URL_PERSONALIZE', stack.endpoints?.personalize);
-  setDefault('PERSONALIZE_DATASET_GROUP_ARN', stack.export?.datasetGroupArn);
-  setDefault('PERSONALIZE_IMPORT_ROLE_ARN', stack.export?.importRoleArn);
-  setDefault('PERSONALIZE_INTERACTIONS_DATASET_ARN', stack.export?.interactionsDatasetArn);
-  setDefault('PERSONALIZE_ITEMS_DATASET_ARN', stack.export?.itemsDatasetArn);
-  setDefault('PERSONALIZE_USERS_DATASET_ARN', stack.export?.usersDatasetArn);
-}
-
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   const args = parseArgs(argv, ['aws', 'json', 'help'], []);
   if (args.flags.has('help')) {
@@ -48,7 +19,6 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   if (args.positional.length > 0) throw new CliError(USAGE);
   if (!args.flags.has('aws')) {
     await useLocalStackFile(io.env);
-    await usePersonalizeSettings(io.env);
   }
   const report = await runDeletionStep(deletionStepDepsFromEnv(io.env));
   if (args.flags.has('json')) {
