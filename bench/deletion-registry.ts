@@ -25,7 +25,7 @@ import {
 import { exportDay } from '../shared/export/export-day.js';
 import type { LinkLookup } from '../shared/export/ports.js';
 import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
-import type { Entry } from '../shared/process/entry.js';
+import type { Entry } from '../shared/entry.js';
 import { startEmulators } from '../local/emulators.js';
 import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
 

@@ -13,7 +13,7 @@ import { readGzipLines } from '../shared/export/archive-reader.js';
 import { csvLine } from '../shared/export/csv-parts.js';
 import { exportDay } from '../shared/export/export-day.js';
 import type { LinkLookup } from '../shared/export/ports.js';
-import type { Entry } from '../shared/process/entry.js';
+import type { Entry } from '../shared/entry.js';
 import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
 import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
 

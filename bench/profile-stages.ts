@@ -3,7 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { buildArchiveObjects } from '../shared/archive.js';
 import { decodeKinesisRecord } from '../shared/decode.js';
-import type { Entry } from '../shared/process/entry.js';
+import type { Entry } from '../shared/entry.js';
 import { BATCH_SIZE, processorPass, warmDeps } from './cpu.js';
 import { cpuSeconds, gcIfExposed, isMain, median } from './lib/harness.js';
 import { collectDay, esmBatches } from './lib/pipeline-data.js';

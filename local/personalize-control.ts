@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { DATASET_ARN_PATTERN, IMPORT_LIMITS, ROLE_ARN_PATTERN } from '../shared/export/limits.js';
+import { DATASET_ARN_PATTERN, IMPORT_LIMITS, ROLE_ARN_PATTERN } from '../shared/personalize/import-limits.js';
 import { readBody } from './apigw.js';
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CanonicalMessage, MessageKind } from '../schemas/canonical.js';
-import type { Entry } from './process/entry.js';
+import type { Entry } from './entry.js';
 
 /**
  * The archive is the system of record: every accepted message, normalized and stitched, as gzip
@@ -98,7 +98,7 @@ export function archiveLine(entry: Entry): string {
  */
 export const ARCHIVE_GZIP_LEVEL = 6;
 
-export interface BatchRange {
+export interface SequenceRange {
   shardId: string;
   firstSequenceNumber: string;
   lastSequenceNumber: string;
@@ -118,7 +118,7 @@ function partitionOf(timestampMs: number): string {
 }
 
 /** Pure: groups a batch's entries into archive objects (by kind and event-time hour), gzip NDJSON. */
-export function buildArchiveObjects(entries: readonly Entry[], range: BatchRange): ArchiveObject[] {
+export function buildArchiveObjects(entries: readonly Entry[], range: SequenceRange): ArchiveObject[] {
   const groups = new Map<string, string[]>();
   // A batch spans few hours: formatting a date per entry was a visible cost, so prefixes are reused.
   const prefixes = new Map<ArchiveKind, Map<number, string>>();
@@ -156,7 +156,7 @@ export function forwardedDayPrefix(date: string): string {
  * Personalize already holds them. The key carries a digest of its lines, so a redelivered batch
  * that delivered a different set adds an object instead of overwriting a larger one.
  */
-export function buildForwardedObjects(delivered: readonly Entry[], range: BatchRange): ArchiveObject[] {
+export function buildForwardedObjects(delivered: readonly Entry[], range: SequenceRange): ArchiveObject[] {
   const byDay = new Map<string, string[]>();
   for (const { message } of delivered) {
     if (message.kind !== 'interaction') continue;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './export/limits.js';
+import { IMPORT_LIMITS, ROLE_ARN_PATTERN } from './personalize/import-limits.js';
 import { BULK_MODES } from './bulk-mode.js';
 import { PII_MODES } from './pii.js';
 import type { ConsentPolicy } from './consent/policy.js';

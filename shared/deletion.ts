@@ -25,6 +25,13 @@ import { listObjects } from './aws/s3-list.js';
  * load with its key named, rather than let a deleted user through.
  */
 
+/** Where deletion requests are recorded so every later export leaves the user out (the processor's port). */
+export interface DeletionRegistry {
+  record(userId: string, requestedAt: number): Promise<void>;
+  /** The user's anonymous sessions whose links were removed (no one else's claim left): exports leave them out too. */
+  recordSessions?(sessionIds: readonly string[], requestedAt: number): Promise<void>;
+}
+
 export const DELETIONS_PREFIX = 'control/deletions/';
 export const DELETIONS_SNAPSHOT_KEY = 'control/deletions.snapshot';
 

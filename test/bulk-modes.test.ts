@@ -5,7 +5,7 @@ import { buildForwardedObjects } from '../shared/archive.js';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
-import type { Entry } from '../shared/process/entry.js';
+import type { Entry } from '../shared/entry.js';
 import { useEmulators } from './support/env.js';
 import { configureExport, exportScenario, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
 import { at, csvRecords, daysAgo, entry, listKeys, putArchiveBatch, readText } from './support/export.js';

@@ -63,7 +63,7 @@ export interface LedgerResult {
 }
 
 /** Groups reasons that differ only in values: quoted text, numbers, ids. */
-export function reasonKey(reason: string): string {
+export function reasonGroup(reason: string): string {
   return reason
     .replace(/"[^"]*"/g, '"…"')
     .replace(/\d+(\.\d+)?/g, '#')
@@ -125,7 +125,7 @@ export function reconcile(ledger: ReadonlyMap<string, LedgerEntry>, seen: Observ
     result.rejectionsWithoutReason += reasons.filter((r) => r.trim() === '').length + letters.filter((d) => d.reason.trim() === '').length;
     if (reasons.length > 0) {
       result.rejectedAtDoor++;
-      for (const r of reasons.slice(0, 1)) bump(result.rejectedByReason, `${entry.door}: ${reasonKey(r)}`);
+      for (const r of reasons.slice(0, 1)) bump(result.rejectedByReason, `${entry.door}: ${reasonGroup(r)}`);
     }
     if (entry.kind !== 'raw' && entry.expect !== 'door') {
       if (archived > 0) {
@@ -182,7 +182,7 @@ export function reconcile(ledger: ReadonlyMap<string, LedgerEntry>, seen: Observ
   }
 
   for (const d of seen.deadLetters) {
-    bump(result.dlqByReason, `${d.stage}: ${reasonKey(d.reason)}`);
+    bump(result.dlqByReason, `${d.stage}: ${reasonGroup(d.reason)}`);
     if (!matchedDeadLetters.has(d)) result.unattributed.deadLetters++;
   }
   for (const id of seen.archive.keys()) if (!ledger.has(id)) result.unattributed.archive++;

@@ -9,7 +9,7 @@ import { forwardedDayPrefix } from '../archive.js';
 import { bulkRunRefusal, type BulkMode } from '../bulk-mode.js';
 import { daysFrom, isExportDate } from './dates.js';
 import { DuckDbExportEngine, type DuckDbSettings } from './engine/duckdb.js';
-import { IMPORT_LIMITS } from './limits.js';
+import { IMPORT_LIMITS } from '../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';
 import type { RequestedMode } from './plan.js';
 import type { ArchiveObjectInfo, ArchiveSource, ImportJobs, ImportStore, LinkLookup } from './ports.js';

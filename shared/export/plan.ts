@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { IMPORT_LIMITS } from './limits.js';
+import { IMPORT_LIMITS } from '../personalize/import-limits.js';
 import type { ImportJobSummary, ImportMode } from './ports.js';
 import type { ExportKind } from './kinds.js';
 

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { daysFrom } from './dates.js';
-import { IMPORT_LIMITS } from './limits.js';
+import { IMPORT_LIMITS } from '../personalize/import-limits.js';
 import type { KindReport, ManifestJob } from './manifest.js';
 import { chooseImportMode, parsePartFileName, partBaseName, planImports, resolveJobName, type PlanFile, type RequestedMode } from './plan.js';
 import type { ImportJobs, ImportJobSummary, ImportStore, StoredFile } from './ports.js';

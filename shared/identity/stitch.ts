@@ -1,4 +1,4 @@
-import type { Entry } from '../process/entry.js';
+import type { Entry } from '../entry.js';
 import type { LinkCache } from './cache.js';
 import { addClaim, latestClaim, userAt } from './attribution.js';
 import { claimsOf, type IdentityLink, type IdentityStore } from './store.js';

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { chunk } from '../util/batching.js';
 import { putRecords, type PutOutcome, type StreamRecord } from '../stream-producer.js';
-import { PayloadMissingError, type BatchRange, type PayloadStore, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
+import { PayloadMissingError, type ShardRange, type PayloadStore, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
 import { listObjects } from '../aws/s3-list.js';
 
 /** The AWS adapters behind the operator tools' ports (redrive, replay). */
@@ -103,7 +103,7 @@ export class KinesisRangeReader implements RangeReader {
     private readonly options: RangeReaderOptions = {},
   ) {}
 
-  async read(range: BatchRange): Promise<RangeRead> {
+  async read(range: ShardRange): Promise<RangeRead> {
     const end = BigInt(range.endSequenceNumber);
     let iterator: string | undefined;
     try {

@@ -1,6 +1,6 @@
 import { userIdSchema } from '../../schemas/canonical.js';
 import { claimsOf, type IdentityLink, type IdentityStore } from '../identity/store.js';
-import type { DeletionRegistry } from '../process/process-batch.js';
+import type { DeletionRegistry } from '../deletion.js';
 import type { ProfileStore } from '../profile/store.js';
 
 /**

@@ -4,9 +4,7 @@ import { partitionKeyOf } from '../../schemas/canonical.js';
 import { decodeMessage, type RecordRef } from '../decode.js';
 import type { FieldError } from '../field-errors.js';
 import { sqsSafeJson, type DeadLetterQueue, type DeadLetterRecord, type DeadLetterStage } from '../dlq.js';
-import { mapEvent, type EventMapping } from '../event-mapping.js';
-import type { DatasetSchemas } from '../personalize/dataset-schema.js';
-import { buildEvent, shapeProfileUpdate, type Built } from '../personalize/requests.js';
+import { mapInteraction, preflightMessage, type MessageChecks } from '../personalize/preflight.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 
 /**
@@ -52,7 +50,7 @@ export interface RangeRecord extends StreamRecord {
   sequenceNumber: string;
 }
 
-export interface BatchRange {
+export interface ShardRange {
   shardId: string;
   startSequenceNumber: string;
   endSequenceNumber: string;
@@ -63,7 +61,7 @@ export type RangeRead = { records: RangeRecord[]; gone?: undefined } | { records
 
 export interface RangeReader {
   /** The range's records in order; throws on transient failures. */
-  read(range: BatchRange): Promise<RangeRead>;
+  read(range: ShardRange): Promise<RangeRead>;
 }
 
 export interface StreamSink {
@@ -91,11 +89,9 @@ export interface RedriveDeps {
   shouldContinue?: () => boolean;
 }
 
-export interface RedriveSettings {
+export interface RedriveSettings extends MessageChecks {
   /** The stream records go back to; on-failure records of other streams are left alone. */
   streamName: string;
-  mapping: EventMapping;
-  schemas: DatasetSchemas;
   /** Messages to handle in this run. */
   maxMessages: number;
   /** Decide and report, change nothing. */
@@ -164,10 +160,7 @@ export type Verdict =
   | { ok: true; record: StreamRecord }
   | { ok: false; stage: DeadLetterStage; reason: string; errors?: FieldError[] };
 
-export interface Checks {
-  mapping: EventMapping;
-  schemas: DatasetSchemas;
-}
+export type Checks = MessageChecks;
 
 /**
  * What the processor will make of these bytes when they are back on the stream: decode and
@@ -177,28 +170,15 @@ export interface Checks {
 export function revalidate(data: Buffer, checks: Checks, ref: RecordRef): Verdict {
   const decoded = decodeMessage(data, ref);
   if (!decoded.ok) return { ok: false, stage: decoded.stage, reason: decoded.reason, ...(decoded.errors && { errors: decoded.errors }) };
-  const m = decoded.message;
-  let built: Built<unknown> | undefined;
-  switch (m.kind) {
-    case 'interaction': {
-      const mapped = mapEvent(checks.mapping, m.eventType, m.properties, m.eventValue);
-      if (!mapped.ok) return { ok: false, stage: 'validate', reason: mapped.reason, errors: [{ path: 'eventType', message: mapped.reason }] };
-      const eventValue = mapped.eventValue ?? m.eventValue;
-      built = buildEvent({ ...m, eventType: mapped.eventType, ...(eventValue !== undefined && { eventValue }) }, checks.schemas.interactions, m.userId);
-      break;
-    }
-    // Partial updates, checked as the processor checks them before merging into the stored record.
-    case 'item':
-      built = shapeProfileUpdate('item', m.properties, checks.schemas.items, checks.mapping.itemProperties);
-      break;
-    case 'user':
-      built = shapeProfileUpdate('user', m.properties, checks.schemas.users, checks.mapping.traits);
-      break;
-    default:
-      built = undefined;
+  let m = decoded.message;
+  if (m.kind === 'interaction') {
+    const mapped = mapInteraction(checks.mapping, m);
+    if (!mapped.ok) return { ok: false, stage: 'validate', reason: mapped.reason, errors: mapped.errors };
+    m = mapped.message;
   }
-  if (built && !built.ok) return { ok: false, stage: 'preflight', reason: built.reason, errors: built.errors };
-  return { ok: true, record: { partitionKey: partitionKeyOf(m), data } };
+  const preflight = preflightMessage(m, checks, m.kind === 'interaction' ? m.userId : undefined);
+  if (preflight.kind !== 'none' && !preflight.built.ok) return { ok: false, stage: 'preflight', reason: preflight.built.reason, errors: preflight.built.errors };
+  return { ok: true, record: { partitionKey: partitionKeyOf(decoded.message), data } };
 }
 
 /** The still-bad record that replaces the received one. */

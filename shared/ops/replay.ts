@@ -11,15 +11,13 @@ import { isExportDate } from '../export/dates.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import {
   coalesceLatest,
-  forwardEvents,
-  forwardUpserts,
+  forwardAll,
   type EventOutbound,
-  type ForwardResult,
   type Outbound,
   type PersonalizeSender,
 } from '../personalize/forward.js';
 import { buildEvent, buildItem, buildUser } from '../personalize/requests.js';
-import type { Entry } from '../process/entry.js';
+import type { Entry } from '../entry.js';
 
 /**
  * Replay: re-sends archived events straight to Personalize (to seed a new dataset group, or after
@@ -404,15 +402,10 @@ async function sendObject(
   const itemPlan = coalesceLatest(items, (o) => o.payload.itemId ?? '');
   const userPlan = coalesceLatest(users, (o) => o.payload.userId ?? '');
   summary.superseded += itemPlan.superseded.length + userPlan.superseded.length;
-  const none: ForwardResult = { calls: 0, delivered: [], rejected: [], failed: [] };
-  const { itemsDatasetArn, usersDatasetArn } = settings;
-  if (!itemsDatasetArn) summary.notConfigured += itemPlan.latest.length;
-  if (!usersDatasetArn) summary.notConfigured += userPlan.latest.length;
-  const [eventResult, itemResult, userResult] = await Promise.all([
-    events.length > 0 ? forwardEvents(events, deps.sender, settings.trackingId, settings.forwardConcurrency) : none,
-    itemsDatasetArn ? forwardUpserts(itemPlan.latest, (list) => deps.sender.putItems({ datasetArn: itemsDatasetArn, items: list })) : none,
-    usersDatasetArn ? forwardUpserts(userPlan.latest, (list) => deps.sender.putUsers({ datasetArn: usersDatasetArn, users: list })) : none,
-  ]);
+  const target = { ...settings, streamInteractions: true };
+  const outcome = await forwardAll({ events, items: itemPlan.latest, users: userPlan.latest }, deps.sender, target);
+  summary.notConfigured += outcome.notConfigured;
+  const { events: eventResult, items: itemResult, users: userResult } = outcome;
   summary.putEventsCalls += eventResult.calls;
   summary.putItemsCalls += itemResult.calls;
   summary.putUsersCalls += userResult.calls;

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-personalize-events';
 import { chunk } from '../util/batching.js';
 import pThrottle from 'p-throttle';
-import type { Entry } from '../process/entry.js';
+import type { Entry } from '../entry.js';
 import { knownUserSessionId } from './put-session.js';
 import { PERSONALIZE_LIMITS } from './requests.js';
 
@@ -202,4 +202,53 @@ export async function forwardUpserts<T extends PersonalizeItem | PersonalizeUser
   // Sequential: the sender paces these calls to the quota anyway.
   for (const call of chunk(outbound, PERSONALIZE_LIMITS.perCall)) merge(total, await sendIsolating(call, send));
   return total;
+}
+
+/** Where a batch goes: the tracker for events, the datasets for items and users (unset: not sent). */
+export interface ForwardTarget {
+  trackingId: string;
+  itemsDatasetArn?: string | undefined;
+  usersDatasetArn?: string | undefined;
+  /** PutEvents calls in flight. */
+  forwardConcurrency: number;
+  /** False when the bulk import carries the interactions (BULK_MODE bootstrap, bulk-only). */
+  streamInteractions: boolean;
+}
+
+/** What to send; items and users one record per id (merged or coalesced by the caller). */
+export interface ForwardPlan {
+  events: readonly EventOutbound[];
+  items: readonly Outbound<PersonalizeItem>[];
+  users: readonly Outbound<PersonalizeUser>[];
+}
+
+export interface ForwardOutcome {
+  events: ForwardResult;
+  items: ForwardResult;
+  users: ForwardResult;
+  /** Items/users not sent because their dataset ARN is not configured (the nightly export carries them). */
+  notConfigured: number;
+  /** Interactions not sent because the bulk import carries them. */
+  notStreamed: number;
+}
+
+/**
+ * The forward step the processor and the replay share: PutEvents grouped per (user, session),
+ * PutItems and PutUsers in calls of 10, all three at once. Invalid records are isolated; the
+ * caller decides what a rejection and a failure mean (the DLQ and a retry, or a report).
+ */
+export async function forwardAll(plan: ForwardPlan, sender: PersonalizeSender, target: ForwardTarget): Promise<ForwardOutcome> {
+  const { itemsDatasetArn, usersDatasetArn } = target;
+  const [events, items, users] = await Promise.all([
+    target.streamInteractions && plan.events.length > 0 ? forwardEvents(plan.events, sender, target.trackingId, target.forwardConcurrency) : emptyResult(),
+    itemsDatasetArn ? forwardUpserts(plan.items, (list) => sender.putItems({ datasetArn: itemsDatasetArn, items: list })) : emptyResult(),
+    usersDatasetArn ? forwardUpserts(plan.users, (list) => sender.putUsers({ datasetArn: usersDatasetArn, users: list })) : emptyResult(),
+  ]);
+  return {
+    events,
+    items,
+    users,
+    notConfigured: (itemsDatasetArn ? 0 : plan.items.length) + (usersDatasetArn ? 0 : plan.users.length),
+    notStreamed: target.streamInteractions ? 0 : plan.events.length,
+  };
 }

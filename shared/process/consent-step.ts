@@ -10,7 +10,7 @@ import {
   type StoredConsent,
 } from '../consent/policy.js';
 import { consentKeyOf, type ConsentKey, type ConsentStore, type ConsentUpdate } from '../consent/store.js';
-import type { Entry } from './entry.js';
+import type { Entry } from '../entry.js';
 
 /**
  * The processor's consent step (README "Consent"): the latest consent of each session and user in

@@ -4,7 +4,7 @@ import type { Context } from 'aws-lambda';
 import type { CanonicalMessage } from '../../schemas/canonical.js';
 import { buildArchiveObjects } from '../../shared/archive.js';
 import { s3Client } from '../../shared/aws/clients.js';
-import type { Entry } from '../../shared/process/entry.js';
+import type { Entry } from '../../shared/entry.js';
 
 /** Helpers for export tests: real-shaped archive objects, S3 reads, a CSV reader. */
 

@@ -1,10 +1,10 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalMessage } from '../../schemas/canonical.js';
-import { archiveKindOf, buildArchiveObjects, toArchivedRecord, type ArchiveObject, type BatchRange } from '../../shared/archive.js';
-import type { Entry } from '../../shared/process/entry.js';
+import { archiveKindOf, buildArchiveObjects, toArchivedRecord, type ArchiveObject, type SequenceRange } from '../../shared/archive.js';
+import type { Entry } from '../../shared/entry.js';
 
-const RANGE: BatchRange = { shardId: 'shardId-000000000003', firstSequenceNumber: '49600000000000000001', lastSequenceNumber: '49600000000000000009' };
+const RANGE: SequenceRange = { shardId: 'shardId-000000000003', firstSequenceNumber: '49600000000000000001', lastSequenceNumber: '49600000000000000009' };
 const H10 = Date.UTC(2024, 2, 31, 10, 15, 0);
 const END_OF_DAY = Date.UTC(2024, 2, 31, 23, 59, 59, 999);
 const NEXT_DAY = Date.UTC(2024, 3, 1, 0, 0, 0, 0);

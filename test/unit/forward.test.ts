@@ -22,7 +22,7 @@ import {
   type Outbound,
   type PersonalizeSender,
 } from '../../shared/personalize/forward.js';
-import type { Entry } from '../../shared/process/entry.js';
+import type { Entry } from '../../shared/entry.js';
 import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 
 const T = 1_700_000_000_000;

@@ -3,7 +3,7 @@ import type { CanonicalMessage } from '../../schemas/canonical.js';
 import { LinkCache } from '../../shared/identity/cache.js';
 import { linkCarriedBy, stitchBatch } from '../../shared/identity/stitch.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
-import type { Entry } from '../../shared/process/entry.js';
+import type { Entry } from '../../shared/entry.js';
 
 /** In-memory identity table: put overwrites, like DynamoDB's PutRequest. Counts every call. */
 class FakeIdentityStore implements IdentityStore {

@@ -6,7 +6,8 @@ import { loadEventMapping } from '../../shared/event-mapping.js';
 import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
-import { processBatch, type DeletionRegistry, type ProcessorDeps } from '../../shared/process/process-batch.js';
+import type { DeletionRegistry } from '../../shared/deletion.js';
+import { processBatch, type ProcessorDeps } from '../../shared/process/process-batch.js';
 import { MemoryProfileStore } from '../support/memory-ports.js';
 import { kinesisRecords } from '../fuzz/fakes.js';
 

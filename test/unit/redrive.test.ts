@@ -10,7 +10,7 @@ import {
   revalidate,
   runRedrive,
   streamNameOfArn,
-  type BatchRange,
+  type ShardRange,
   type QueueMessage,
   type RangeRead,
   type RedrivableRecord,
@@ -243,7 +243,7 @@ describe('runRedrive', () => {
     queue.add('something else');
     const stream = new FakeStream();
     const reader = {
-      read: (range: BatchRange): Promise<RangeRead> =>
+      read: (range: ShardRange): Promise<RangeRead> =>
         Promise.resolve(
           range.shardId === 'shardId-000000000000'
             ? { records: ['101', '102'].map((sequenceNumber) => ({ sequenceNumber, partitionKey: `pk-${sequenceNumber}`, data: Buffer.from(sequenceNumber) })) }

@@ -8,7 +8,7 @@ import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema
 import { isExportDate, previousUtcDay } from '../dates.js';
 import { preparePublishing, type ExportDeps } from '../export-day.js';
 import { publishKind, type Publication } from '../publish.js';
-import { IMPORT_LIMITS } from '../limits.js';
+import { IMPORT_LIMITS } from '../../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
 import type { RequestedMode } from '../plan.js';
 import { EXPORT_KINDS, type ExportKind } from '../kinds.js';

@@ -1,5 +1,5 @@
-import type { CanonicalMessage } from '../../schemas/canonical.js';
-import type { RecordRef } from '../decode.js';
+import type { CanonicalMessage } from '../schemas/canonical.js';
+import type { RecordRef } from './decode.js';
 
 /** One accepted message travelling through a batch: where it came from and what we learned. */
 export interface Entry {
