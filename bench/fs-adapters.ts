@@ -46,7 +46,7 @@ export class FsImportStore implements ImportStore {
   location(key: string): string {
     return `file://${join(this.root, key)}`;
   }
-  async list(prefix: string): Promise<StoredFile[]> {
+  async listFiles(prefix: string): Promise<StoredFile[]> {
     // No object metadata on a plain directory: row counts are unknown (0).
     return (await walk(this.root, prefix)).map((o) => ({ ...o, rows: 0 }));
   }

@@ -1,5 +1,5 @@
 import type { KinesisStreamRecord } from 'aws-lambda';
-import { S3ArchiveStore } from '../shared/archive.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { SqsDeadLetterQueue } from '../shared/dlq.js';
 import { LinkCache } from '../shared/identity/cache.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
@@ -91,7 +91,7 @@ async function runOnce(records: readonly KinesisStreamRecord[], latencyMs: numbe
   const profileLog = new CallLog();
   const options = { latencyMs: CALL_LATENCY_MS };
   const s3 = new FakeS3(log, options);
-  const archive = new S3ArchiveStore(s3.asClient(), 'bench-archive');
+  const archive = new S3Bucket(s3.asClient(), 'bench-archive');
   const deps = {
     // A fresh container: cold cache and an empty table, so every phase makes its calls.
     identity: new DynamoIdentityStore(new FakeDynamo(log, options).asClient(), 'bench-identity'),

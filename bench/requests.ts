@@ -1,4 +1,4 @@
-import { S3ArchiveStore } from '../shared/archive.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { SqsDeadLetterQueue } from '../shared/dlq.js';
 import { LinkCache } from '../shared/identity/cache.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
@@ -14,7 +14,7 @@ import { collectDay, DAY_SIZES, esmBatches, processorSettings, type CollectedDay
  * Measurement 1: AWS requests per 1,000 events on a synthetic day, next to the minimum the
  * batching rules allow for the same batches and to a one-event-per-call forwarder.
  * The processor runs with its production adapters (DynamoIdentityStore, DynamoProfileStore,
- * S3ArchiveStore, SdkPersonalizeSender, SqsDeadLetterQueue) over in-memory SDK clients that count
+ * S3Bucket, SdkPersonalizeSender, SqsDeadLetterQueue) over in-memory SDK clients that count
  * every call.
  */
 
@@ -46,7 +46,7 @@ async function pass(day: CollectedDay, batchSize: number): Promise<PassResult> {
   const settings = processorSettings();
   // One warm container per shard, as the event source mapping runs them; one table for all.
   const containers = Array.from({ length: day.shards.length }, (): ProcessorDeps => {
-    const archive = new S3ArchiveStore(s3.asClient(), 'bench-archive');
+    const archive = new S3Bucket(s3.asClient(), 'bench-archive');
     return {
       identity: new DynamoIdentityStore(dynamo.asClient(), 'bench-identity'),
       profiles: new DynamoProfileStore(dynamo.asClient(), 'bench-identity'),

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { s3Client } from '../shared/aws/clients.js';
 import { READINESS_LATEST_KEY, type ReadinessReport } from '../shared/export/readiness.js';
-import { S3ImportStore } from '../shared/export/s3-adapters.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import type { UserSource } from '../shared/export/sql/readiness.js';
 
 /**
@@ -11,7 +11,7 @@ import type { UserSource } from '../shared/export/sql/readiness.js';
  */
 
 export async function serveReadiness(res: ServerResponse, bucket: string, format: 'html' | 'json'): Promise<void> {
-  const report = (await new S3ImportStore(s3Client(), bucket).getJson(READINESS_LATEST_KEY)) as ReadinessReport | undefined;
+  const report = (await new S3Bucket(s3Client(), bucket).getJson(READINESS_LATEST_KEY)) as ReadinessReport | undefined;
   if (format === 'json') {
     res.writeHead(report ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(report ?? { message: 'no readiness report yet: run npm run export' }));
     return;

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CanonicalMessage, MessageKind } from '../schemas/canonical.js';
 import type { Entry } from './entry.js';
 
@@ -12,21 +11,9 @@ import type { Entry } from './entry.js';
  * never replaces a larger object with a smaller one. The export dedupes by eventId.
  */
 
+/** Where the processor writes archive objects (the S3 adapter: shared/aws/s3-bucket.ts). */
 export interface ArchiveStore {
   put(key: string, body: Buffer): Promise<void>;
-}
-
-export class S3ArchiveStore implements ArchiveStore {
-  constructor(
-    private readonly s3: S3Client,
-    private readonly bucket: string,
-  ) {}
-
-  async put(key: string, body: Buffer): Promise<void> {
-    await this.s3.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/gzip' }),
-    );
-  }
 }
 
 export type ArchiveKind = 'interactions' | 'items' | 'users' | 'identity';
@@ -111,6 +98,8 @@ export interface ArchiveObject {
 }
 
 const HOUR_MS = 3_600_000;
+/** Epoch time has no leap seconds: every UTC day is exactly this long. */
+const DAY_MS = 24 * HOUR_MS;
 
 function partitionOf(timestampMs: number): string {
   const iso = new Date(timestampMs).toISOString();
@@ -157,15 +146,19 @@ export function forwardedDayPrefix(date: string): string {
  * that delivered a different set adds an object instead of overwriting a larger one.
  */
 export function buildForwardedObjects(delivered: readonly Entry[], range: SequenceRange): ArchiveObject[] {
-  const byDay = new Map<string, string[]>();
+  // By UTC day number, formatted once per day: a Date and an ISO string per event were most of
+  // this function's cost (issue 17).
+  const byDay = new Map<number, string[]>();
   for (const { message } of delivered) {
     if (message.kind !== 'interaction') continue;
-    const day = new Date(Math.floor(message.timestamp / HOUR_MS) * HOUR_MS).toISOString().slice(0, 10);
+    const day = Math.floor(message.timestamp / DAY_MS);
     let lines = byDay.get(day);
     if (!lines) byDay.set(day, (lines = []));
-    lines.push(JSON.stringify({ sessionId: message.sessionId, eventId: message.eventId }));
+    // JSON.stringify({ sessionId, eventId }) byte for byte (both are required strings), without the object.
+    lines.push(`{"sessionId":${JSON.stringify(message.sessionId)},"eventId":${JSON.stringify(message.eventId)}}`);
   }
-  return [...byDay.entries()].map(([day, lines]) => {
+  return [...byDay.entries()].map(([dayNumber, lines]) => {
+    const day = new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
     const text = `${lines.join('\n')}\n`;
     const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
     return {

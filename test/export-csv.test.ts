@@ -36,7 +36,7 @@ class MemoryImportStore implements ImportStore {
   location(key: string) {
     return `s3://memory/${key}`;
   }
-  list(prefix: string): Promise<StoredFile[]> {
+  listFiles(prefix: string): Promise<StoredFile[]> {
     return Promise.resolve([...this.files].filter(([k]) => k.startsWith(prefix)).map(([key, f]) => ({ key, bytes: Buffer.byteLength(f.text), rows: f.rows })));
   }
   async upload(key: string, localPath: string, rows: number) {

@@ -4,7 +4,7 @@ import type { InteractionMessage } from '../schemas/canonical.js';
 import { s3Client } from '../shared/aws/clients.js';
 import { deletedUsersOf } from '../shared/deletion.js';
 import { exportDay } from '../shared/export/export-day.js';
-import { S3ArchiveSource, S3ImportStore } from '../shared/export/s3-adapters.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
@@ -89,8 +89,8 @@ describe('the readiness page', () => {
     ], { first: '10', last: '19' });
     const links = new MemoryLinks().add('s-linked', 'u2', at(day1, '12:00:00'));
     const deps = {
-      archive: new S3ArchiveSource(s3Client(), bucket),
-      store: new S3ImportStore(s3Client(), bucket),
+      archive: new S3Bucket(s3Client(), bucket),
+      store: new S3Bucket(s3Client(), bucket),
       links,
       deletedUsers: () => Promise.resolve(deletedUsersOf([])),
       settings: { schemas: loadDatasetSchemas(), datasets: {} },

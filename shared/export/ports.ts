@@ -1,15 +1,13 @@
 import type { Readable } from 'node:stream';
 import type { LinkClaim } from '../identity/attribution.js';
+import type { StoredObject } from '../storage.js';
 
 /**
  * The export's I/O, behind small interfaces: S3 and Personalize in production
  * (./s3-adapters.ts, ./personalize-jobs.ts), a directory in the benchmark (./fs-adapters.ts).
  */
 
-export interface ArchiveObjectInfo {
-  key: string;
-  bytes: number;
-}
+export type ArchiveObjectInfo = Pick<StoredObject, 'key' | 'bytes'>;
 
 /** Reads the archive: gzip NDJSON objects. */
 export interface ArchiveSource {
@@ -31,7 +29,7 @@ export interface StoredFile {
 export interface ImportStore {
   /** The `dataLocation` for a key or folder (`s3://bucket/key`). */
   location(key: string): string;
-  list(prefix: string): Promise<StoredFile[]>;
+  listFiles(prefix: string): Promise<StoredFile[]>;
   upload(key: string, localPath: string, rows: number): Promise<void>;
   copy(fromKey: string, toKey: string): Promise<void>;
   /** Writes the object to a local file (a published CSV the export compares its rows with). */

@@ -127,7 +127,7 @@ export async function preparePublication(settings: PublishSettings): Promise<Pub
   for (const job of existing) {
     const m = JOB_NAME.exec(job.jobName);
     if (!isLive(job) || !m || m[1] !== kind || `${m[2]}${m[3]}${m[4]}` !== compact || ledger.jobs[job.jobName]) continue;
-    const names = (await store.list(jobPrefix(kind, job.jobName))).map((f) => basename(f.key)).filter((n) => parsePartFileName(n)?.date === date);
+    const names = (await store.listFiles(jobPrefix(kind, job.jobName))).map((f) => basename(f.key)).filter((n) => parsePartFileName(n)?.date === date);
     if (names.length === 0) continue;
     await recordImported(store, kind, job.jobName, names);
     ledger.jobs[job.jobName] = names;
@@ -149,7 +149,7 @@ export async function preparePublication(settings: PublishSettings): Promise<Pub
       published.push({ key: `${jobPrefix(kind, jobName)}${name}`, name, jobName, revision });
     }
   }
-  const pendingOfDate = (await store.list(pendingPrefix(kind))).filter((f) => parsePartFileName(basename(f.key))?.date === date);
+  const pendingOfDate = (await store.listFiles(pendingPrefix(kind))).filter((f) => parsePartFileName(basename(f.key))?.date === date);
   const heldRevision = Math.max(0, ...pendingOfDate.map((f) => parsePartFileName(basename(f.key))!.revision));
   const revision = heldRevision > highest ? heldRevision : highest + 1;
   // A whole-history FULL import writes every record: it replaces what was published.
@@ -170,7 +170,7 @@ export async function publishKind(parts: readonly CsvPart[], publication: Public
 
   // The date's held files are superseded by this run's parts (the day recomputed, less what is published).
   const replaced = new Set(publication.pendingOfDate.map((f) => f.key));
-  const pending = (await store.list(pendingPrefix(kind))).filter((f) => !replaced.has(f.key)).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const pending = (await store.listFiles(pendingPrefix(kind))).filter((f) => !replaced.has(f.key)).sort((a, b) => (a.key < b.key ? -1 : 1));
   const held: Candidate[] = pending.map((f) => ({ name: basename(f.key), bytes: f.bytes, rows: f.rows, origin: 'pending', pendingKey: f.key }));
   const fresh: Candidate[] = parts.map((p) => ({ name: p.name, bytes: p.bytes, rows: p.rows, origin: 'new', path: p.path }));
   const candidates = [...held, ...fresh];
@@ -242,7 +242,7 @@ export async function publishKind(parts: readonly CsvPart[], publication: Public
 
     // A folder left by a run that stopped before CreateDatasetImportJob may hold other files.
     const wanted = new Set(job.files.map((f) => `${folder}${f.name}`));
-    await store.delete((await store.list(folder)).map((f) => f.key).filter((key) => !wanted.has(key)));
+    await store.delete((await store.listFiles(folder)).map((f) => f.key).filter((key) => !wanted.has(key)));
     for (const f of job.files) {
       if (f.path) await store.upload(`${folder}${f.name}`, f.path, f.rows);
       else if (f.pendingKey) await store.copy(f.pendingKey, `${folder}${f.name}`);
@@ -288,14 +288,14 @@ async function resolveAgainstFolders(
   for (;;) {
     const resolved = resolveJobName(planned, existing, passed);
     if (!resolved.known) return resolved;
-    const inFolder = new Map((await store.list(jobPrefix(kind, resolved.jobName))).map((f) => [basename(f.key), f.bytes]));
+    const inFolder = new Map((await store.listFiles(jobPrefix(kind, resolved.jobName))).map((f) => [basename(f.key), f.bytes]));
     if (inFolder.size === files.length && files.every((f) => inFolder.get(f.name) === f.bytes)) return resolved;
     passed.add(resolved.jobName);
   }
 }
 
 async function summarizeHeld(settings: PublishSettings, report: KindReport): Promise<void> {
-  const now = await settings.store.list(pendingPrefix(settings.kind));
+  const now = await settings.store.listFiles(pendingPrefix(settings.kind));
   report.held.rows = now.reduce((n, f) => n + f.rows, 0);
   report.held.files = now.map((f) => f.key);
 }
@@ -311,7 +311,7 @@ async function exportOnly(parts: readonly CsvPart[], settings: PublishSettings, 
     report.files.push({ key, rows: part.rows, bytes: part.bytes, state: 'exported' });
   }
   // A re-run with fewer parts must not leave an older part behind in the folder.
-  const stale = (await store.list(folder)).map((f) => f.key).filter((key) => !keys.has(key));
+  const stale = (await store.listFiles(folder)).map((f) => f.key).filter((key) => !keys.has(key));
   await store.delete(stale);
   if (settings.noImportReason) report.notes.push(settings.noImportReason);
   // Files held by earlier runs stay where they are; the manifest still says they wait.

@@ -185,7 +185,7 @@ async function buildReport(run: ReadinessRun): Promise<ReadinessReport> {
   // The other days' files: fetched, each tried alone, a broken one named and left out.
   const unreadableDays: string[] = [];
   const own = new Set(runDays.map(readinessDayKey));
-  const others = (await store.list(DAYS_PREFIX)).map((f) => f.key).filter((k) => !own.has(k) && k.endsWith('.parquet')).sort();
+  const others = (await store.listFiles(DAYS_PREFIX)).map((f) => f.key).filter((k) => !own.has(k) && k.endsWith('.parquet')).sort();
   for (const [i, key] of others.entries()) {
     const local = join(dir, `other-${String(i).padStart(5, '0')}.parquet`);
     try {

@@ -8,7 +8,7 @@ import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import type { DuckDbSettings } from './engine/duckdb.js';
 import type { ExportDeps, ExportOptions } from './export-day.js';
 import { SdkImportJobs } from './personalize-jobs.js';
-import { S3ArchiveSource, S3ImportStore } from './s3-adapters.js';
+import { S3Bucket } from '../aws/s3-bucket.js';
 
 export interface ExportRuntime {
   deps: ExportDeps;
@@ -29,10 +29,11 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
   const config = readExportEnv(env);
   const s3 = s3Client();
   const bucket = config.ARCHIVE_BUCKET;
+  const archiveBucket = new S3Bucket(s3, bucket);
   return {
     deps: {
-      archive: new S3ArchiveSource(s3, bucket),
-      store: new S3ImportStore(s3, bucket),
+      archive: archiveBucket,
+      store: archiveBucket,
       links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
       consent: { policy: consentPolicyFromEnv(config), store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
       // The export compacts the registry at its start (a new snapshot when there is something to fold in).

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -10,8 +9,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { chunk } from '../util/batching.js';
 import { putRecords, type PutOutcome, type StreamRecord } from '../stream-producer.js';
-import { PayloadMissingError, type ShardRange, type PayloadStore, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
-import { listObjects } from '../aws/s3-list.js';
+import { type ShardRange, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
 
 /** The AWS adapters behind the operator tools' ports (redrive, replay). */
 
@@ -155,30 +153,5 @@ export class KinesisStreamSink implements StreamSink {
 
   put(records: readonly StreamRecord[]): Promise<PutOutcome> {
     return putRecords(this.kinesis, records, { streamName: this.streamName });
-  }
-}
-
-export class S3ObjectReader implements PayloadStore {
-  constructor(
-    private readonly s3: S3Client,
-    private readonly bucket: string,
-  ) {}
-
-  async get(key: string): Promise<Buffer> {
-    try {
-      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return Buffer.from(await out.Body!.transformToByteArray());
-    } catch (error) {
-      if (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound')) {
-        throw new PayloadMissingError(`s3://${this.bucket}/${key} does not exist`);
-      }
-      throw error;
-    }
-  }
-
-  /** Every object under a prefix, in key order, with its last-modified time (epoch ms). */
-  async list(prefix: string): Promise<{ key: string; lastModified: number }[]> {
-    const { objects } = await listObjects(this.s3, this.bucket, prefix);
-    return objects.flatMap((o) => (o.Key ? [{ key: o.Key, lastModified: o.LastModified?.getTime() ?? 0 }] : []));
   }
 }

@@ -1,10 +1,10 @@
 import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
 import { parseEnv, redriveEnvSchema } from '../config.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
-import { S3ArchiveStore } from '../archive.js';
+import { S3Bucket } from '../aws/s3-bucket.js';
 import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
-import { KinesisRangeReader, KinesisStreamSink, S3ObjectReader, SqsRedriveQueue } from './aws-io.js';
+import { KinesisRangeReader, KinesisStreamSink, SqsRedriveQueue } from './aws-io.js';
 import type { RedriveDeps, RedriveSettings } from './redrive.js';
 
 /**
@@ -25,7 +25,7 @@ export interface RedriveRuntime {
 export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): RedriveRuntime {
   const config = parseEnv(redriveEnvSchema, env, 'redrive');
   const sqs = sqsClient();
-  const s3 = s3Client();
+  const bucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   const kinesis = kinesisClient();
   const mapping = loadEventMapping(env);
   const schemas = loadDatasetSchemas();
@@ -37,10 +37,10 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
         visibilityTimeoutSeconds: config.REDRIVE_VISIBILITY_TIMEOUT_SECONDS,
         waitTimeSeconds: config.REDRIVE_WAIT_SECONDS,
       }),
-      deadLetters: new SqsDeadLetterQueue(sqs, config.DLQ_URL, new S3ArchiveStore(s3, config.ARCHIVE_BUCKET)),
+      deadLetters: new SqsDeadLetterQueue(sqs, config.DLQ_URL, bucket),
       stream: new KinesisStreamSink(kinesis, config.STREAM_NAME),
       reader: new KinesisRangeReader(kinesis, config.STREAM_NAME),
-      payloads: new S3ObjectReader(s3, config.ARCHIVE_BUCKET),
+      payloads: bucket,
     },
     settings: {
       streamName: config.STREAM_NAME,

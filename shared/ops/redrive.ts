@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ObjectMissingError } from '../storage.js';
 import { isKinesisOnFailureRecord, type KinesisOnFailureRecord } from '../kinesis-on-failure.js';
 import { partitionKeyOf } from '../../schemas/canonical.js';
 import { decodeMessage, type RecordRef } from '../decode.js';
@@ -68,12 +69,8 @@ export interface StreamSink {
   put(records: readonly StreamRecord[]): Promise<PutOutcome>;
 }
 
-export class PayloadMissingError extends Error {
-  override name = 'PayloadMissingError';
-}
-
 export interface PayloadStore {
-  /** The stored payload's bytes; PayloadMissingError when the object does not exist. */
+  /** The stored payload's bytes; ObjectMissingError when the object does not exist. */
   get(key: string): Promise<Buffer>;
 }
 
@@ -288,7 +285,7 @@ export async function runRedrive(deps: RedriveDeps, settings: RedriveSettings): 
       try {
         data = payloadBytes(record, record.payloadS3Key ? (await deps.payloads.get(record.payloadS3Key)).toString('utf8') : record.payload);
       } catch (error) {
-        if (!(error instanceof PayloadMissingError)) {
+        if (!(error instanceof ObjectMissingError)) {
           count(record.reason, 'failed');
           toRelease.push(message.receiptHandle);
           continue;

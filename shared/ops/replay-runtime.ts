@@ -6,7 +6,7 @@ import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { SdkPersonalizeSender } from '../personalize/forward.js';
-import { S3ObjectReader } from './aws-io.js';
+import { S3Bucket } from '../aws/s3-bucket.js';
 import { pacedSender, type ReplayDeps, type ReplayKind, type ReplaySettings } from './replay.js';
 import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';
 
@@ -44,7 +44,7 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
   });
   return {
     deps: {
-      archive: new S3ObjectReader(s3, config.ARCHIVE_BUCKET),
+      archive: new S3Bucket(s3, config.ARCHIVE_BUCKET),
       sender: pacedSender(sender, options.putEventsPerSecond),
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),

@@ -5,6 +5,7 @@ import { canonicalMessageSchema, dedupeKey, type CanonicalMessage } from '../../
 import { decideConsent, policyRequiresConsent, type ConsentPolicy } from '../consent/policy.js';
 import { consentKeyOf, type ConsentStore } from '../consent/store.js';
 import type { ArchiveKind } from '../archive.js';
+import type { StoredObject } from '../storage.js';
 import type { RecordRef } from '../decode.js';
 import { NO_DELETED_USERS, type DeletedUsers } from '../deletion.js';
 import { isExportDate } from '../export/dates.js';
@@ -42,14 +43,10 @@ export type ReplayKind = (typeof REPLAY_KINDS)[number];
 /** Ranges longer than this are almost surely a typo; split them into several runs. */
 export const MAX_REPLAY_DAYS = 366;
 
-export interface ArchiveObjectInfo {
-  key: string;
-  /** Epoch ms. */
-  lastModified: number;
-}
+export type ListedObject = Pick<StoredObject, 'key' | 'lastModified'>;
 
 export interface ArchiveReader {
-  list(prefix: string): Promise<ArchiveObjectInfo[]>;
+  list(prefix: string): Promise<ListedObject[]>;
   get(key: string): Promise<Buffer>;
 }
 
@@ -178,7 +175,7 @@ export function replayPrefixes(days: readonly string[], kinds: readonly ReplayKi
 }
 
 /** Objects still to send, in key order. */
-export function pendingObjects(listing: readonly ArchiveObjectInfo[], checkpoint: Pick<Checkpoint, 'through' | 'listedUpTo'> | undefined): ArchiveObjectInfo[] {
+export function pendingObjects(listing: readonly ListedObject[], checkpoint: Pick<Checkpoint, 'through' | 'listedUpTo'> | undefined): ListedObject[] {
   const through = checkpoint?.through;
   return [...listing]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))

@@ -1,4 +1,4 @@
-import { S3ArchiveStore } from '../archive.js';
+import { S3Bucket } from '../aws/s3-bucket.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
 import { consentPolicyFromEnv, readProcessorEnv } from '../config.js';
 import { DynamoConsentStore } from '../consent/store.js';
@@ -22,7 +22,7 @@ import type { ProcessorDeps } from './process-batch.js';
 export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessorDeps {
   const config = readProcessorEnv(env);
   const s3 = s3Client();
-  const archive = new S3ArchiveStore(s3, config.ARCHIVE_BUCKET);
+  const archive = new S3Bucket(s3, config.ARCHIVE_BUCKET);
   const schemas = loadDatasetSchemas();
   const mapping = loadEventMapping(env);
   checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');

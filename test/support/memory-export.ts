@@ -28,7 +28,7 @@ export class MemoryStore implements ImportStore {
   location(key: string): string {
     return `s3://memory/${key}`;
   }
-  list(prefix: string): Promise<StoredFile[]> {
+  listFiles(prefix: string): Promise<StoredFile[]> {
     const keys = [...this.files.keys()].filter((k) => k.startsWith(prefix)).sort();
     return Promise.resolve(keys.map((key) => ({ key, bytes: this.files.get(key)!.body.length, rows: this.files.get(key)!.rows })));
   }

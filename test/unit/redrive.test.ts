@@ -1,3 +1,4 @@
+import { ObjectMissingError } from '../../shared/storage.js';
 import { describe, expect, it } from 'vitest';
 import type { KinesisOnFailureRecord } from '../../local/poller.js';
 import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
@@ -5,7 +6,6 @@ import { sqsSafeJson } from '../../shared/dlq.js';
 import { parseEventMapping } from '../../shared/event-mapping.js';
 import {
   classifyMessage,
-  PayloadMissingError,
   reasonKey,
   revalidate,
   runRedrive,
@@ -128,7 +128,7 @@ function deps(queue: FakeQueue, stream: FakeStream, extra: Partial<RedriveDeps> 
     deadLetters: queue.deadLetters(),
     stream: stream.sink(),
     reader: { read: () => Promise.resolve({ records: [] }) },
-    payloads: { get: (key) => Promise.reject(new PayloadMissingError(key)) },
+    payloads: { get: (key) => Promise.reject(new ObjectMissingError(key)) },
     now: () => NOW,
     ...extra,
   };
@@ -227,7 +227,7 @@ describe('runRedrive', () => {
     queue.add(deadLetter('{"kind":"inter', { payloadS3Key: 'dlq-payloads/gone.txt' }));
     const stream = new FakeStream();
     const payloads = {
-      get: (key: string) => (key.endsWith('a.txt') ? Promise.resolve(Buffer.from(interaction('big'))) : Promise.reject(new PayloadMissingError(key))),
+      get: (key: string) => (key.endsWith('a.txt') ? Promise.resolve(Buffer.from(interaction('big'))) : Promise.reject(new ObjectMissingError(key))),
     };
     const summary = await runRedrive(deps(queue, stream, { payloads }), settings());
     expect(summary.outcomes).toMatchObject({ redriven: 1, stillBad: 1 });
