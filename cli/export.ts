@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { BULK_MODES, type BulkMode } from '../shared/bulk-mode.js';
 import { ConfigError } from '../shared/config.js';
-import { isExportDate, previousUtcDay } from '../shared/export/dates.js';
+import { isExportDate, previousUtcDay } from '../shared/util/dates.js';
 import { exportDay, ExportInputError, type ExportProgress } from '../shared/export/export-day.js';
 import { manifestKey, type ExportManifest } from '../shared/export/manifest.js';
 import { EXPORT_KINDS } from '../shared/export/kinds.js';

@@ -1,9 +1,9 @@
 import type { z } from 'zod';
 
 /**
- * Where a message is wrong and why, as every answer and dead letter reports it (README "Errors are
- * answers"). Its own module: the collector needs it without the stream decoder (and its KPL
- * de-aggregation library) in its bundle.
+ * Where a message is wrong and why, as every answer and dead letter reports it
+ * (README "The front doors" and README "Dead-letter records"). Its own module: the collector needs
+ * it without the stream decoder (and its KPL de-aggregation library) in its bundle.
  */
 export interface FieldError {
   path: string;

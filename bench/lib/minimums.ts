@@ -14,7 +14,7 @@ import type { KinesisStreamRecord } from 'aws-lambda';
  * - profiles (the merged item/user records, same table): BatchGetItem ceil(item and user ids / 100),
  *   BatchWriteItem ceil(item and user ids / 25) — for writes a bound: the processor does not
  *   rewrite a record the batch leaves unchanged;
- * - S3 PutObject: one per distinct (kind, event-time hour) partition (DESIGN "Archive").
+ * - S3 PutObject: one per distinct (kind, event-time hour) partition (README "Archive").
  * "The warm cache cannot answer" follows the documented cache policy (found links kept
  * `positiveTtlMs`, "no link yet" kept `negativeTtlMs`, one cache per shard's container) with
  * this model's own bookkeeping, not the product's cache.

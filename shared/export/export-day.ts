@@ -7,7 +7,7 @@ import type { DeletedUsers } from '../deletion.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import { forwardedDayPrefix } from '../archive.js';
 import { bulkRunRefusal, type BulkMode } from '../bulk-mode.js';
-import { daysFrom, isExportDate } from './dates.js';
+import { daysFrom, isExportDate } from '../util/dates.js';
 import { DuckDbExportEngine, type DuckDbSettings } from './engine/duckdb.js';
 import { IMPORT_LIMITS } from '../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport } from './manifest.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BULK_MODES } from '../bulk-mode.js';
 import { handleAthenaEvent, isAthenaEvent } from './athena/orchestrate.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
-import { addUtcDays, isExportDate, previousUtcDay } from './dates.js';
+import { addUtcDays, isExportDate, previousUtcDay } from '../util/dates.js';
 import { exportDay, ExportInputError } from './export-day.js';
 import { manifestKey, type ExportManifest, type ManifestJob } from './manifest.js';
 import { EXPORT_KINDS, type ExportKind } from './kinds.js';

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { daysFrom } from './dates.js';
+import { daysFrom } from '../util/dates.js';
 import { IMPORT_LIMITS } from '../personalize/import-limits.js';
 import type { KindReport, ManifestJob } from './manifest.js';
 import { chooseImportMode, parsePartFileName, partBaseName, planImports, resolveJobName, type PlanFile, type RequestedMode } from './plan.js';

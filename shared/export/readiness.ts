@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeletedUsers } from '../deletion.js';
-import { daysFrom } from './dates.js';
+import { daysFrom } from '../util/dates.js';
 import type { ImportStore } from './ports.js';
 import { combinedSql, dayFileSql, type UserSource } from './sql/readiness.js';
 import { sqlString } from './sql/shape.js';

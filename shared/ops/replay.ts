@@ -8,7 +8,7 @@ import type { ArchiveKind } from '../archive.js';
 import type { StoredObject } from '../storage.js';
 import type { RecordRef } from '../decode.js';
 import { NO_DELETED_USERS, type DeletedUsers } from '../deletion.js';
-import { isExportDate } from '../export/dates.js';
+import { isExportDate } from '../util/dates.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import {
   coalesceLatest,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CsvPartWriter } from '../../shared/export/csv-parts.js';
 import { splitCsvFile } from '../../shared/export/csv-split.js';
-import { isExportDate, previousUtcDay } from '../../shared/export/dates.js';
+import { isExportDate, previousUtcDay } from '../../shared/util/dates.js';
 
 describe('dates', () => {
   it('accept real UTC days only, and the nightly run exports the day before', () => {

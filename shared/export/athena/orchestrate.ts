@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { forwardedDayPrefix } from '../../archive.js';
 import { BULK_MODES, bulkRunRefusal, type BulkMode } from '../../bulk-mode.js';
 import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema.js';
-import { isExportDate, previousUtcDay } from '../dates.js';
+import { isExportDate, previousUtcDay } from '../../util/dates.js';
 import { preparePublishing, type ExportDeps } from '../export-day.js';
 import { publishKind, type Publication } from '../publish.js';
 import { IMPORT_LIMITS } from '../../personalize/import-limits.js';

@@ -1,4 +1,4 @@
-import { isExportDate } from '../dates.js';
+import { isExportDate } from '../../util/dates.js';
 import type { ExportKind } from '../kinds.js';
 
 /**
