@@ -122,7 +122,11 @@ export function consentPolicyFromEnv(config: ConsentEnv): ConsentPolicy {
   };
 }
 
+/** Inline JSON replacing the bundled schemas/event-mapping.json (README "Event-type mapping"); parsed by loadEventMapping. */
+const eventMappingEnv = { EVENT_MAPPING: optionalString };
+
 export const processorEnvSchema = z.object({
+  ...eventMappingEnv,
   /** Required in BULK_MODE=complement (the tracker is live); unused otherwise. */
   PERSONALIZE_TRACKING_ID: optionalString.pipe(z.string().max(256).optional()),
   BULK_MODE: bulkMode,
@@ -184,6 +188,50 @@ export function readProcessorEnv(env: NodeJS.ProcessEnv = process.env): Processo
   return parseEnv(processorEnvSchema, env, 'processor');
 }
 
+/** Comma-separated origins allowed to call from browsers; empty: no CORS headers. */
+const corsEnv = { CORS_ALLOWED_ORIGINS: nameList };
+
+/** The origins the collector answers CORS for (read by its handler at load, before the rest of its config). */
+export function readCorsOrigins(env: NodeJS.ProcessEnv = process.env): string[] {
+  return parseEnv(z.object(corsEnv), env, 'collector').CORS_ALLOWED_ORIGINS ?? [];
+}
+
+const secretList = z
+  .union([z.array(z.string()), z.string()])
+  .optional()
+  .transform((v) => (v === undefined ? [] : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s !== '')));
+const secretValue = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+/**
+ * The collector's credentials (shared/collect/secrets.ts): one JSON document in Secrets Manager
+ * (COLLECTOR_SECRET_ID), or, locally, the variables of collectorSecretsEnv. Lists are arrays or
+ * comma-separated strings.
+ */
+export const collectorSecretDocument = z.object({
+  trackerWriteKeys: secretList,
+  serverWriteKeys: secretList,
+  privacyApiKeys: secretList,
+  segmentSharedSecret: secretValue,
+  mparticleAuthorization: secretValue,
+  feedApiKeys: secretList,
+  auditHashKey: secretValue,
+});
+
+/** Where the collector's credentials come from: the secret's id, or each credential as a variable. */
+export const collectorSecretsEnvSchema = z.object({
+  COLLECTOR_SECRET_ID: optionalString,
+  TRACKER_WRITE_KEYS: z.string().optional(),
+  SERVER_WRITE_KEYS: z.string().optional(),
+  PRIVACY_API_KEYS: z.string().optional(),
+  SEGMENT_SHARED_SECRET: z.string().optional(),
+  MPARTICLE_AUTHORIZATION: z.string().optional(),
+  FEED_API_KEYS: z.string().optional(),
+  AUDIT_HASH_KEY: z.string().optional(),
+});
+
 export const collectorEnvSchema = z
   .object({
     STREAM_NAME: optionalString,
@@ -202,8 +250,8 @@ export const collectorEnvSchema = z
     /** Identify traits from public (browser/mobile) write keys: `drop` protects users from profile overwrites (SECURITY.md). */
     COLLECTOR_PUBLIC_PROFILE_UPDATES: z.enum(['drop', 'accept']).default('drop'),
     KINESIS_PUT_ATTEMPTS: positiveInt(5),
-    /** Comma-separated origins allowed to call from browsers; empty: no CORS headers. */
-    CORS_ALLOWED_ORIGINS: optionalString,
+    ...corsEnv,
+    ...eventMappingEnv,
   })
   .refine((env) => env.STREAM_NAME !== undefined || env.STREAM_ARN !== undefined, {
     message: 'is required: set STREAM_NAME or STREAM_ARN (the Kinesis stream the collector writes to)',
@@ -317,6 +365,7 @@ export function readPersonalizeDeletionEnv(env: NodeJS.ProcessEnv = process.env)
 // Operator tools: redrive (Lambda and CLI) and replay (CLI)
 
 export const redriveEnvSchema = z.object({
+  ...eventMappingEnv,
   DLQ_URL: required('the SQS dead-letter queue URL').url('must be the SQS dead-letter queue URL'),
   STREAM_NAME: required('the Kinesis stream records go back to'),
   ARCHIVE_BUCKET: required('the S3 bucket holding dlq-payloads/'),

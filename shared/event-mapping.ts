@@ -51,8 +51,8 @@ export function parseEventMapping(input: unknown, origin = 'event mapping'): Eve
   throw new EventMappingError(`${origin} is invalid: ${problems.join('; ')}`);
 }
 
-/** The bundled mapping, or EVENT_MAPPING (inline JSON) when set. */
-export function loadEventMapping(env: NodeJS.ProcessEnv = process.env): EventMapping {
+/** The bundled mapping, or EVENT_MAPPING (inline JSON, shared/config.ts) when set. */
+export function loadEventMapping(env: { EVENT_MAPPING?: string | undefined }): EventMapping {
   const inline = env.EVENT_MAPPING;
   if (inline === undefined || inline.trim() === '') return parseEventMapping(bundledMapping, 'schemas/event-mapping.json');
   let parsed: unknown;
@@ -134,4 +134,11 @@ export function mapEvent(
   return eventValue === undefined
     ? { ok: true, eventType: entry.eventType, entry }
     : { ok: true, eventType: entry.eventType, eventValue, entry };
+}
+
+/** The configured mapping, its renames checked against the dataset schemas: what every runtime starts with. */
+export function loadCheckedEventMapping(env: { EVENT_MAPPING?: string | undefined }, schemas: { users: DatasetSchema; items: DatasetSchema }): EventMapping {
+  const mapping = loadEventMapping(env);
+  checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');
+  return mapping;
 }

@@ -7,13 +7,11 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { collectHttp } from '../../shared/collect/handle.js';
 import { cors } from '../../shared/collect/http-contract.js';
+import { readCorsOrigins } from '../../shared/config.js';
 import { logger, metrics } from '../../shared/observability.js';
 
 /** HTTP front doors (trackers, Segment and mParticle webhooks, catalog and profile feeds). Wiring only. */
-const origins = (process.env.CORS_ALLOWED_ORIGINS ?? '')
-  .split(',')
-  .map((o) => o.trim())
-  .filter(Boolean);
+const origins = readCorsOrigins();
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   // Never the event: it carries bodies and credentials (POWERTOOLS_LOGGER_LOG_EVENT cannot turn this on).

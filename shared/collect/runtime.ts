@@ -23,7 +23,7 @@ export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Coll
       maxRecordsPerRequest: config.COLLECTOR_MAX_RECORDS_PER_REQUEST,
       clockSkewToleranceMs: config.COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS * 1000,
       publicProfileUpdates: config.COLLECTOR_PUBLIC_PROFILE_UPDATES,
-      mapping: loadEventMapping(env),
+      mapping: loadEventMapping(config),
     },
   };
 }

@@ -1,6 +1,6 @@
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { z } from 'zod';
-import { ConfigError } from '../config.js';
+import { collectorSecretDocument, collectorSecretsEnvSchema, ConfigError, parseEnv } from '../config.js';
 
 /**
  * The collector's credentials. In AWS they live in one Secrets Manager secret (JSON), read once per
@@ -27,24 +27,7 @@ export interface CollectorSecrets {
   auditHashKey?: string;
 }
 
-const list = z
-  .union([z.array(z.string()), z.string()])
-  .optional()
-  .transform((v) => (v === undefined ? [] : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s !== '')));
-const optional = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
-
-const secretDocument = z.object({
-  trackerWriteKeys: list,
-  serverWriteKeys: list,
-  privacyApiKeys: list,
-  segmentSharedSecret: optional,
-  mparticleAuthorization: optional,
-  feedApiKeys: list,
-  auditHashKey: optional,
-});
+const secretDocument = collectorSecretDocument;
 
 /** Secret refresh interval: rotation takes effect within this time without a redeploy. */
 const SECRET_MAX_AGE_SECONDS = 300;
@@ -58,7 +41,8 @@ function parseOnce(raw: string, parse: () => CollectorSecrets): CollectorSecrets
 }
 
 export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env): Promise<CollectorSecrets> {
-  const secretId = env.COLLECTOR_SECRET_ID?.trim();
+  const vars = parseEnv(collectorSecretsEnvSchema, env, 'collector');
+  const secretId = vars.COLLECTOR_SECRET_ID;
   if (secretId) {
     const value = await getSecret(secretId, { maxAge: SECRET_MAX_AGE_SECONDS });
     const raw = typeof value === 'string' ? value : Buffer.from(value as Uint8Array).toString('utf8');
@@ -77,13 +61,13 @@ export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env)
     });
   }
   const fromEnv = {
-    trackerWriteKeys: env.TRACKER_WRITE_KEYS,
-    serverWriteKeys: env.SERVER_WRITE_KEYS,
-    privacyApiKeys: env.PRIVACY_API_KEYS,
-    segmentSharedSecret: env.SEGMENT_SHARED_SECRET,
-    mparticleAuthorization: env.MPARTICLE_AUTHORIZATION,
-    feedApiKeys: env.FEED_API_KEYS,
-    auditHashKey: env.AUDIT_HASH_KEY,
+    trackerWriteKeys: vars.TRACKER_WRITE_KEYS,
+    serverWriteKeys: vars.SERVER_WRITE_KEYS,
+    privacyApiKeys: vars.PRIVACY_API_KEYS,
+    segmentSharedSecret: vars.SEGMENT_SHARED_SECRET,
+    mparticleAuthorization: vars.MPARTICLE_AUTHORIZATION,
+    feedApiKeys: vars.FEED_API_KEYS,
+    auditHashKey: vars.AUDIT_HASH_KEY,
   };
   return parseOnce(`env:${JSON.stringify(fromEnv)}`, () => withoutUndefined(secretDocument.parse(fromEnv)));
 }

@@ -2,7 +2,7 @@ import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
 import { parseEnv, redriveEnvSchema } from '../config.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
-import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
+import { loadCheckedEventMapping } from '../event-mapping.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { KinesisRangeReader, KinesisStreamSink, SqsRedriveQueue } from './aws-io.js';
 import type { RedriveDeps, RedriveSettings } from './redrive.js';
@@ -27,9 +27,8 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
   const sqs = sqsClient();
   const bucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   const kinesis = kinesisClient();
-  const mapping = loadEventMapping(env);
   const schemas = loadDatasetSchemas();
-  checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');
+  const mapping = loadCheckedEventMapping(config, schemas);
   return {
     queueUrl: config.DLQ_URL,
     deps: {

@@ -6,7 +6,7 @@ import { hashUserId, recordDeletedSessions, recordDeletion } from '../deletion.j
 import { writePendingDeletion } from '../personalize-deletion/outbox.js';
 import { lazyDeletionHasher } from '../deletion-key.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
-import { checkPropertyRenames, loadEventMapping } from '../event-mapping.js';
+import { loadCheckedEventMapping } from '../event-mapping.js';
 import { LinkCache } from '../identity/cache.js';
 import { DynamoIdentityStore } from '../identity/store.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
@@ -21,11 +21,9 @@ import type { ProcessorDeps } from './process-batch.js';
  */
 export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessorDeps {
   const config = readProcessorEnv(env);
-  const s3 = s3Client();
-  const archive = new S3Bucket(s3, config.ARCHIVE_BUCKET);
+  const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   const schemas = loadDatasetSchemas();
-  const mapping = loadEventMapping(env);
-  checkPropertyRenames(mapping, schemas, env.EVENT_MAPPING?.trim() ? 'EVENT_MAPPING' : 'schemas/event-mapping.json');
+  const mapping = loadCheckedEventMapping(config, schemas);
   const dynamo = dynamoDocumentClient();
   // Read at the first deletion (the key may be in Secrets Manager); a failure fails that batch, which is retried.
   const deletionHasher = lazyDeletionHasher(config);
@@ -37,15 +35,15 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
     deletions: {
       record: async (userId, requestedAt) => {
         const hasher = await deletionHasher();
-        await recordDeletion(s3, config.ARCHIVE_BUCKET, userId, requestedAt, { hasher });
+        await recordDeletion(archive, userId, requestedAt, { hasher });
         // The raw id, until Personalize has deleted the user (shared/personalize-deletion/outbox.ts);
         // only where a dataset group is configured, so no one else's bucket keeps raw ids.
         if (config.PERSONALIZE_DATASET_GROUP_ARN.length > 0) {
-          await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(userId, hasher), { userId, requestedAt });
+          await writePendingDeletion(archive, hashUserId(userId, hasher), { userId, requestedAt });
         }
       },
       recordSessions: async (sessionIds, requestedAt) => {
-        await recordDeletedSessions(s3, config.ARCHIVE_BUCKET, sessionIds, requestedAt, { hasher: await deletionHasher() });
+        await recordDeletedSessions(archive, sessionIds, requestedAt, { hasher: await deletionHasher() });
       },
     },
     consent: {
@@ -56,7 +54,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
         config.PERSONALIZE_DATASET_GROUP_ARN.length > 0 && {
           scheduleDeletion: async (userId: string, at: number) => {
             const hasher = await deletionHasher();
-            await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(userId, hasher), { userId, requestedAt: at });
+            await writePendingDeletion(archive, hashUserId(userId, hasher), { userId, requestedAt: at });
           },
         }),
     },
