@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LOCAL_CREDENTIALS, LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } from './stack.js';
+import { LOCAL_CREDENTIALS, LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN, type LocalVariable } from './stack.js';
 
 /**
  * Prints `--env NAME=value` flags for `serverless invoke local`, from the running local stack's
@@ -20,15 +20,10 @@ try {
   console.error(`${file} not found: start the local stack first (npm start)`);
   process.exit(1);
 }
-const env: Record<string, string | undefined> = {
-  AWS_REGION: stack.region ?? 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_ENDPOINT_URL_KINESIS: stack.endpoints.kinesis,
-  AWS_ENDPOINT_URL_DYNAMODB: stack.endpoints.dynamodb,
-  AWS_ENDPOINT_URL_S3: stack.endpoints.s3,
-  AWS_ENDPOINT_URL_SQS: stack.endpoints.sqs,
-  AWS_ENDPOINT_URL_PERSONALIZE_EVENTS: stack.endpoints.personalizeEvents,
+// The variables serverless/environment.json marks `invokeLocal` (the compiler holds this table to
+// exactly that set), with the running stack's values: they replace the template's, which for
+// `--stage local` hold parameter defaults (an empty tracking id) or the default names.
+const variables: Record<LocalVariable<'invokeLocal'>, string> = {
   PERSONALIZE_TRACKING_ID: LOCAL_TRACKING_ID,
   PERSONALIZE_ITEMS_DATASET_ARN: LOCAL_ITEMS_DATASET_ARN,
   PERSONALIZE_USERS_DATASET_ARN: LOCAL_USERS_DATASET_ARN,
@@ -43,8 +38,21 @@ const env: Record<string, string | undefined> = {
   SEGMENT_SHARED_SECRET: process.env.SEGMENT_SHARED_SECRET ?? LOCAL_CREDENTIALS.segmentSharedSecret,
   FEED_API_KEYS: process.env.FEED_API_KEYS ?? LOCAL_CREDENTIALS.feedApiKey,
 };
+const env: Record<string, string | undefined> = {
+  // The SDK's region, credentials and endpoints: the emulators', not function variables.
+  AWS_REGION: stack.region ?? 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_ENDPOINT_URL_KINESIS: stack.endpoints.kinesis,
+  AWS_ENDPOINT_URL_DYNAMODB: stack.endpoints.dynamodb,
+  AWS_ENDPOINT_URL_S3: stack.endpoints.s3,
+  AWS_ENDPOINT_URL_SQS: stack.endpoints.sqs,
+  AWS_ENDPOINT_URL_PERSONALIZE_EVENTS: stack.endpoints.personalizeEvents,
+  ...variables,
+};
 // The flags are expanded unquoted by the shell (`$(npx tsx local/invoke-env.ts)`), so a value with
-// whitespace cannot travel that way (hence no MPARTICLE_AUTHORIZATION, a "Basic ..." header).
+// whitespace cannot travel that way (hence MPARTICLE_AUTHORIZATION, a "Basic ..." header, is not
+// marked invokeLocal).
 for (const [name, value] of Object.entries(env)) {
   if (value !== undefined && /\s/.test(value)) {
     console.error(`${name} not passed (contains whitespace)`);

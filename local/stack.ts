@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import variableList from '../serverless/environment.json' with { type: 'json' };
 import { kinesisClient, s3Client, sqsClient } from '../shared/aws/clients.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
 import { invokeHttpLambda } from './apigw.js';
@@ -65,6 +66,17 @@ export interface LocalStack {
   route(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): void;
   stop(): Promise<void>;
 }
+
+type ListedVariables = (typeof variableList)['variables'];
+
+/**
+ * Names of the variables serverless/environment.json (the one list the template uses too) marks
+ * with `flag`: `localStack` (set by startLocalStack) or `invokeLocal` (printed by invoke-env.ts).
+ * A value table typed with it must give exactly those names, so the list decides the set.
+ */
+export type LocalVariable<Flag extends 'localStack' | 'invokeLocal'> = {
+  [Name in keyof ListedVariables]: ListedVariables[Name] extends Record<Flag, boolean> ? Name : never;
+}[keyof ListedVariables];
 
 export const DEFAULT_PORTS = { http: 4000, kinesis: 4567, dynamodb: 4568, s3: 4569, sqs: 4570, personalize: 4571, personalizeControl: 4572 } as const;
 export const DEFAULT_NAMES = {
@@ -152,7 +164,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const sqs = sqsClient();
     const created = await createResources({ kinesis, s3: s3Client(), sqs }, names);
 
-    Object.assign(process.env, {
+    // The local values of the variables the list marks `localStack`; the caller's processorEnv wins.
+    const localEnvironment: Record<LocalVariable<'localStack'>, string> = {
       PERSONALIZE_TRACKING_ID: process.env.PERSONALIZE_TRACKING_ID ?? LOCAL_TRACKING_ID,
       PERSONALIZE_ITEMS_DATASET_ARN: process.env.PERSONALIZE_ITEMS_DATASET_ARN ?? LOCAL_ITEMS_DATASET_ARN,
       PERSONALIZE_USERS_DATASET_ARN: process.env.PERSONALIZE_USERS_DATASET_ARN ?? LOCAL_USERS_DATASET_ARN,
@@ -174,8 +187,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? '*',
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-      ...options.processorEnv,
-    });
+    };
+    Object.assign(process.env, localEnvironment, options.processorEnv);
 
     // Imported after the environment is set: the handler reads it once, like a Lambda container.
     const { handler } = await import('../functions/process/handler.js');

@@ -1,5 +1,9 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../local/stack.js';
+import variableList from '../../serverless/environment.json' with { type: 'json' };
 import { COLLECTOR_PATHS, ROUTES } from '../../shared/collect/collector.js';
 import {
   actionsOf,
@@ -10,6 +14,7 @@ import {
   isObject,
   packageStack,
   policyStatements,
+  REPO,
   props,
   referencedId,
   resourcesOfType,
@@ -643,6 +648,50 @@ describe('observability', () => {
       expect(throttles).toHaveLength(functions(t).length);
       expect(widget('Nightly export: run duration')).toContain('Duration');
     });
+  });
+});
+
+describe('template sources (serverless/)', () => {
+  /** The one variable list the template, the local stack and invoke-local share. */
+  const listed: Record<string, { functions: string | string[]; template?: string }> = variableList.variables;
+  /** `PersonalizeDeletions` (logical id base) -> `personalizeDeletions` (key in serverless.yml and the list). */
+  const functionKey = (base: string) => base.charAt(0).toLowerCase() + base.slice(1);
+
+  it('gives every function exactly the variables serverless/environment.json lists for it, and only those with a template value', () => {
+    const deployed = functions(t).map((fn) => functionKey(fn.base));
+    for (const [name, variable] of Object.entries(listed)) {
+      if (variable.functions === 'all') continue;
+      expect(Array.isArray(variable.functions), `${name}: functions must be "all" or a list`).toBe(true);
+      for (const fn of variable.functions) expect(deployed, `${name} names function ${fn}`).toContain(fn);
+    }
+    for (const fn of functions(t)) {
+      const key = functionKey(fn.base);
+      const expected = Object.entries(listed)
+        .filter(([, v]) => v.template !== undefined && (v.functions === 'all' || v.functions.includes(key)))
+        .map(([name]) => name);
+      expect(Object.keys(environmentOf(fn.resource)).sort(), fn.id).toEqual(expected.sort());
+    }
+  });
+
+  it('defines each logical id in one resource file only (osls would merge two silently), and each reaches the template', async () => {
+    const dir = join(REPO, 'serverless/resources');
+    const owners = new Map<string, string[]>();
+    const own = (id: string, file: string) => owners.set(id, [...(owners.get(id) ?? []), file]);
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith('.yml'))) {
+      let section = '';
+      for (const line of (await readFile(join(dir, file), 'utf8')).split('\n')) {
+        section = /^([A-Za-z]+):/.exec(line)?.[1] ?? section;
+        const id = section === 'Resources' ? /^ {2}([A-Za-z][A-Za-z0-9]*):/.exec(line)?.[1] : undefined;
+        if (id) own(id, file);
+      }
+    }
+    const alarms = createRequire(import.meta.url)('../../serverless/alarms.cjs') as { resources: Record<string, unknown> };
+    for (const id of Object.keys(alarms.resources)) own(id, 'alarms.cjs');
+    expect(owners.size).toBeGreaterThan(40);
+    for (const [id, files] of owners) {
+      expect(files, id).toHaveLength(1);
+      expect(packaged.raw.Resources[id], id).toBeDefined();
+    }
   });
 });
 
