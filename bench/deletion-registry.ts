@@ -10,6 +10,7 @@ import pMap from 'p-map';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildArchiveObjects } from '../shared/archive.js';
 import { s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import {
   decodeSnapshot,
   DELETIONS_SNAPSHOT_KEY,
@@ -132,6 +133,8 @@ async function main(): Promise<void> {
   const emulators = await startEmulators({}, { only: ['s3'], dataDir: stateDir });
   Object.assign(process.env, emulators.env, { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' });
   const s3 = s3Client();
+  /** The registry's port over a bucket, as the runtimes build it. */
+  const registry = (name: string) => new S3Bucket(s3, name);
   const load0 = loadavg()[0]!;
   const results: Record<string, unknown> = { entries: ENTRIES, rows: ROWS, users: USERS, oldSample: OLD_SAMPLE, repeats: REPEATS };
   try {
@@ -183,10 +186,10 @@ async function main(): Promise<void> {
     const hashes = build.value;
     // The state at an export: compacted two nights ago, so the entries of the day before yesterday wait to be folded in.
     const snapshot: RegistrySnapshot = { coveredBefore: utcDay(NOW - 2 * DAY_MS), keyed: { keyId: hasher.keyId!, hashes }, unkeyed: HashList.EMPTY };
-    const snapshotBytes = await writeSnapshot(s3, bucket, snapshot);
+    const snapshotBytes = await writeSnapshot(registry(bucket), snapshot);
     await pMap(
       Array.from({ length: 3 * RECENT_PER_DAY }, (_, i) => i),
-      (i) => recordDeletion(s3, bucket, registryUserId(ENTRIES - 3 * RECENT_PER_DAY + i), NOW, { hasher, now: () => NOW - Math.floor(i / RECENT_PER_DAY) * DAY_MS }),
+      (i) => recordDeletion(registry(bucket), registryUserId(ENTRIES - 3 * RECENT_PER_DAY + i), NOW, { hasher, now: () => NOW - Math.floor(i / RECENT_PER_DAY) * DAY_MS }),
       { concurrency: 16 },
     );
     const total = hashes.count + 3 * RECENT_PER_DAY;
@@ -196,12 +199,12 @@ async function main(): Promise<void> {
     // Load without compaction (the replay; or the export on a night with nothing to fold).
     const loadRuns: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
-      const run = await timed(() => loadDeletedUsers(s3, bucket, { hasher, now: () => NOW }));
+      const run = await timed(() => loadDeletedUsers(registry(bucket), { hasher, now: () => NOW }));
       if (run.value.size !== total) throw new Error(`loaded ${run.value.size} of ${total}`);
       loadRuns.push(run.ms);
     }
     before = await heapMb();
-    const loaded: DeletedUsers = await loadDeletedUsers(s3, bucket, { hasher, now: () => NOW });
+    const loaded: DeletedUsers = await loadDeletedUsers(registry(bucket), { hasher, now: () => NOW });
     const newHeapMb = (await heapMb()) - before;
     if (!loaded.isDeleted(registryUserId(0))) throw new Error('a registry user is not deleted');
     // Of which: the snapshot's bytes alone (one GET through the SDK), and its decoding (checksum, order, index).
@@ -218,20 +221,20 @@ async function main(): Promise<void> {
     // Load with compaction (the export, every night there were deletions two days before): reset the snapshot between runs.
     const compactRuns: number[] = [];
     for (let r = 0; r < Math.min(REPEATS, 3); r++) {
-      await writeSnapshot(s3, bucket, snapshot);
-      const run = await timed(() => loadDeletedUsers(s3, bucket, { hasher, compact: true, now: () => NOW }));
+      await writeSnapshot(registry(bucket), snapshot);
+      const run = await timed(() => loadDeletedUsers(registry(bucket), { hasher, compact: true, now: () => NOW }));
       if (!run.value.stats.compacted) throw new Error('nothing was compacted');
       compactRuns.push(run.ms);
     }
-    await writeSnapshot(s3, bucket, snapshot);
+    await writeSnapshot(registry(bucket), snapshot);
     // Scale: snapshots alone (no newer entries), of growing size.
     const scale: { entries: number; ms: number }[] = [];
     for (const n of [0, 10_000, 100_000, hashes.count].filter((x, i, all) => x <= hashes.count && all.indexOf(x) === i)) {
       const small = 'scale-' + String(n);
       await s3.send(new CreateBucketCommand({ Bucket: small }));
-      await writeSnapshot(s3, small, { ...snapshot, keyed: { keyId: hasher.keyId!, hashes: new HashList(hashes.bytes.subarray(0, n * 32)) } });
+      await writeSnapshot(registry(small), { ...snapshot, keyed: { keyId: hasher.keyId!, hashes: new HashList(hashes.bytes.subarray(0, n * 32)) } });
       const runs: number[] = [];
-      for (let r = 0; r < REPEATS; r++) runs.push((await timed(() => loadDeletedUsers(s3, small, { hasher, now: () => NOW }))).ms);
+      for (let r = 0; r < REPEATS; r++) runs.push((await timed(() => loadDeletedUsers(registry(small), { hasher, now: () => NOW }))).ms);
       scale.push({ entries: n, ms: median(runs) });
     }
     results.newLoad = { snapshotGetMs: median(getRuns), snapshotDecodeMs: median(decodeRuns), loadMsRuns: loadRuns, loadMs: median(loadRuns), compactMsRuns: compactRuns, compactMs: median(compactRuns), heapMb: newHeapMb, requests: 'GET snapshot + 1 LIST + 3 day LISTs + 150 GETs', scale };
@@ -253,11 +256,11 @@ async function main(): Promise<void> {
     let deletedRows = 0;
     for (let r = 0; r < REPEATS; r++) {
       // A fresh registry each run: the cache starts cold, as in an export.
-      const fresh = await loadDeletedUsers(s3, bucket, { hasher, now: () => NOW });
+      const fresh = await loadDeletedUsers(registry(bucket), { hasher, now: () => NOW });
       const typical = perRow((id) => fresh.isDeleted(id), rows);
       deletedRows = typical.deleted;
       rowRuns.newTypical.push(typical.nsPerRow);
-      const fresh2 = await loadDeletedUsers(s3, bucket, { hasher, now: () => NOW });
+      const fresh2 = await loadDeletedUsers(registry(bucket), { hasher, now: () => NOW });
       rowRuns.newDistinct.push(perRow((id) => fresh2.isDeleted(id), distinct).nsPerRow);
       rowRuns.old.push(perRow((id) => rawIds.has(id), rows).nsPerRow);
     }
@@ -282,7 +285,7 @@ async function main(): Promise<void> {
       await s3.send(new CreateBucketCommand({ Bucket: emptyBucket }));
       const links: LinkLookup = { getLinks: () => Promise.resolve(new Map()) };
       const runExport = async (registryBucket: string) => {
-        if (registryBucket === bucket) await writeSnapshot(s3, bucket, snapshot);
+        if (registryBucket === bucket) await writeSnapshot(registry(bucket), snapshot);
         await rm(join(dir, 'out'), { recursive: true, force: true });
         let registryMs = 0;
         const run = await timed(() =>
@@ -293,7 +296,7 @@ async function main(): Promise<void> {
               links,
               // As shared/export/runtime.ts: loaded and compacted at the start.
               deletedUsers: async () => {
-                const t = await timed(() => loadDeletedUsers(s3, registryBucket, { hasher, compact: true, now: () => NOW }));
+                const t = await timed(() => loadDeletedUsers(registry(registryBucket), { hasher, compact: true, now: () => NOW }));
                 registryMs = t.ms;
                 return t.value;
               },

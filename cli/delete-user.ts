@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { datasetGroupArnsEnv, deletionHashEnv, oneDeletionHashSource, parseEnv } from '../shared/config.js';
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../shared/deletion.js';
 import { writePendingDeletion } from '../shared/personalize-deletion/outbox.js';
@@ -35,7 +36,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     await useLocalStackFile(io.env);
   }
   const config = parseEnv(envSchema, io.env, 'delete-user');
-  const s3 = s3Client();
+  const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   // The same key as the processor's and the export's (README "Deleting a user").
   const hasher = await loadDeletionHasher(config, { warn: (message) => io.err(`warning: ${message}`) });
   let recordedKey = '';
@@ -46,12 +47,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       profiles: new DynamoProfileStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
       registry: {
         record: async (id, requestedAt) => {
-          recordedKey = await recordDeletion(s3, config.ARCHIVE_BUCKET, id, requestedAt, { hasher });
+          recordedKey = await recordDeletion(archive, id, requestedAt, { hasher });
           // The deletion step sends it to Personalize, then drops the raw id (README "Deletion reaches Personalize").
-          if (config.PERSONALIZE_DATASET_GROUP_ARN.length > 0) await writePendingDeletion(s3, config.ARCHIVE_BUCKET, hashUserId(id, hasher), { userId: id, requestedAt });
+          if (config.PERSONALIZE_DATASET_GROUP_ARN.length > 0) await writePendingDeletion(archive, hashUserId(id, hasher), { userId: id, requestedAt });
         },
         recordSessions: async (sessionIds, requestedAt) => {
-          await recordDeletedSessions(s3, config.ARCHIVE_BUCKET, sessionIds, requestedAt, { hasher });
+          await recordDeletedSessions(archive, sessionIds, requestedAt, { hasher });
         },
       },
     });
@@ -63,7 +64,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   io.out(`deleted user ${userId}:`);
   io.out(`  identity links removed: ${result.linksRemoved.length} (the user's anonymous sessions are no longer attributed to them)`);
   io.out('  stored profile removed (the merged record PutUsers is built from; a later update starts a new one)');
-  io.out(`  deletion recorded: s3://${config.ARCHIVE_BUCKET}/${recordedKey} (a hash of the id, not the id; every later export and replay leaves the user out)`);
+  io.out(`  deletion recorded: ${archive.location(recordedKey)} (a hash of the id, not the id; every later export and replay leaves the user out)`);
   io.out('still to do (see README, "Deleting a user"):');
   io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);
   io.out('  - the raw archive keeps the user\'s records until its lifecycle rule expires them (archiveRetentionDays, 365 days by default)');

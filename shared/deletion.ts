@@ -1,8 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pMap from 'p-map';
 import { z } from 'zod';
-import { listObjects } from './aws/s3-list.js';
+import type { ObjectStore } from './storage.js';
 
 /**
  * The deletion registry, in the archive bucket. Every export and replay leaves its users out.
@@ -280,8 +279,8 @@ function entryOf(hash: string, hasher: UserIdHasher, requestedAt: number): Delet
   return { hash, scheme: hasher.scheme, ...(hasher.keyId !== undefined && { keyId: hasher.keyId }), requestedAt };
 }
 
-async function putEntry(s3: S3Client, bucket: string, key: string, entry: DeletionEntry): Promise<void> {
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(entry), ContentType: 'application/json' }));
+async function putEntry(store: ObjectStore, key: string, entry: DeletionEntry): Promise<void> {
+  await store.put(key, JSON.stringify(entry), undefined, 'application/json');
 }
 
 export interface RecordDeletionOptions {
@@ -291,11 +290,11 @@ export interface RecordDeletionOptions {
 }
 
 /** Records a deletion and returns the entry's key. The same user twice on one day is one object. */
-export async function recordDeletion(s3: S3Client, bucket: string, userId: string, requestedAt: number, options: RecordDeletionOptions = {}): Promise<string> {
+export async function recordDeletion(store: ObjectStore, userId: string, requestedAt: number, options: RecordDeletionOptions = {}): Promise<string> {
   const hasher = options.hasher ?? UNKEYED_HASHER;
   const hash = hashUserId(userId, hasher);
   const key = deletionKey(hash, utcDay((options.now ?? Date.now)()));
-  await putEntry(s3, bucket, key, entryOf(hash, hasher, requestedAt));
+  await putEntry(store, key, entryOf(hash, hasher, requestedAt));
   return key;
 }
 
@@ -304,13 +303,7 @@ export async function recordDeletion(s3: S3Client, bucket: string, userId: strin
  * registry, hashed in their own domain (hashSessionId): exports leave their rows out in
  * `session-as-user` mode too. Returns the entries' keys.
  */
-export async function recordDeletedSessions(
-  s3: S3Client,
-  bucket: string,
-  sessionIds: readonly string[],
-  requestedAt: number,
-  options: RecordDeletionOptions = {},
-): Promise<string[]> {
+export async function recordDeletedSessions(store: ObjectStore, sessionIds: readonly string[], requestedAt: number, options: RecordDeletionOptions = {}): Promise<string[]> {
   const hasher = options.hasher ?? UNKEYED_HASHER;
   const day = utcDay((options.now ?? Date.now)());
   return pMap(
@@ -318,7 +311,7 @@ export async function recordDeletedSessions(
     async (sessionId) => {
       const hash = hashSessionId(sessionId, hasher);
       const key = deletionKey(hash, day);
-      await putEntry(s3, bucket, key, entryOf(hash, hasher, requestedAt));
+      await putEntry(store, key, entryOf(hash, hasher, requestedAt));
       return key;
     },
     { concurrency: 8 },
@@ -457,43 +450,37 @@ export function decodeSnapshot(bytes: Uint8Array, key = DELETIONS_SNAPSHOT_KEY):
   return snapshot;
 }
 
-/** Writes the snapshot (one PUT); returns its size in bytes. */
-export async function writeSnapshot(s3: S3Client, bucket: string, snapshot: RegistrySnapshot, createdAt: Date = new Date()): Promise<number> {
+/** Writes the snapshot (one PUT, application/octet-stream); returns its size in bytes. */
+export async function writeSnapshot(store: ObjectStore, snapshot: RegistrySnapshot, createdAt: Date = new Date()): Promise<number> {
   const body = encodeSnapshot(snapshot, createdAt);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: DELETIONS_SNAPSHOT_KEY, Body: body, ContentType: 'application/octet-stream' }));
+  await store.put(DELETIONS_SNAPSHOT_KEY, body, undefined, 'application/octet-stream');
   return body.length;
 }
 
 // ---------------------------------------------------------------------------------------------
-// S3 reads, failing closed
+// Reads, failing closed
 
-function isNotFound(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
-
-async function getBytes(s3: S3Client, bucket: string, key: string, what: string): Promise<Uint8Array | undefined> {
+/** undefined when the object does not exist; any other failure names the key. */
+async function getBytes(store: ObjectStore, key: string, what: string): Promise<Buffer | undefined> {
   try {
-    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    if (!got.Body) throw new Error('no body');
-    return await got.Body.transformToByteArray();
+    return await store.getIfExists(key);
   } catch (error) {
-    if (isNotFound(error)) return undefined;
     throw new DeletionRegistryError(`${what} ${key} could not be read: ${(error as Error).message}`);
   }
 }
 
-async function getText(s3: S3Client, bucket: string, key: string): Promise<string> {
-  const bytes = await getBytes(s3, bucket, key, 'deletion registry entry');
+async function getText(store: ObjectStore, key: string): Promise<string> {
+  const bytes = await getBytes(store, key, 'deletion registry entry');
   // Listed a moment ago: gone now means someone removed it, not that the user is no longer deleted.
   if (bytes === undefined) throw new DeletionRegistryError(`deletion registry entry ${key} was listed but could not be read (404)`);
-  return Buffer.from(bytes).toString('utf8');
+  return bytes.toString('utf8');
 }
 
-async function listAll(s3: S3Client, bucket: string, prefix: string, delimiter?: string): Promise<{ keys: string[]; prefixes: string[] }> {
+/** With a delimiter: the keys and folders one level down; without: every key under the prefix. */
+async function listAll(store: ObjectStore, prefix: string, delimiter?: string): Promise<{ keys: string[]; prefixes: string[] }> {
   try {
-    const { objects, prefixes } = await listObjects(s3, bucket, prefix, delimiter);
-    return { keys: objects.flatMap((o) => (o.Key ? [o.Key] : [])), prefixes };
+    if (delimiter !== undefined) return await store.listLevel(prefix, delimiter);
+    return { keys: (await store.list(prefix)).map((o) => o.key), prefixes: [] };
   } catch (error) {
     throw new DeletionRegistryError(`deletion registry listing of ${prefix} failed: ${(error as Error).message}`);
   }
@@ -526,17 +513,17 @@ export interface LoadDeletedUsersOptions {
  * of days the snapshot does not cover and any old-format entries. Throws (naming the key) on
  * anything it cannot read or match with the configured key.
  */
-export async function loadDeletedUsers(s3: S3Client, bucket: string, options: LoadDeletedUsersOptions = {}): Promise<LoadedDeletedUsers> {
+export async function loadDeletedUsers(store: ObjectStore, options: LoadDeletedUsersOptions = {}): Promise<LoadedDeletedUsers> {
   const hasher = options.hasher ?? UNKEYED_HASHER;
   const now = options.now ?? Date.now;
   const concurrency = options.concurrency ?? 16;
 
-  const snapshotBytes = await getBytes(s3, bucket, DELETIONS_SNAPSHOT_KEY, 'deletion registry snapshot');
+  const snapshotBytes = await getBytes(store, DELETIONS_SNAPSHOT_KEY, 'deletion registry snapshot');
   const snapshot = snapshotBytes === undefined ? undefined : decodeSnapshot(snapshotBytes);
   if (snapshot?.keyed && snapshot.keyed.hashes.count > 0) checkScheme(`deletion registry snapshot ${DELETIONS_SNAPSHOT_KEY}`, 'hmac-sha256', snapshot.keyed.keyId, hasher);
 
   // One listing with a delimiter: old-format entries and one prefix per day, not every entry.
-  const top = await listAll(s3, bucket, DELETIONS_PREFIX, '/');
+  const top = await listAll(store, DELETIONS_PREFIX, '/');
   const legacyKeys: string[] = [];
   for (const key of top.keys) {
     if (LEGACY_KEY.test(key)) legacyKeys.push(key);
@@ -551,14 +538,14 @@ export async function loadDeletedUsers(s3: S3Client, bucket: string, options: Lo
   }
   const daysRead = days.filter((day) => snapshot === undefined || day >= snapshot.coveredBefore).sort();
 
-  const listed = await pMap(daysRead, async (day) => (await listAll(s3, bucket, `${DELETIONS_PREFIX}dt=${day}/`)).keys, { concurrency: 4 });
+  const listed = await pMap(daysRead, async (day) => (await listAll(store, `${DELETIONS_PREFIX}dt=${day}/`)).keys, { concurrency: 4 });
   const entryKeys: string[] = [];
   for (const key of listed.flat()) {
     if (ENTRY_KEY.test(key)) entryKeys.push(key);
     else if (isEntryCandidate(key)) throw new DeletionRegistryError(`deletion registry entry ${key} has an unrecognised key (expected ${DELETIONS_PREFIX}dt=YYYY-MM-DD/<hash>.json)`);
   }
-  const entries = await pMap(entryKeys, async (key) => parseEntry(key, await getText(s3, bucket, key), hasher), { concurrency });
-  const legacy = await pMap(legacyKeys, async (key) => parseLegacy(key, await getText(s3, bucket, key), hasher), { concurrency });
+  const entries = await pMap(entryKeys, async (key) => parseEntry(key, await getText(store, key), hasher), { concurrency });
+  const legacy = await pMap(legacyKeys, async (key) => parseLegacy(key, await getText(store, key), hasher), { concurrency });
 
   const keyedMode = hasher.scheme === 'hmac-sha256';
   const current = HashList.merge(
@@ -597,15 +584,15 @@ export async function loadDeletedUsers(s3: S3Client, bucket: string, options: Lo
         legacy,
         (l) => {
           const key = deletionKey(l.hash.toString('hex'), today);
-          return step('write', key, () => putEntry(s3, bucket, key, entryOf(l.hash.toString('hex'), hasher, l.requestedAt)));
+          return step('write', key, () => putEntry(store, key, entryOf(l.hash.toString('hex'), hasher, l.requestedAt)));
         },
         { concurrency },
       );
       const next: RegistrySnapshot = keyedMode
         ? { coveredBefore, keyed: { keyId: hasher.keyId!, hashes: current }, unkeyed }
         : { coveredBefore, unkeyed: current };
-      const snapshotBytesWritten = await step('write', DELETIONS_SNAPSHOT_KEY, () => writeSnapshot(s3, bucket, next, new Date(now())));
-      await pMap(legacy, (l) => step('delete the migrated old-format entry', l.key, () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: l.key }))), { concurrency });
+      const snapshotBytesWritten = await step('write', DELETIONS_SNAPSHOT_KEY, () => writeSnapshot(store, next, new Date(now())));
+      await pMap(legacy, (l) => step('delete the migrated old-format entry', l.key, () => store.delete([l.key])), { concurrency });
       stats.compacted = { coveredBefore, snapshotBytes: snapshotBytesWritten, legacyMigrated: legacy.length };
     }
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { IdentifyMessage, InteractionMessage, UserMessage } from '../schemas/canonical.js';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { segmentSignature } from '../shared/collect/auth.js';
 import { keyedHasher, loadDeletedUsers } from '../shared/deletion.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
@@ -19,7 +20,7 @@ useEmulators();
 
 /** The registry's HMAC key, as DELETION_HASH_KEY sets it locally (the processor and the CLI read it). */
 const DELETION_HASH_KEY = 'deletion-test-hash-key-0123456789abcdef';
-const registry = () => loadDeletedUsers(s3Client(), stack.names.archiveBucket, { hasher: keyedHasher(DELETION_HASH_KEY) });
+const registry = () => loadDeletedUsers(new S3Bucket(s3Client(), stack.names.archiveBucket), { hasher: keyedHasher(DELETION_HASH_KEY) });
 
 let stack: LocalStack;
 let stateDir: string;

@@ -3,6 +3,7 @@ import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { InteractionMessage, ItemMessage, UserMessage } from '../schemas/canonical.js';
 import { personalizeClient, s3Client, dynamoDocumentClient } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { recordDeletion } from '../shared/deletion.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
@@ -120,7 +121,7 @@ describe('the nightly export', () => {
       { sessionId: 's-late', userId: 'u-late', linkedAt: at(next, '08:00:00'), eventId: 'l2', source: 'native' },
       { sessionId: 's-gone-anon', userId: 'u-gone', linkedAt: at(day, '09:08:00'), eventId: 'l3', source: 'native' },
     ]);
-    await recordDeletion(s3Client(), s.bucket, 'u-gone', at(next, '09:00:00'));
+    await recordDeletion(new S3Bucket(s3Client(), s.bucket), 'u-gone', at(next, '09:00:00'));
 
     const manifest = await runExport(s, { date: day });
 
@@ -398,7 +399,7 @@ describe('the nightly export', () => {
     const before = await runExport(s, { date: day, import: false });
     expect(before.kinds.interactions.exported).toBe(4);
 
-    await recordDeletion(s3Client(), s.bucket, 'u-delete-me', Date.now());
+    await recordDeletion(new S3Bucket(s3Client(), s.bucket), 'u-delete-me', Date.now());
     const after = await runExport(s, { date: day, import: false });
     const key = `imports/interactions/dt=${day}/interactions-${day}-001.csv`;
     expect(after.kinds.interactions.files).toEqual([expect.objectContaining({ key, state: 'exported', rows: 1 })]);

@@ -1,11 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CreateDataDeletionJobCommand, CreateDatasetImportJobCommand, PersonalizeClient } from '@aws-sdk/client-personalize';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { IdentifyMessage, InteractionMessage } from '../schemas/canonical.js';
 import { s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { hashSessionId, hashUserId, keyedHasher, loadDeletedUsers } from '../shared/deletion.js';
 import { exportDay } from '../shared/export/export-day.js';
 import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
@@ -78,6 +79,8 @@ async function deleteThroughProcessor(userId: string): Promise<void> {
   await stack.poller.idle();
 }
 
+const contentType = async (key: string) => (await s3Client().send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentType;
+
 /** Every object under control/ whose key or body holds `text`. */
 async function controlObjectsHolding(text: string): Promise<string[]> {
   const found: string[] = [];
@@ -99,6 +102,7 @@ describe('deletion reaches Personalize', () => {
     const hash = hashUserId(userId, hasher);
     expect(await listKeys(bucket, PENDING_PREFIX)).toEqual([pendingKey(hash)]);
     expect(JSON.parse(await readText(bucket, pendingKey(hash)))).toMatchObject({ userId });
+    expect(await contentType(pendingKey(hash))).toBe('application/json');
 
     const first = await step();
     expect(first.created).toHaveLength(1);
@@ -109,6 +113,8 @@ describe('deletion reaches Personalize', () => {
     expect(sent.map((j) => [j.jobName, j.status, j.roleArn, j.dataSource.dataLocation])).toEqual([[job!.jobName, 'PENDING', LOCAL_IMPORT_ROLE_ARN, job!.dataLocation]]);
     const inputKey = job!.dataLocation.replace(`s3://${bucket}/`, '');
     expect(await readText(bucket, inputKey)).toBe(`USER_ID\n${userId}\n`);
+    expect(await contentType(inputKey)).toBe('text/csv');
+    expect(await contentType(`${PERSONALIZE_DELETIONS_PREFIX}jobs/${job!.jobName}.json`)).toBe('application/json');
 
     // Still running: followed, and the user is not put in a second job.
     clock += STEP_MS;
@@ -315,7 +321,7 @@ describe("a deleted user's anonymous sessions", () => {
     expect(before.users).toContain('pdel-other-s');
 
     await deleteThroughPrivacyEndpoint([userId]);
-    const registry = await loadDeletedUsers(s3Client(), bucket, { hasher });
+    const registry = await loadDeletedUsers(new S3Bucket(s3Client(), bucket), { hasher });
     expect(registry.isSessionDeleted('pdel-anon-s')).toBe(true);
     expect(registry.isDeleted('pdel-anon-s')).toBe(false);
     expect(hashSessionId('pdel-anon-s', hasher)).not.toBe(hashUserId('pdel-anon-s', hasher));

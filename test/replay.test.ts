@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalMessage, InteractionMessage } from '../schemas/canonical.js';
 import { s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { recordDeletion } from '../shared/deletion.js';
 import { REPLAY_KINDS, replayArchive, type Checkpoint } from '../shared/ops/replay.js';
 import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
@@ -60,7 +61,7 @@ describe('npm run replay', () => {
       await send(stack, batch(b));
       await stack.poller.idle();
     }
-    await recordDeletion(s3Client(), stack.names.archiveBucket, 'rp-deleted', Date.now());
+    await recordDeletion(new S3Bucket(s3Client(), stack.names.archiveBucket), 'rp-deleted', Date.now());
     const archive = await readArchive(stack.names.archiveBucket);
     const interactionObjects = [...archive.entries()].filter(([key]) => key.startsWith('archive/interactions/')).sort(([a], [b]) => (a < b ? -1 : 1));
     expect(interactionObjects.length).toBeGreaterThanOrEqual(4);

@@ -27,8 +27,8 @@ function isMissing(error: unknown): boolean {
 /**
  * The one S3 adapter of the archive bucket: the archive (written by the processor, read by the
  * export, replay and redrive), dead-letter payloads, the `imports/` prefix and the control objects.
- * Every port of the bucket (ArchiveStore, ArchiveSource, ImportStore, PayloadStore, ArchiveReader)
- * is a subset of this class.
+ * Every port of the bucket (ArchiveStore, ArchiveSource, ImportStore, PayloadStore, ArchiveReader,
+ * ObjectStore) is a subset of this class.
  */
 export class S3Bucket {
   constructor(
@@ -101,9 +101,11 @@ export class S3Bucket {
     await pipeline(await this.open(key), createWriteStream(localPath));
   }
 
-  /** Writes an object; its content type follows the key's suffix. */
-  async put(key: string, body: Buffer | string, metadata?: Record<string, string>): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentTypeOf(key), ...(metadata && { Metadata: metadata }) }));
+  /** Writes an object; its content type follows the key's suffix unless `contentType` is given. */
+  async put(key: string, body: Buffer | string, metadata?: Record<string, string>, contentType?: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType ?? contentTypeOf(key), ...(metadata && { Metadata: metadata }) }),
+    );
   }
 
   /** Uploads a local file, its data-row count kept as the `rows` metadata. */

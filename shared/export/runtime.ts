@@ -27,9 +27,7 @@ export interface ExportRuntime {
  */
 export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, options: DeletionHasherOptions = {}): ExportRuntime {
   const config = readExportEnv(env);
-  const s3 = s3Client();
-  const bucket = config.ARCHIVE_BUCKET;
-  const archiveBucket = new S3Bucket(s3, bucket);
+  const archiveBucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   return {
     deps: {
       archive: archiveBucket,
@@ -37,7 +35,7 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
       links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
       consent: { policy: consentPolicyFromEnv(config), store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
       // The export compacts the registry at its start (a new snapshot when there is something to fold in).
-      deletedUsers: async () => loadDeletedUsers(s3, bucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
+      deletedUsers: async () => loadDeletedUsers(archiveBucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
       jobs: new SdkImportJobs(personalizeClient()),
       settings: {
         schemas: loadDatasetSchemas(),

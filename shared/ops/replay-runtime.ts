@@ -37,14 +37,14 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
   if (policyRequiresConsent(consentPolicy) && config.IDENTITY_TABLE === undefined) {
     throw new Error('replay configuration is invalid: IDENTITY_TABLE is required when CONSENT_REQUIRED_* is set (the latest consent of each user is read from it)');
   }
-  const s3 = s3Client();
+  const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
   const sender = new SdkPersonalizeSender(personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS }), {
     itemsPerSecond: config.PUT_ITEMS_PER_SECOND,
     usersPerSecond: config.PUT_USERS_PER_SECOND,
   });
   return {
     deps: {
-      archive: new S3Bucket(s3, config.ARCHIVE_BUCKET),
+      archive,
       sender: pacedSender(sender, options.putEventsPerSecond),
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),
@@ -52,7 +52,7 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
       ...(config.IDENTITY_TABLE !== undefined && {
         consent: { policy: consentPolicy, store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
       }),
-      deletedUsers: async () => loadDeletedUsers(s3, config.ARCHIVE_BUCKET, { hasher: await loadDeletionHasher(config, options.warn ? { warn: options.warn } : {}) }),
+      deletedUsers: async () => loadDeletedUsers(archive, { hasher: await loadDeletionHasher(config, options.warn ? { warn: options.warn } : {}) }),
       ...(options.signal && { signal: options.signal }),
       ...(options.onProgress && { onProgress: options.onProgress }),
     },

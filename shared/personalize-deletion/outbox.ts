@@ -1,6 +1,5 @@
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { listObjects } from '../aws/s3-list.js';
+import type { ObjectStore } from '../storage.js';
 
 /**
  * Where deletion meets Personalize, in the archive bucket under `control/personalize-deletions/`.
@@ -46,53 +45,45 @@ export interface PendingEntry extends PendingDeletion {
 export const pendingKey = (hash: string): string => `${PENDING_PREFIX}${hash}.json`;
 
 /** Writes (or replaces: a second deletion of the user starts over) the user's outbox entry. */
-export async function writePendingDeletion(s3: S3Client, bucket: string, hash: string, entry: PendingDeletion): Promise<string> {
+export async function writePendingDeletion(store: ObjectStore, hash: string, entry: PendingDeletion): Promise<string> {
   if (!HEX_HASH.test(hash)) throw new DeletionOutboxError(`not a registry hash: ${hash}`);
   const key = pendingKey(hash);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(entry), ContentType: 'application/json' }));
+  await putJson(store, key, entry);
   return key;
 }
 
-export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const { objects } = await listObjects(s3, bucket, prefix);
-  return objects.flatMap((o) => (o.Key ? [o.Key] : []));
+/** Every key under a prefix, in key order (folder markers left out). */
+export async function listKeys(store: ObjectStore, prefix: string): Promise<string[]> {
+  return (await store.list(prefix)).map((o) => o.key);
 }
 
-function isNotFound(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-}
-
-export async function readJson(s3: S3Client, bucket: string, key: string): Promise<unknown> {
+/** The object's JSON, or undefined when it does not exist; DeletionOutboxError when it is not JSON. */
+export async function readJson(store: ObjectStore, key: string): Promise<unknown> {
+  const bytes = await store.getIfExists(key);
+  if (bytes === undefined) return undefined;
   try {
-    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    const text = (await got.Body?.transformToString('utf8')) ?? '';
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new DeletionOutboxError(`${key} is not JSON`);
-    }
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch {
+    throw new DeletionOutboxError(`${key} is not JSON`);
   }
 }
 
-export async function putJson(s3: S3Client, bucket: string, key: string, body: unknown): Promise<void> {
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body), ContentType: 'application/json' }));
+/** Compact JSON (no indentation, no trailing newline), as application/json. */
+export async function putJson(store: ObjectStore, key: string, body: unknown): Promise<void> {
+  await store.put(key, JSON.stringify(body), undefined, 'application/json');
 }
 
-export async function deleteKey(s3: S3Client, bucket: string, key: string): Promise<void> {
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+export async function deleteKey(store: ObjectStore, key: string): Promise<void> {
+  await store.delete([key]);
 }
 
 /** Every outbox entry, sorted by hash (so batches and job names come out the same on a re-run). */
-export async function readPending(s3: S3Client, bucket: string): Promise<PendingEntry[]> {
+export async function readPending(store: ObjectStore): Promise<PendingEntry[]> {
   const entries: PendingEntry[] = [];
-  for (const key of (await listKeys(s3, bucket, PENDING_PREFIX)).sort()) {
+  for (const key of (await listKeys(store, PENDING_PREFIX)).sort()) {
     const hash = PENDING_KEY.exec(key)?.[1];
     if (hash === undefined) continue;
-    const body = await readJson(s3, bucket, key);
+    const body = await readJson(store, key);
     if (body === undefined) continue;
     const parsed = pendingSchema.safeParse(body);
     // Fail loudly: skipping an entry would leave a user in Personalize without anyone noticing.

@@ -1,4 +1,5 @@
 import { personalizeClient, s3Client } from '../aws/clients.js';
+import { S3Bucket } from '../aws/s3-bucket.js';
 import { readPersonalizeDeletionEnv, type PersonalizeDeletionEnv } from '../config.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
 import { emptyDeletionReport, runDeletionStep, type DeletionStepDeps, type DeletionStepReport } from './step.js';
@@ -7,8 +8,7 @@ import { emptyDeletionReport, runDeletionStep, type DeletionStepDeps, type Delet
 export function deletionStepDepsFromEnv(env: NodeJS.ProcessEnv = process.env): DeletionStepDeps {
   const config: PersonalizeDeletionEnv = readPersonalizeDeletionEnv(env);
   return {
-    s3: s3Client(),
-    bucket: config.ARCHIVE_BUCKET,
+    store: new S3Bucket(s3Client(), config.ARCHIVE_BUCKET),
     personalize: personalizeClient(),
     datasetGroupArns: config.PERSONALIZE_DATASET_GROUP_ARN,
     roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN,

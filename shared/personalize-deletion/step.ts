@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   CreateDataDeletionJobCommand,
   DescribeDataDeletionJobCommand,
@@ -10,6 +9,7 @@ import {
 } from '@aws-sdk/client-personalize';
 import { z } from 'zod';
 import { csvLine } from '../export/csv-parts.js';
+import type { ObjectStore } from '../storage.js';
 import {
   AUDIT_PREFIX,
   deleteKey,
@@ -42,8 +42,8 @@ import {
  */
 
 export interface DeletionStepDeps {
-  s3: S3Client;
-  bucket: string;
+  /** The archive bucket: outbox, job records, input CSVs, audit records. */
+  store: ObjectStore;
   personalize: PersonalizeClient;
   datasetGroupArns: readonly string[];
   /** The role Personalize assumes to read the input CSV. */
@@ -138,7 +138,7 @@ export function emptyDeletionReport(): DeletionStepReport {
 }
 
 export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionStepReport> {
-  const { s3, bucket, personalize: client } = deps;
+  const { store, personalize: client } = deps;
   const now = deps.now ?? Date.now;
   const maxPending = deps.maxPendingJobs ?? 5;
   if (deps.datasetGroupArns.length === 0) throw new DeletionStepError('no dataset group configured (PERSONALIZE_DATASET_GROUP_ARN)');
@@ -147,15 +147,15 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
     if (n > 0) report.deferred[reason] = (report.deferred[reason] ?? 0) + n;
   };
 
-  const pending = new Map((await readPending(s3, bucket)).map((e) => [e.hash, e]));
+  const pending = new Map((await readPending(store)).map((e) => [e.hash, e]));
   report.pendingBefore = pending.size;
 
   // 1. Follow the jobs started earlier.
   const listed = new Map<string, DataDeletionJobSummary[]>();
   for (const group of deps.datasetGroupArns) listed.set(group, await listDeletionJobs(client, group));
   const records: JobRecord[] = [];
-  for (const key of (await listKeys(s3, bucket, JOBS_PREFIX)).sort()) {
-    const parsed = jobRecordSchema.safeParse(await readJson(s3, bucket, key));
+  for (const key of (await listKeys(store, JOBS_PREFIX)).sort()) {
+    const parsed = jobRecordSchema.safeParse(await readJson(store, key));
     if (!parsed.success) throw new DeletionStepError(`deletion job record ${key} is not readable`);
     records.push(parsed.data);
   }
@@ -168,14 +168,14 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
     if (summary === undefined) {
       // Never created (the run stopped before the call): its users are still pending.
       report.abandoned++;
-      await deleteKey(s3, bucket, record.inputKey);
-      await deleteKey(s3, bucket, recordKey);
+      await deleteKey(store, record.inputKey);
+      await deleteKey(store, recordKey);
       continue;
     }
     if (!ENDED.has(summary.status ?? '')) {
       report.inProgress.push(outcome);
       for (const h of record.hashes) inFlight.get(record.datasetGroupArn)?.add(h);
-      if (record.jobArn === undefined) await putJson(s3, bucket, recordKey, { ...record, jobArn: outcome.jobArn });
+      if (record.jobArn === undefined) await putJson(store, recordKey, { ...record, jobArn: outcome.jobArn });
       continue;
     }
     const described = (await client.send(new DescribeDataDeletionJobCommand({ dataDeletionJobArn: outcome.jobArn }))).dataDeletionJob;
@@ -184,30 +184,30 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
     if (summary.status === 'COMPLETED') {
       const numDeleted = described?.numDeleted ?? 0;
       // The audit first: it is the evidence once the raw ids are gone.
-      await putJson(s3, bucket, audit, { ...outcome, status: 'COMPLETED', numDeleted, completedAt: endedAt, hashes: record.hashes });
+      await putJson(store, audit, { ...outcome, status: 'COMPLETED', numDeleted, completedAt: endedAt, hashes: record.hashes });
       for (const hash of record.hashes) {
         const entry = pending.get(hash);
         if (entry === undefined) continue;
         const passes = { ...entry.passes, [record.datasetGroupArn]: (entry.passes?.[record.datasetGroupArn] ?? 0) + 1 };
         completedNow.get(record.datasetGroupArn)?.add(hash);
         if (deps.datasetGroupArns.every((g) => (passes[g] ?? 0) >= deps.passes)) {
-          await deleteKey(s3, bucket, entry.key);
+          await deleteKey(store, entry.key);
           pending.delete(hash);
           report.outboxRemoved++;
         } else {
           const next: PendingEntry = { ...entry, passes };
-          await writePendingDeletion(s3, bucket, hash, { userId: next.userId, requestedAt: next.requestedAt, passes });
+          await writePendingDeletion(store, hash, { userId: next.userId, requestedAt: next.requestedAt, passes });
           pending.set(hash, next);
         }
       }
       report.completed.push({ ...outcome, numDeleted, completedAt: endedAt });
     } else {
       const failureReason = described?.failureReason ?? summary.failureReason ?? 'no reason given';
-      await putJson(s3, bucket, audit, { ...outcome, status: 'FAILED', failureReason, failedAt: endedAt, hashes: record.hashes });
+      await putJson(store, audit, { ...outcome, status: 'FAILED', failureReason, failedAt: endedAt, hashes: record.hashes });
       report.failed.push({ ...outcome, failureReason });
     }
-    await deleteKey(s3, bucket, record.inputKey);
-    await deleteKey(s3, bucket, recordKey);
+    await deleteKey(store, record.inputKey);
+    await deleteKey(store, recordKey);
   }
 
   // 2. Imports running: no new job (the docs cannot promise a deletion that overlaps an import).
@@ -262,26 +262,26 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
       }
       const jobName = nextName();
       const inputKey = `${INPUT_PREFIX}${jobName}.csv`;
-      const dataLocation = `s3://${bucket}/${inputKey}`;
+      const dataLocation = store.location(inputKey);
       const recordKey = `${JOBS_PREFIX}${jobName}.json`;
       const record: JobRecord = { jobName, datasetGroupArn: group, inputKey, hashes: batch.entries.map((e) => e.hash), createdAt: new Date(now()).toISOString() };
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: inputKey, Body: batch.body.join(''), ContentType: 'text/csv' }));
-      await putJson(s3, bucket, recordKey, record);
+      await store.put(inputKey, batch.body.join(''), undefined, 'text/csv');
+      await putJson(store, recordKey, record);
       let jobArn: string;
       try {
         const out = await client.send(new CreateDataDeletionJobCommand({ jobName, datasetGroupArn: group, dataSource: { dataLocation }, roleArn: deps.roleArn }));
         jobArn = out.dataDeletionJobArn ?? '';
       } catch (error) {
         // Refused: nothing was created, so nothing is left behind; the users stay pending.
-        await deleteKey(s3, bucket, recordKey);
-        await deleteKey(s3, bucket, inputKey);
+        await deleteKey(store, recordKey);
+        await deleteKey(store, inputKey);
         if ((error as Error).name === 'LimitExceededException') {
           defer(DEFER_LIMIT, batches.slice(index).reduce((n, b) => n + b.entries.length, 0));
           break;
         }
         throw error;
       }
-      await putJson(s3, bucket, recordKey, { ...record, jobArn });
+      await putJson(store, recordKey, { ...record, jobArn });
       report.created.push({ jobName, jobArn, datasetGroupArn: group, users: batch.entries.length, dataLocation, bytes: batch.bytes });
     }
   }

@@ -1,5 +1,4 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -14,45 +13,50 @@ import {
   UNKEYED_HASHER,
   type UserIdHasher,
 } from '../../shared/deletion.js';
+import type { ObjectStore } from '../../shared/storage.js';
 
 const KEY = 'unit-deletion-hash-key-0123456789abcdef';
 
-/** Just enough S3 for the registry: Put/Get/List (prefix, delimiter); no pagination needed here. */
-function memoryS3(): { s3: S3Client; objects: Map<string, Buffer>; calls: string[] } {
+/** Just enough of the bucket for the registry: an in-memory ObjectStore that logs each call. */
+function memoryStore(): { store: ObjectStore; objects: Map<string, Buffer>; calls: string[] } {
   const objects = new Map<string, Buffer>();
   const calls: string[] = [];
-  const send = (command: unknown): Promise<unknown> => {
-    if (command instanceof PutObjectCommand) {
-      calls.push(`put ${command.input.Key}`);
-      const body = command.input.Body;
-      objects.set(command.input.Key!, Buffer.isBuffer(body) ? body : Buffer.from(body as string));
-      return Promise.resolve({});
-    }
-    if (command instanceof GetObjectCommand) {
-      calls.push(`get ${command.input.Key}`);
-      const body = objects.get(command.input.Key!);
-      if (!body) return Promise.reject(Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey' }));
-      return Promise.resolve({ Body: { transformToByteArray: () => Promise.resolve(new Uint8Array(body)) } });
-    }
-    if (command instanceof ListObjectsV2Command) {
-      const { Prefix = '', Delimiter } = command.input;
-      calls.push(`list ${Prefix}`);
-      const keys = [...objects.keys()].filter((k) => k.startsWith(Prefix)).sort();
-      const contents: { Key: string }[] = [];
+  const under = (prefix: string) => [...objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+  const store: ObjectStore = {
+    location: (key) => `s3://b/${key}`,
+    list: (prefix) => {
+      calls.push(`list ${prefix}`);
+      return Promise.resolve(under(prefix).map((key) => ({ key, bytes: objects.get(key)!.length, lastModified: 0 })));
+    },
+    listLevel: (prefix, delimiter = '/') => {
+      calls.push(`list ${prefix}`);
+      const keys: string[] = [];
       const prefixes = new Set<string>();
-      for (const key of keys) {
-        const cut = Delimiter ? key.indexOf(Delimiter, Prefix.length) : -1;
+      for (const key of under(prefix)) {
+        const cut = key.indexOf(delimiter, prefix.length);
         if (cut >= 0) prefixes.add(key.slice(0, cut + 1));
-        else contents.push({ Key: key });
+        else keys.push(key);
       }
-      return Promise.resolve({ Contents: contents, CommonPrefixes: [...prefixes].map((p) => ({ Prefix: p })), IsTruncated: false });
-    }
-    return Promise.reject(new Error(`unexpected command ${(command as object).constructor.name}`));
+      return Promise.resolve({ keys, prefixes: [...prefixes] });
+    },
+    getIfExists: (key) => {
+      calls.push(`get ${key}`);
+      return Promise.resolve(objects.get(key));
+    },
+    put: (key, body, _metadata, contentType) => {
+      calls.push(`put ${key} ${contentType ?? '(by suffix)'}`);
+      objects.set(key, Buffer.from(body));
+      return Promise.resolve();
+    },
+    delete: (keys) => {
+      for (const key of keys) {
+        calls.push(`delete ${key}`);
+        objects.delete(key);
+      }
+      return Promise.resolve();
+    },
   };
-  // A real client whose send answers from memory: the SDK's paginators accept only an S3Client.
-  const s3 = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-  s3.send = send as S3Client['send'];
-  return { s3, objects, calls };
+  return { store, objects, calls };
 }
 
 describe('hashing user ids', () => {
@@ -121,12 +125,12 @@ describe('the snapshot format', () => {
 
 describe('isDeleted', () => {
   it('hashes each distinct userId once, then answers from its cache', async () => {
-    const { s3 } = memoryS3();
+    const { store } = memoryStore();
     const base = keyedHasher(KEY);
-    await recordDeletion(s3, 'b', 'gone', 1, { hasher: base });
+    await recordDeletion(store, 'gone', 1, { hasher: base });
     let digests = 0;
     const counting: UserIdHasher = { scheme: base.scheme, keyId: base.keyId!, digest: (id) => (digests++, base.digest(id)) };
-    const deleted = await loadDeletedUsers(s3, 'b', { hasher: counting });
+    const deleted = await loadDeletedUsers(store, { hasher: counting });
     digests = 0;
     const rows = ['gone', 'kept', 'gone', 'kept', 'other', 'gone'];
     expect(rows.map((id) => deleted.isDeleted(id))).toEqual([true, false, true, false, false, true]);
@@ -134,12 +138,12 @@ describe('isDeleted', () => {
   });
 
   it('keeps the cache bounded: answers older than two generations are forgotten', async () => {
-    const { s3 } = memoryS3();
-    await recordDeletion(s3, 'b', 'gone', 1, { hasher: keyedHasher(KEY) });
+    const { store } = memoryStore();
+    await recordDeletion(store, 'gone', 1, { hasher: keyedHasher(KEY) });
     let digests = 0;
     const base = keyedHasher(KEY);
     const counting: UserIdHasher = { scheme: base.scheme, keyId: base.keyId!, digest: (id) => (digests++, base.digest(id)) };
-    const deleted = await loadDeletedUsers(s3, 'b', { hasher: counting, cacheMaxEntries: 2 });
+    const deleted = await loadDeletedUsers(store, { hasher: counting, cacheMaxEntries: 2 });
     digests = 0;
     // Generations of 2: {a, b} then {c, d} then {e}: by then a is gone.
     for (const id of ['a', 'b', 'c', 'd', 'e', 'a']) deleted.isDeleted(id);
@@ -151,9 +155,9 @@ describe('isDeleted', () => {
   });
 
   it('does not hash at all while the registry is empty', async () => {
-    const { s3 } = memoryS3();
+    const { store } = memoryStore();
     let digests = 0;
-    const deleted = await loadDeletedUsers(s3, 'b', { hasher: { scheme: 'sha256', digest: (id) => (digests++, UNKEYED_HASHER.digest(id)) } });
+    const deleted = await loadDeletedUsers(store, { hasher: { scheme: 'sha256', digest: (id) => (digests++, UNKEYED_HASHER.digest(id)) } });
     expect(deleted.isDeleted('anyone')).toBe(false);
     expect(digests).toBe(0);
   });
@@ -164,15 +168,47 @@ describe('isDeleted', () => {
   });
 });
 
+describe('what the registry writes', () => {
+  it('entries as compact JSON (application/json); compaction: the migrated entry, then the snapshot (application/octet-stream), then the old entry goes', async () => {
+    const { store, objects, calls } = memoryStore();
+    const hasher = keyedHasher(KEY);
+    const now = Date.parse('2026-12-10T12:00:00Z');
+    const legacyKey = `control/deletions/${hashUserId('old-user')}.json`;
+    objects.set(legacyKey, Buffer.from(JSON.stringify({ userId: 'old-user', requestedAt: 5 })));
+    const key = await recordDeletion(store, 'u-old', 7, { hasher, now: () => now - 5 * 86_400_000 });
+    expect(objects.get(key)!.toString('utf8')).toBe(JSON.stringify({ hash: hashUserId('u-old', hasher), scheme: 'hmac-sha256', keyId: hasher.keyId, requestedAt: 7 }));
+
+    calls.length = 0;
+    const deleted = await loadDeletedUsers(store, { hasher, compact: true, now: () => now });
+    const migrated = `control/deletions/dt=2026-12-10/${hashUserId('old-user', hasher)}.json`;
+    expect(calls.filter((c) => !c.startsWith('get ') && !c.startsWith('list '))).toEqual([
+      `put ${migrated} application/json`,
+      'put control/deletions.snapshot application/octet-stream',
+      `delete ${legacyKey}`,
+    ]);
+    expect(objects.has(legacyKey)).toBe(false);
+    expect(decodeSnapshot(objects.get('control/deletions.snapshot')!).coveredBefore).toBe('2026-12-09');
+    expect([deleted.isDeleted('old-user'), deleted.isDeleted('u-old')]).toEqual([true, true]);
+  });
+
+  it('fails closed, naming the key, when the store cannot read or list', async () => {
+    const { store } = memoryStore();
+    const failing: ObjectStore = { ...store, getIfExists: () => Promise.reject(new Error('AccessDenied')) };
+    await expect(loadDeletedUsers(failing)).rejects.toThrow('deletion registry snapshot control/deletions.snapshot could not be read: AccessDenied');
+    const unlisted: ObjectStore = { ...store, listLevel: () => Promise.reject(new Error('SlowDown')) };
+    await expect(loadDeletedUsers(unlisted)).rejects.toThrow('deletion registry listing of control/deletions/ failed: SlowDown');
+  });
+});
+
 describe('loading at a million entries', () => {
   it('reads the snapshot, one listing and the newer days: the request count does not grow with the registry', async () => {
-    const { s3, objects, calls } = memoryS3();
+    const { store, objects, calls } = memoryStore();
     const hasher = keyedHasher(KEY);
     const many = Array.from({ length: 20_000 }, () => randomBytes(32));
     objects.set('control/deletions.snapshot', encodeSnapshot({ coveredBefore: '2026-12-09', keyed: { keyId: hasher.keyId!, hashes: HashList.from(many) }, unkeyed: HashList.EMPTY }));
-    await recordDeletion(s3, 'b', 'u-today', 1, { hasher, now: () => Date.parse('2026-12-10T08:00:00Z') });
+    await recordDeletion(store, 'u-today', 1, { hasher, now: () => Date.parse('2026-12-10T08:00:00Z') });
     calls.length = 0;
-    const deleted = await loadDeletedUsers(s3, 'b', { hasher, now: () => Date.parse('2026-12-10T12:00:00Z') });
+    const deleted = await loadDeletedUsers(store, { hasher, now: () => Date.parse('2026-12-10T12:00:00Z') });
     expect(calls).toEqual([
       'get control/deletions.snapshot',
       'list control/deletions/',
