@@ -2,6 +2,34 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const PIPELINES = ['collect', 'process', 'export', 'ops', 'personalize-deletion'];
+const OFF_LIMITS_FOR_PRODUCT = { group: ['**/local/**', '**/bench/**', '**/test/**'], message: 'product code (functions/, shared/, schemas/) must not import local/, bench/ or test/' };
+const pipelineGroup = (names) => ({ group: names.map((n) => `**/${n}/**`), message: `${names.join(', ')}: another pipeline folder; move what is shared into the core of shared/` });
+
+function importBoundaries() {
+  const restrict = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+  return [
+    { files: ['functions/**/*.ts', 'schemas/**/*.ts'], rules: restrict(OFF_LIMITS_FOR_PRODUCT) },
+    {
+      files: ['shared/**/*.ts'],
+      ignores: PIPELINES.map((p) => `shared/${p}/**`),
+      rules: restrict(OFF_LIMITS_FOR_PRODUCT, { ...pipelineGroup(PIPELINES), message: 'the core of shared/ must not import a pipeline folder (collect, process, export, ops, personalize-deletion)' }),
+    },
+    ...PIPELINES.map((p) => ({
+      files: [`shared/${p}/**/*.ts`],
+      rules: restrict(OFF_LIMITS_FOR_PRODUCT, pipelineGroup(PIPELINES.filter((o) => o !== p))),
+    })),
+    {
+      files: ['local/**/*.ts', 'cli/**/*.ts'],
+      rules: restrict({ group: ['**/bench/**', '**/test/**'], message: 'the local stack and the operator CLIs must not import bench/ or test/' }),
+    },
+    {
+      files: ['bench/**/*.ts'],
+      rules: restrict({ regex: '(^|/)test/(?!support/)', message: 'benchmarks may use the test doubles (test/support/) only' }),
+    },
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.serverless/', '.esbuild/', '.local/', 'coverage/'] },
   js.configs.recommended,
@@ -17,23 +45,12 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
     },
   },
-  // Import boundaries: what ships (handlers, the product library, the schemas) never reaches into
-  // the local stack, the benchmarks or the tests; the local stack never into benchmarks or tests.
-  {
-    files: ['functions/**/*.ts', 'shared/**/*.ts', 'schemas/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['**/local/**', '**/bench/**', '**/test/**'], message: 'product code (functions/, shared/, schemas/) must not import local/, bench/ or test/' }] },
-      ],
-    },
-  },
-  {
-    files: ['local/**/*.ts', 'cli/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/bench/**', '**/test/**'], message: 'the local stack and the operator CLIs must not import bench/ or test/' }] }],
-    },
-  },
+  // Import boundaries (README "Project layout"). What ships (handlers, the product library, the
+  // schemas) never reaches into the local stack, the benchmarks or the tests. Inside shared/, the
+  // core (everything outside the pipeline folders) never imports a pipeline folder, and a pipeline
+  // folder never imports another: what two pipelines share belongs in the core. Benchmarks may use
+  // the test doubles (test/support/) and nothing else of test/.
+  ...importBoundaries(),
   { files: ['**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
   // serverless.yml loads these with require().
   {

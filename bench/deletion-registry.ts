@@ -28,7 +28,7 @@ import type { LinkLookup } from '../shared/export/ports.js';
 import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
 import type { Entry } from '../shared/entry.js';
 import { startEmulators } from '../local/emulators.js';
-import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
+import { FsArchiveSource, FsImportStore } from '../test/support/fs-adapters.js';
 
 /**
  * Deletion registry benchmark (issue 12; not part of npm test):

@@ -10,12 +10,12 @@ import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildArchiveObjects } from '../shared/archive.js';
 import { deletedUsersOf } from '../shared/deletion.js';
 import { readGzipLines } from '../shared/export/archive-reader.js';
-import { csvLine } from '../shared/export/csv-parts.js';
+import { csvLine } from '../shared/util/csv-parts.js';
 import { exportDay } from '../shared/export/export-day.js';
 import type { LinkLookup } from '../shared/export/ports.js';
 import type { Entry } from '../shared/entry.js';
 import { loadDatasetSchemas } from '../shared/personalize/dataset-schema.js';
-import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
+import { FsArchiveSource, FsImportStore } from '../test/support/fs-adapters.js';
 
 /**
  * Export benchmark (not part of npm test):

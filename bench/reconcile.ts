@@ -19,7 +19,7 @@ import { processBatch, type ProcessorDeps } from '../shared/process/process-batc
 import { DynamoProfileStore } from '../shared/profile/store.js';
 import type { BulkMode } from '../shared/bulk-mode.js';
 import { MemoryDlq, MemoryPersonalize } from '../test/support/memory-ports.js';
-import { FsArchiveSource, FsImportStore } from './fs-adapters.js';
+import { FsArchiveSource, FsImportStore } from '../test/support/fs-adapters.js';
 import { CallLog, FakeDynamo } from './lib/fake-aws.js';
 import { isMain, machine } from './lib/harness.js';
 import { collectDay, DAY_SIZES, esmBatches, processorSettings } from './lib/pipeline-data.js';

@@ -3,7 +3,7 @@ import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { datasetGroupArnsEnv, deletionHashEnv, oneDeletionHashSource, parseEnv } from '../shared/config.js';
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../shared/deletion.js';
-import { writePendingDeletion } from '../shared/personalize-deletion/outbox.js';
+import { writePendingDeletion } from '../shared/personalize/deletion-outbox.js';
 import { loadDeletionHasher } from '../shared/deletion-key.js';
 import { DynamoIdentityStore } from '../shared/identity/store.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';

@@ -11,7 +11,7 @@ import { hashSessionId, hashUserId, keyedHasher, loadDeletedUsers } from '../sha
 import { exportDay } from '../shared/export/export-day.js';
 import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
 import { metrics } from '../shared/observability.js';
-import { PENDING_PREFIX, PERSONALIZE_DELETIONS_PREFIX, pendingKey } from '../shared/personalize-deletion/outbox.js';
+import { PENDING_PREFIX, PERSONALIZE_DELETIONS_PREFIX, pendingKey } from '../shared/personalize/deletion-outbox.js';
 import { FAILED_JOBS_METRIC, deletionStepDepsFromEnv, handlePersonalizeDeletions } from '../shared/personalize-deletion/runtime.js';
 import { DEFER_IMPORT, DEFER_IN_FLIGHT, DEFER_LIMIT, DEFER_NEXT_PASS, runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { main as personalizeDeletionsCli } from '../cli/personalize-deletions.js';

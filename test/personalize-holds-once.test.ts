@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExportSummary } from '../shared/export/handle.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
-import { PENDING_PREFIX } from '../shared/personalize-deletion/outbox.js';
+import { PENDING_PREFIX } from '../shared/personalize/deletion-outbox.js';
 import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.js';
 import { runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { knownUserSessionId } from '../shared/personalize/put-session.js';

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import type { CsvPart } from './csv-parts.js';
+import type { CsvPart } from '../util/csv-parts.js';
 
 /**
  * Turns the CSV records in `path` (no header) into parts of at most `maxBytes` each, every part

@@ -5,7 +5,7 @@ import type { KindReport, ManifestJob } from './manifest.js';
 import { chooseImportMode, parsePartFileName, partBaseName, planImports, resolveJobName, type PlanFile, type RequestedMode } from './plan.js';
 import type { ImportJobs, ImportJobSummary, ImportStore, StoredFile } from './ports.js';
 import type { ExportKind } from './kinds.js';
-import type { CsvPart } from './csv-parts.js';
+import type { CsvPart } from '../util/csv-parts.js';
 
 /**
  * Puts a kind's CSV parts where they belong and starts the import jobs:

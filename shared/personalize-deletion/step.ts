@@ -8,7 +8,7 @@ import {
   type PersonalizeClient,
 } from '@aws-sdk/client-personalize';
 import { z } from 'zod';
-import { csvLine } from '../export/csv-parts.js';
+import { csvLine } from '../util/csv-parts.js';
 import type { ObjectStore } from '../storage.js';
 import {
   AUDIT_PREFIX,
@@ -21,7 +21,7 @@ import {
   readPending,
   writePendingDeletion,
   type PendingEntry,
-} from './outbox.js';
+} from '../personalize/deletion-outbox.js';
 
 /**
  * The daily deletion step: users in the outbox (./outbox.ts) reach Personalize as data deletion

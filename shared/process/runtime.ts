@@ -3,7 +3,7 @@ import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } fr
 import { consentPolicyFromEnv, readProcessorEnv } from '../config.js';
 import { DynamoConsentStore } from '../consent/store.js';
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../deletion.js';
-import { writePendingDeletion } from '../personalize-deletion/outbox.js';
+import { writePendingDeletion } from '../personalize/deletion-outbox.js';
 import { lazyDeletionHasher } from '../deletion-key.js';
 import { SqsDeadLetterQueue } from '../dlq.js';
 import { loadCheckedEventMapping } from '../event-mapping.js';

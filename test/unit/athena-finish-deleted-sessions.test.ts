@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsArchiveSource } from '../../bench/fs-adapters.js';
+import { FsArchiveSource } from '../support/fs-adapters.js';
 import { deletedUsersOf } from '../../shared/deletion.js';
 import { finishKind } from '../../shared/export/athena/finish.js';
 

@@ -5,12 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsArchiveSource, FsImportStore } from '../../bench/fs-adapters.js';
+import { FsArchiveSource, FsImportStore } from '../support/fs-adapters.js';
 import type { DeletedUsers } from '../../shared/deletion.js';
 import { csvHeader, loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { finishKind, readReport } from '../../shared/export/athena/finish.js';
 import type { ReportRow } from '../../shared/export/manifest.js';
-import { CsvPartWriter } from '../../shared/export/csv-parts.js';
+import { CsvPartWriter } from '../../shared/util/csv-parts.js';
 import {
   AthenaEventError,
   athenaEventSchema,

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CsvPartWriter } from '../../shared/export/csv-parts.js';
+import { CsvPartWriter } from '../../shared/util/csv-parts.js';
 import { splitCsvFile } from '../../shared/export/csv-split.js';
 import { isExportDate, previousUtcDay } from '../../shared/util/dates.js';
 

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsArchiveSource, FsImportStore } from '../../bench/fs-adapters.js';
+import { FsArchiveSource, FsImportStore } from '../support/fs-adapters.js';
 import { ConfigError, readExportEnv } from '../../shared/config.js';
 import { deletedUsersOf } from '../../shared/deletion.js';
 import { finishExport, type AthenaFinishEvent } from '../../shared/export/athena/orchestrate.js';

@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import type { DeletedUsers } from '../../deletion.js';
 import { readGzipLines } from '../archive-reader.js';
-import { CsvPartWriter, type CsvPart } from '../csv-parts.js';
+import { CsvPartWriter, type CsvPart } from '../../util/csv-parts.js';
 import type { ReportRow } from '../manifest.js';
 import type { ArchiveObjectInfo } from '../ports.js';
 

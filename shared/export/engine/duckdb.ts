@@ -12,7 +12,7 @@ import type { DeletedUsers } from '../../deletion.js';
 import { csvValue, shapeProperties, type DatasetSchemas } from '../../personalize/dataset-schema.js';
 import { droppedReason, type ReportRow } from '../manifest.js';
 import { readGzipLines } from '../archive-reader.js';
-import type { CsvPart } from '../csv-parts.js';
+import type { CsvPart } from '../../util/csv-parts.js';
 import { forEachCsvRecord, splitCsvFile } from '../csv-split.js';
 import type { ArchiveObjectInfo, ArchiveSource, LinkLookup } from '../ports.js';
 import type { ExportKind } from '../kinds.js';

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ArchiveObjectInfo, ArchiveSource, ImportStore, StoredFile } from '../shared/export/ports.js';
+import type { ArchiveObjectInfo, ArchiveSource, ImportStore, StoredFile } from '../../shared/export/ports.js';
 
 /**
  * The export's archive and imports ports on a local directory laid out like the bucket
