@@ -1,11 +1,11 @@
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { S3Bucket } from '../shared/aws/s3-bucket.js';
-import { SqsDeadLetterQueue } from '../shared/dlq.js';
+import { SqsDeadLetterQueue } from '../shared/aws/sqs.js';
 import { LinkCache } from '../shared/identity/cache.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
-import { SdkPersonalizeSender } from '../shared/personalize/forward.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
+import { SdkPersonalizeSender } from '../shared/aws/personalize.js';
 import { processBatch, type BatchReport } from '../shared/process/process-batch.js';
-import { DynamoProfileStore } from '../shared/profile/store.js';
+import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
 import { CallLog, FakeDynamo, FakePersonalizeEvents, FakeS3, FakeSqs, type Operation } from './lib/fake-aws.js';
 import { cpuSeconds, entry, gcIfExposed, isMain, median, row, type Measure } from './lib/harness.js';
 import { collectDay, processorSettings } from './lib/pipeline-data.js';

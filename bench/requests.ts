@@ -1,10 +1,10 @@
 import { S3Bucket } from '../shared/aws/s3-bucket.js';
-import { SqsDeadLetterQueue } from '../shared/dlq.js';
+import { SqsDeadLetterQueue } from '../shared/aws/sqs.js';
 import { LinkCache } from '../shared/identity/cache.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
-import { SdkPersonalizeSender } from '../shared/personalize/forward.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
+import { SdkPersonalizeSender } from '../shared/aws/personalize.js';
 import { processBatch, type ProcessorDeps } from '../shared/process/process-batch.js';
-import { DynamoProfileStore } from '../shared/profile/store.js';
+import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
 import { CallLog, FakeDynamo, FakePersonalizeEvents, FakeS3, FakeSqs, type Operation } from './lib/fake-aws.js';
 import { entry, isMain, row, type Measure, type Row, type Table } from './lib/harness.js';
 import { MinimumModel, type CallCounts, type NaiveCounts } from './lib/minimums.js';

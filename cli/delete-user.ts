@@ -5,9 +5,9 @@ import { datasetGroupArnsEnv, deletionHashEnv, oneDeletionHashSource, parseEnv }
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../shared/deletion.js';
 import { writePendingDeletion } from '../shared/personalize/deletion-outbox.js';
 import { loadDeletionHasher } from '../shared/deletion-key.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
-import { DynamoProfileStore } from '../shared/profile/store.js';
+import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
 
 /**

@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { sqsClient } from '../shared/aws/clients.js';
 import { parseEnv } from '../shared/config.js';
-import { SqsRedriveQueue } from '../shared/ops/aws-io.js';
+import { SqsRedriveQueue } from '../shared/aws/sqs.js';
 import { formatJsonLines, formatTable, LISTED_STAGES, listDeadLetters, type ListedStage, type Listing, type PeekQueue } from '../shared/ops/dlq-list.js';
 import { redriveEnvSchema } from '../shared/ops/redrive-runtime.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, type CliIo, useLocalStackFile } from './cli-env.js';

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { partitionKeyOf, canonicalMessageSchema } from '../schemas/canonical.js';
 import { kinesisClient } from '../shared/aws/clients.js';
-import { putRecords, type StreamRecord } from '../shared/stream-producer.js';
+import { type StreamRecord } from '../shared/stream-producer.js';
+import { putRecords } from '../shared/aws/kinesis.js';
 import { DEFAULT_NAMES, DEFAULT_PORTS } from './stack.js';
 
 /**

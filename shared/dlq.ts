@@ -1,7 +1,4 @@
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { ArchiveStore } from './archive.js';
 import type { FieldError } from './field-errors.js';
-import { packBySize } from './util/batching.js';
 
 /**
  * Dead-letter records (DESIGN "Contracts"): enough to understand a failure and re-drive the
@@ -40,11 +37,6 @@ export interface DeadLetterQueue {
   send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]>;
 }
 
-/** SQS limits a message, and a SendMessageBatch in total, to 256 KiB; keep a margin for attributes. */
-const MAX_BODY_BYTES = 250_000;
-const MAX_BATCH_ENTRIES = 10;
-const PAYLOAD_PREVIEW_CHARS = 2_000;
-
 /**
  * JSON with every non-ASCII character escaped: SQS refuses some characters (U+FFFE, lone
  * surrogates) that hostile payloads carry, and escaping keeps the record lossless.
@@ -61,57 +53,4 @@ export function sqsSafeJson(value: unknown): string {
 export function attributeValue(value: string): string {
   const printable = value.replace(/[^\x20-\x7e]/g, '?');
   return printable.trim() === '' ? 'unknown' : printable;
-}
-
-export class SqsDeadLetterQueue implements DeadLetterQueue {
-  constructor(
-    private readonly sqs: SQSClient,
-    private readonly queueUrl: string,
-    /** Where payloads too large for SQS go (the archive bucket, under dlq-payloads/). */
-    private readonly overflow: ArchiveStore,
-  ) {}
-
-  async send(records: readonly DeadLetterRecord[]): Promise<DeadLetterRecord[]> {
-    const failed: DeadLetterRecord[] = [];
-    const bodies: { record: DeadLetterRecord; body: string }[] = [];
-    for (const record of records) {
-      try {
-        bodies.push({ record, body: await this.fit(record) });
-      } catch {
-        failed.push(record);
-      }
-    }
-    for (const batch of packBySize(bodies, (b) => Buffer.byteLength(b.body), MAX_BATCH_ENTRIES, MAX_BODY_BYTES)) {
-      try {
-        const out = await this.sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: this.queueUrl,
-            Entries: batch.map((b, i) => ({
-              Id: String(i),
-              MessageBody: b.body,
-              MessageAttributes: {
-                stage: { DataType: 'String', StringValue: b.record.stage },
-                source: { DataType: 'String', StringValue: attributeValue(b.record.source) },
-              },
-            })),
-          }),
-        );
-        for (const f of out.Failed ?? []) {
-          const entry = batch[Number(f.Id)];
-          if (entry) failed.push(entry.record);
-        }
-      } catch {
-        failed.push(...batch.map((b) => b.record));
-      }
-    }
-    return failed;
-  }
-
-  private async fit(record: DeadLetterRecord): Promise<string> {
-    const body = sqsSafeJson(record);
-    if (Buffer.byteLength(body) <= MAX_BODY_BYTES) return body;
-    const key = `dlq-payloads/${record.shardId ?? 'unknown'}/${record.sequenceNumber ?? Date.now()}-${record.subSequenceNumber ?? 0}.txt`;
-    await this.overflow.put(key, Buffer.from(record.payload, 'utf8'));
-    return sqsSafeJson({ ...record, payload: record.payload.slice(0, PAYLOAD_PREVIEW_CHARS), payloadS3Key: key });
-  }
 }

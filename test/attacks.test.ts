@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { LOCAL_CREDENTIALS } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { useLocalStack } from './support/stack.js';

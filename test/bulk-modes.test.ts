@@ -4,7 +4,7 @@ import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildForwardedObjects } from '../shared/archive.js';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import type { Entry } from '../shared/entry.js';
 import { useEmulators } from './support/env.js';
 import { configureExport, exportScenario, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { kinesisClient } from '../shared/aws/clients.js';
 import { segmentSignature } from '../shared/collect/auth.js';
 import { collectorDeps, setCollectorDeps } from '../shared/collect/handle.js';
-import { putRecords } from '../shared/stream-producer.js';
+import { putRecords } from '../shared/aws/kinesis.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { drainDlq, isolatedStack } from './support/stack.js';

@@ -2,8 +2,9 @@ import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/li
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
 import { consentFromSignal, type StoredConsent } from '../shared/consent/policy.js';
-import { DynamoConsentStore, consentTableKey, type ConsentKey } from '../shared/consent/store.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { consentTableKey, type ConsentKey } from '../shared/consent/store.js';
+import { DynamoConsentStore } from '../shared/aws/dynamo-consent.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { createIdentityTable } from '../local/resources.js';
 import { uniqueName, useEmulators } from './support/env.js';
 

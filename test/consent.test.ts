@@ -6,7 +6,7 @@ import type { ArchivedRecord } from '../shared/archive.js';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
 import { exportDay } from '../shared/export/export-day.js';
 import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { PENDING_PREFIX } from '../shared/personalize/deletion-outbox.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';

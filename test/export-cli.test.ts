@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { dynamoDocumentClient, kinesisClient, s3Client, sqsClient } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { startLocalPersonalizeControl, type LocalPersonalizeControl } from '../local/personalize-control.js';
 import { createResources } from '../local/resources.js';
 import { useEmulators, uniqueName } from './support/env.js';

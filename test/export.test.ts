@@ -6,7 +6,7 @@ import { personalizeClient, s3Client, dynamoDocumentClient } from '../shared/aws
 import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { recordDeletion } from '../shared/deletion.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
-import { DynamoIdentityStore } from '../shared/identity/store.js';
+import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { startLocalPersonalizeControl } from '../local/personalize-control.js';
 import { useEmulators } from './support/env.js';
 import { configureExport, exportScenario, IMPORT_ROLE_ARN, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';

@@ -2,7 +2,7 @@ import type { KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { InteractionMessage } from '../schemas/canonical.js';
 import { kinesisClient } from '../shared/aws/clients.js';
-import { putRecords } from '../shared/stream-producer.js';
+import { putRecords } from '../shared/aws/kinesis.js';
 import { startLocalStack, type LocalStack } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { kplAggregate } from './support/kpl.js';

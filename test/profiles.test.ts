@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dynamoDocumentClient } from '../shared/aws/clients.js';
 import { segmentSignature } from '../shared/collect/auth.js';
-import { DynamoProfileStore } from '../shared/profile/store.js';
+import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
 import { LOCAL_CREDENTIALS, type StackSummary } from '../local/stack.js';
 import { useEmulators } from './support/env.js';
 import { drainDlq, eventTime, useLocalStack } from './support/stack.js';

@@ -5,7 +5,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/clien
 import pLimit from 'p-limit';
 import { kinesisClient, s3Client, sqsClient } from '../../shared/aws/clients.js';
 import { processorDeps, setProcessorDeps } from '../../shared/process/handle.js';
-import { putRecords } from '../../shared/stream-producer.js';
+import { putRecords } from '../../shared/aws/kinesis.js';
 import { isKinesisOnFailureRecord } from '../../local/poller.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../../local/stack.js';
 import { kplAggregate } from '../../test/support/kpl.js';

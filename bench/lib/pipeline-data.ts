@@ -5,7 +5,7 @@ import type { CollectorSecrets } from '../../shared/collect/secrets.js';
 import { loadEventMapping } from '../../shared/event-mapping.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import type { ProcessorSettings } from '../../shared/process/process-batch.js';
-import { putRecords } from '../../shared/stream-producer.js';
+import { putRecords } from '../../shared/aws/kinesis.js';
 import { CallLog, FakeKinesis } from './fake-aws.js';
 import { generateDay, type DayOptions, type SyntheticDay, type TimedRequest } from './synthetic-day.js';
 

@@ -1,7 +1,7 @@
 import { kinesisClient } from '../aws/clients.js';
 import { readCollectorEnv, type CollectorEnv } from '../config.js';
 import { loadEventMapping } from '../event-mapping.js';
-import { putRecords } from '../stream-producer.js';
+import { putRecords } from '../aws/kinesis.js';
 import type { CollectorDeps } from './collector.js';
 import { loadCollectorSecrets } from './secrets.js';
 

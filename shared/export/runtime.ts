@@ -1,13 +1,13 @@
 import { dynamoDocumentClient, personalizeClient, s3Client } from '../aws/clients.js';
 import { consentPolicyFromEnv, readExportEnv } from '../config.js';
-import { DynamoConsentStore } from '../consent/store.js';
+import { DynamoConsentStore } from '../aws/dynamo-consent.js';
 import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
-import { DynamoIdentityStore } from '../identity/store.js';
+import { DynamoIdentityStore } from '../aws/dynamo-identity.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import type { DuckDbSettings } from './engine/duckdb.js';
 import type { ExportDeps, ExportOptions } from './export-day.js';
-import { SdkImportJobs } from './personalize-jobs.js';
+import { SdkImportJobs } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 
 export interface ExportRuntime {

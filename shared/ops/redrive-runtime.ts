@@ -1,10 +1,11 @@
 import { kinesisClient, s3Client, sqsClient } from '../aws/clients.js';
 import { parseEnv, redriveEnvSchema } from '../config.js';
-import { SqsDeadLetterQueue } from '../dlq.js';
+import { SqsDeadLetterQueue } from '../aws/sqs.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { loadCheckedEventMapping } from '../event-mapping.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
-import { KinesisRangeReader, KinesisStreamSink, SqsRedriveQueue } from './aws-io.js';
+import { KinesisRangeReader, KinesisStreamSink } from '../aws/kinesis.js';
+import { SqsRedriveQueue } from '../aws/sqs.js';
 import type { RedriveDeps, RedriveSettings } from './redrive.js';
 
 /**

@@ -1,11 +1,11 @@
 import { dynamoDocumentClient, personalizeEventsClient, s3Client } from '../aws/clients.js';
 import { consentPolicyFromEnv, parseEnv, replayEnvSchema } from '../config.js';
 import { policyRequiresConsent } from '../consent/policy.js';
-import { DynamoConsentStore } from '../consent/store.js';
+import { DynamoConsentStore } from '../aws/dynamo-consent.js';
 import { loadDeletedUsers } from '../deletion.js';
 import { loadDeletionHasher, type DeletionHasherOptions } from '../deletion-key.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
-import { SdkPersonalizeSender } from '../personalize/forward.js';
+import { SdkPersonalizeSender } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { pacedSender, type ReplayDeps, type ReplayKind, type ReplaySettings } from './replay.js';
 import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';

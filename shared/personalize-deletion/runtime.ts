@@ -1,4 +1,5 @@
 import { personalizeClient, s3Client } from '../aws/clients.js';
+import { SdkDeletionJobs } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { readPersonalizeDeletionEnv, type PersonalizeDeletionEnv } from '../config.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
@@ -9,7 +10,7 @@ export function deletionStepDepsFromEnv(env: NodeJS.ProcessEnv = process.env): D
   const config: PersonalizeDeletionEnv = readPersonalizeDeletionEnv(env);
   return {
     store: new S3Bucket(s3Client(), config.ARCHIVE_BUCKET),
-    personalize: personalizeClient(),
+    personalize: new SdkDeletionJobs(personalizeClient()),
     datasetGroupArns: config.PERSONALIZE_DATASET_GROUP_ARN,
     roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN,
     datasetArns: [config.PERSONALIZE_INTERACTIONS_DATASET_ARN, config.PERSONALIZE_ITEMS_DATASET_ARN, config.PERSONALIZE_USERS_DATASET_ARN].filter(
@@ -20,7 +21,7 @@ export function deletionStepDepsFromEnv(env: NodeJS.ProcessEnv = process.env): D
   };
 }
 
-/** The metric the FAILED-job alarm watches (serverless.yml PersonalizeDeletionFailedAlarm). */
+/** The metric the FAILED-job alarm watches (serverless/alarms.cjs PersonalizeDeletionFailedAlarm). */
 export const FAILED_JOBS_METRIC = 'personalize_deletion_jobs_failed';
 
 let deps: DeletionStepDeps | undefined;

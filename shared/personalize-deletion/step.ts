@@ -1,12 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  CreateDataDeletionJobCommand,
-  DescribeDataDeletionJobCommand,
-  ListDataDeletionJobsCommand,
-  paginateListDatasetImportJobs,
-  type DataDeletionJobSummary,
-  type PersonalizeClient,
-} from '@aws-sdk/client-personalize';
+import type { DataDeletionJob, DataDeletionJobSummary } from '@aws-sdk/client-personalize';
 import { z } from 'zod';
 import { csvLine } from '../util/csv-parts.js';
 import type { ObjectStore } from '../storage.js';
@@ -24,7 +17,7 @@ import {
 } from '../personalize/deletion-outbox.js';
 
 /**
- * The daily deletion step: users in the outbox (./outbox.ts) reach Personalize as data deletion
+ * The daily deletion step: users in the outbox (shared/personalize/deletion-outbox.ts) reach Personalize as data deletion
  * jobs (CreateDataDeletionJob, docs/personalize-bulk-and-stream.md §3). Each run:
  *
  * 1. follows the jobs it started earlier: COMPLETED counts a pass for each of its users in that
@@ -41,10 +34,20 @@ import {
  * on the next run (adopted if the job exists, dropped if not).
  */
 
+/** The Personalize control-plane calls the step makes (the SDK adapter: shared/aws/personalize.ts). */
+export interface DeletionJobs {
+  list(datasetGroupArn: string): Promise<DataDeletionJobSummary[]>;
+  describe(jobArn: string): Promise<DataDeletionJob | undefined>;
+  /** The new job's ARN; the SDK's error (e.g. LimitExceededException) when Personalize refuses. */
+  create(job: { jobName: string; datasetGroupArn: string; dataLocation: string; roleArn: string }): Promise<string>;
+  /** Names of the import jobs of these datasets still CREATE PENDING or CREATE IN_PROGRESS. */
+  importsInProgress(datasetArns: readonly string[]): Promise<string[]>;
+}
+
 export interface DeletionStepDeps {
   /** The archive bucket: outbox, job records, input CSVs, audit records. */
   store: ObjectStore;
-  personalize: PersonalizeClient;
+  personalize: DeletionJobs;
   datasetGroupArns: readonly string[];
   /** The role Personalize assumes to read the input CSV. */
   roleArn: string;
@@ -109,36 +112,12 @@ export class DeletionStepError extends Error {
 /** 8 hex of the group ARN: job names stay short and tell groups apart. */
 const groupTag = (arn: string) => createHash('sha256').update(arn).digest('hex').slice(0, 8);
 
-async function listDeletionJobs(client: PersonalizeClient, datasetGroupArn: string): Promise<DataDeletionJobSummary[]> {
-  // This SDK version ships no paginator for ListDataDeletionJobs: the same loop by hand.
-  const jobs: DataDeletionJobSummary[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await client.send(new ListDataDeletionJobsCommand({ datasetGroupArn, maxResults: 100, nextToken }));
-    jobs.push(...(page.dataDeletionJobs ?? []));
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return jobs;
-}
-
-async function importsInProgress(client: PersonalizeClient, datasetArns: readonly string[]): Promise<string[]> {
-  const running: string[] = [];
-  for (const datasetArn of datasetArns) {
-    for await (const page of paginateListDatasetImportJobs({ client, pageSize: 100 }, { datasetArn })) {
-      for (const job of page.datasetImportJobs ?? []) {
-        if (job.status === 'CREATE PENDING' || job.status === 'CREATE IN_PROGRESS') running.push(job.jobName ?? job.datasetImportJobArn ?? '?');
-      }
-    }
-  }
-  return running;
-}
-
 export function emptyDeletionReport(): DeletionStepReport {
   return { pendingBefore: 0, pendingAfter: 0, completed: [], failed: [], inProgress: [], created: [], outboxRemoved: 0, deferred: {}, importsInProgress: [], abandoned: 0 };
 }
 
 export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionStepReport> {
-  const { store, personalize: client } = deps;
+  const { store, personalize: deletionJobs } = deps;
   const now = deps.now ?? Date.now;
   const maxPending = deps.maxPendingJobs ?? 5;
   if (deps.datasetGroupArns.length === 0) throw new DeletionStepError('no dataset group configured (PERSONALIZE_DATASET_GROUP_ARN)');
@@ -152,7 +131,7 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
 
   // 1. Follow the jobs started earlier.
   const listed = new Map<string, DataDeletionJobSummary[]>();
-  for (const group of deps.datasetGroupArns) listed.set(group, await listDeletionJobs(client, group));
+  for (const group of deps.datasetGroupArns) listed.set(group, await deletionJobs.list(group));
   const records: JobRecord[] = [];
   for (const key of (await listKeys(store, JOBS_PREFIX)).sort()) {
     const parsed = jobRecordSchema.safeParse(await readJson(store, key));
@@ -163,7 +142,7 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
   const completedNow = new Map<string, Set<string>>(deps.datasetGroupArns.map((g) => [g, new Set<string>()]));
   for (const record of records) {
     const recordKey = `${JOBS_PREFIX}${record.jobName}.json`;
-    const summary = (listed.get(record.datasetGroupArn) ?? (await listDeletionJobs(client, record.datasetGroupArn))).find((j) => j.jobName === record.jobName);
+    const summary = (listed.get(record.datasetGroupArn) ?? (await deletionJobs.list(record.datasetGroupArn))).find((j) => j.jobName === record.jobName);
     const outcome: JobOutcome = { jobName: record.jobName, jobArn: summary?.dataDeletionJobArn ?? record.jobArn ?? '', datasetGroupArn: record.datasetGroupArn, users: record.hashes.length };
     if (summary === undefined) {
       // Never created (the run stopped before the call): its users are still pending.
@@ -178,7 +157,7 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
       if (record.jobArn === undefined) await putJson(store, recordKey, { ...record, jobArn: outcome.jobArn });
       continue;
     }
-    const described = (await client.send(new DescribeDataDeletionJobCommand({ dataDeletionJobArn: outcome.jobArn }))).dataDeletionJob;
+    const described = await deletionJobs.describe(outcome.jobArn);
     const endedAt = (described?.lastUpdatedDateTime ?? summary.lastUpdatedDateTime ?? new Date(now())).toISOString();
     const audit = `${AUDIT_PREFIX}${record.jobName}.json`;
     if (summary.status === 'COMPLETED') {
@@ -211,7 +190,7 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
   }
 
   // 2. Imports running: no new job (the docs cannot promise a deletion that overlaps an import).
-  report.importsInProgress = await importsInProgress(client, deps.datasetArns);
+  report.importsInProgress = await deletionJobs.importsInProgress(deps.datasetArns);
 
   // 3. New jobs, per group.
   const day = new Date(now()).toISOString().slice(0, 10).replaceAll('-', '');
@@ -269,8 +248,7 @@ export async function runDeletionStep(deps: DeletionStepDeps): Promise<DeletionS
       await putJson(store, recordKey, record);
       let jobArn: string;
       try {
-        const out = await client.send(new CreateDataDeletionJobCommand({ jobName, datasetGroupArn: group, dataSource: { dataLocation }, roleArn: deps.roleArn }));
-        jobArn = out.dataDeletionJobArn ?? '';
+        jobArn = await deletionJobs.create({ jobName, datasetGroupArn: group, dataLocation, roleArn: deps.roleArn });
       } catch (error) {
         // Refused: nothing was created, so nothing is left behind; the users stay pending.
         await deleteKey(store, recordKey);

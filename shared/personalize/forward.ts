@@ -1,69 +1,14 @@
-import {
-  PutEventsCommand,
-  PutItemsCommand,
-  PutUsersCommand,
-  type Event as PersonalizeEvent,
-  type Item as PersonalizeItem,
-  type PersonalizeEventsClient,
-  type PutEventsCommandInput,
-  type PutItemsCommandInput,
-  type PutUsersCommandInput,
-  type User as PersonalizeUser,
-} from '@aws-sdk/client-personalize-events';
+import type { Event as PersonalizeEvent, Item as PersonalizeItem, PutEventsCommandInput, PutItemsCommandInput, PutUsersCommandInput, User as PersonalizeUser } from '@aws-sdk/client-personalize-events';
 import { chunk } from '../util/batching.js';
-import pThrottle from 'p-throttle';
 import type { Entry } from '../entry.js';
 import { knownUserSessionId } from './put-session.js';
 import { PERSONALIZE_LIMITS } from './requests.js';
 
-/** The port the forwarder uses; the SDK adapter below is the production one. */
+/** The port the forwarder uses; the SDK adapter is shared/aws/personalize.ts. */
 export interface PersonalizeSender {
   putEvents(input: PutEventsCommandInput): Promise<void>;
   putItems(input: PutItemsCommandInput): Promise<void>;
   putUsers(input: PutUsersCommandInput): Promise<void>;
-}
-
-export interface SenderOptions {
-  /** FACTS §3: PutItems and PutUsers are limited to 10 requests/s per dataset group. */
-  itemsPerSecond: number;
-  usersPerSecond: number;
-}
-
-/**
- * SDK adapter. Throttling and 5xx are retried by the client's own retry strategy; PutItems and
- * PutUsers are also paced per container to their quota so a catalog burst does not throttle at all.
- */
-export class SdkPersonalizeSender implements PersonalizeSender {
-  private readonly paceItems: <T>(fn: () => Promise<T>) => Promise<T>;
-  private readonly paceUsers: <T>(fn: () => Promise<T>) => Promise<T>;
-
-  constructor(
-    private readonly client: PersonalizeEventsClient,
-    options: SenderOptions,
-  ) {
-    this.paceItems = pacer(options.itemsPerSecond);
-    this.paceUsers = pacer(options.usersPerSecond);
-  }
-
-  async putEvents(input: PutEventsCommandInput): Promise<void> {
-    await this.client.send(new PutEventsCommand(input));
-  }
-
-  async putItems(input: PutItemsCommandInput): Promise<void> {
-    await this.paceItems(() => this.client.send(new PutItemsCommand(input)));
-  }
-
-  async putUsers(input: PutUsersCommandInput): Promise<void> {
-    await this.paceUsers(() => this.client.send(new PutUsersCommand(input)));
-  }
-}
-
-function pacer(perSecond: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  if (!(perSecond > 0)) return (fn) => fn();
-  // One call per slot, evenly spaced: a burst never exceeds the quota within any second.
-  const throttle = pThrottle({ limit: 1, interval: Math.ceil(1000 / perSecond) });
-  const run = throttle((fn: () => Promise<unknown>) => fn());
-  return <T>(fn: () => Promise<T>) => run(fn) as Promise<T>;
 }
 
 /** Personalize's verdict on bad data: retrying cannot help, so it is isolated and dead-lettered. */

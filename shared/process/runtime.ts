@@ -1,18 +1,18 @@
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { dynamoDocumentClient, personalizeEventsClient, s3Client, sqsClient } from '../aws/clients.js';
 import { consentPolicyFromEnv, readProcessorEnv } from '../config.js';
-import { DynamoConsentStore } from '../consent/store.js';
+import { DynamoConsentStore } from '../aws/dynamo-consent.js';
 import { hashUserId, recordDeletedSessions, recordDeletion } from '../deletion.js';
 import { writePendingDeletion } from '../personalize/deletion-outbox.js';
 import { lazyDeletionHasher } from '../deletion-key.js';
-import { SqsDeadLetterQueue } from '../dlq.js';
+import { SqsDeadLetterQueue } from '../aws/sqs.js';
 import { loadCheckedEventMapping } from '../event-mapping.js';
 import { LinkCache } from '../identity/cache.js';
-import { DynamoIdentityStore } from '../identity/store.js';
+import { DynamoIdentityStore } from '../aws/dynamo-identity.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { parseAllowFields, parsePiiFields, piiPolicy } from '../pii.js';
-import { SdkPersonalizeSender } from '../personalize/forward.js';
-import { DynamoProfileStore } from '../profile/store.js';
+import { SdkPersonalizeSender } from '../aws/personalize.js';
+import { DynamoProfileStore } from '../aws/dynamo-profiles.js';
 import type { ProcessorDeps } from './process-batch.js';
 
 /**

@@ -6,7 +6,7 @@ import { partitionKeyOf, type CanonicalMessage } from '../../schemas/canonical.j
 import type { ArchivedRecord } from '../../shared/archive.js';
 import { kinesisClient, s3Client, sqsClient } from '../../shared/aws/clients.js';
 import type { DeadLetterRecord } from '../../shared/dlq.js';
-import { putRecords } from '../../shared/stream-producer.js';
+import { putRecords } from '../../shared/aws/kinesis.js';
 import type { LocalStack, LocalStackOptions } from '../../local/stack.js';
 import { uniqueName } from './env.js';
 

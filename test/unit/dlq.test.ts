@@ -1,7 +1,8 @@
 import { SendMessageBatchCommand, type SendMessageBatchCommandInput, type SendMessageBatchCommandOutput, type SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import type { ArchiveStore } from '../../shared/archive.js';
-import { attributeValue, SqsDeadLetterQueue, sqsSafeJson, type DeadLetterRecord } from '../../shared/dlq.js';
+import { attributeValue, sqsSafeJson, type DeadLetterRecord } from '../../shared/dlq.js';
+import { SqsDeadLetterQueue } from '../../shared/aws/sqs.js';
 
 const QUEUE_URL = 'http://sqs.local/000000000000/dlq';
 /** SQS: 256 KiB per message and per SendMessageBatch. */

@@ -11,17 +11,8 @@ import {
 } from '@aws-sdk/client-personalize-events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CanonicalMessage } from '../../schemas/canonical.js';
-import {
-  coalesceLatest,
-  forwardEvents,
-  forwardUpserts,
-  isInvalidInput,
-  planEventCalls,
-  SdkPersonalizeSender,
-  type EventOutbound,
-  type Outbound,
-  type PersonalizeSender,
-} from '../../shared/personalize/forward.js';
+import { coalesceLatest, forwardEvents, forwardUpserts, isInvalidInput, planEventCalls, type EventOutbound, type Outbound, type PersonalizeSender } from '../../shared/personalize/forward.js';
+import { SdkPersonalizeSender } from '../../shared/aws/personalize.js';
 import type { Entry } from '../../shared/entry.js';
 import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 

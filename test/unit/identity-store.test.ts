@@ -8,7 +8,8 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoIdentityStore, type IdentityLink } from '../../shared/identity/store.js';
+import { type IdentityLink } from '../../shared/identity/store.js';
+import { DynamoIdentityStore } from '../../shared/aws/dynamo-identity.js';
 
 const TABLE = 'identity-prod';
 

@@ -8,9 +8,10 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoIdentityStore } from '../../shared/identity/store.js';
+import { DynamoIdentityStore } from '../../shared/aws/dynamo-identity.js';
 import type { Profile } from '../../shared/profile/profile.js';
-import { DynamoProfileStore, profileTableKey } from '../../shared/profile/store.js';
+import { profileTableKey } from '../../shared/profile/store.js';
+import { DynamoProfileStore } from '../../shared/aws/dynamo-profiles.js';
 
 const TABLE = 'identity-prod';
 

@@ -1,75 +1,58 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import {
-  ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import { chunk } from '../util/batching.js';
-import { putRecords, type PutOutcome, type StreamRecord } from '../stream-producer.js';
-import { type ShardRange, type QueueMessage, type RangeRead, type RangeReader, type RangeRecord, type RedriveQueue, type StreamSink } from './redrive.js';
+import { GetRecordsCommand, GetShardIteratorCommand, PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import type { RangeRead, RangeReader, RangeRecord, ShardRange, StreamSink } from '../ops/redrive.js';
+import { KINESIS_LIMITS, planPutRecords, recordBytes, type ProducerOptions, type PutOutcome, type StreamRecord } from '../stream-producer.js';
 
-/** The AWS adapters behind the operator tools' ports (redrive, replay). */
+/** The stream in Kinesis: the collector and the redrive put records, the redrive reads a range back. */
 
-/** SQS batch calls take at most 10 entries. */
-const SQS_BATCH = 10;
-
-export class SqsRedriveQueue implements RedriveQueue {
-  constructor(
-    private readonly sqs: SQSClient,
-    private readonly queueUrl: string,
-    private readonly options: { visibilityTimeoutSeconds: number; waitTimeSeconds: number },
-  ) {}
-
-  async receive(max: number): Promise<QueueMessage[]> {
-    const out = await this.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: this.queueUrl,
-        MaxNumberOfMessages: Math.max(1, Math.min(SQS_BATCH, max)),
-        VisibilityTimeout: this.options.visibilityTimeoutSeconds,
-        // A short long-poll asks every SQS server, so a nearly empty queue is not mistaken for an empty one.
-        WaitTimeSeconds: this.options.waitTimeSeconds,
-      }),
-    );
-    return (out.Messages ?? []).flatMap((m) =>
-      m.MessageId && m.ReceiptHandle ? [{ id: m.MessageId, receiptHandle: m.ReceiptHandle, body: m.Body ?? '' }] : [],
-    );
-  }
-
-  async send(body: string): Promise<void> {
-    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }));
-  }
-
-  async delete(receiptHandles: readonly string[]): Promise<string[]> {
-    const failed: string[] = [];
-    for (const group of chunk(receiptHandles, SQS_BATCH)) {
+export async function putRecords(kinesis: KinesisClient, records: readonly StreamRecord[], options: ProducerOptions): Promise<PutOutcome> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  const baseDelayMs = options.baseDelayMs ?? 100;
+  const outcome: PutOutcome = { stored: [], failed: [], calls: 0 };
+  const lastError = new Map<number, string>();
+  let pending: number[] = [];
+  records.forEach((record, index) => {
+    if (recordBytes(record) > KINESIS_LIMITS.bytesPerRecord) {
+      outcome.failed.push({ index, error: `record is ${recordBytes(record)} bytes, Kinesis limit ${KINESIS_LIMITS.bytesPerRecord}` });
+    } else if (record.partitionKey.length < 1 || record.partitionKey.length > KINESIS_LIMITS.partitionKeyChars) {
+      outcome.failed.push({ index, error: `partition key must be 1-${KINESIS_LIMITS.partitionKeyChars} characters` });
+    } else {
+      pending.push(index);
+    }
+  });
+  for (let attempt = 1; pending.length > 0 && attempt <= maxAttempts; attempt++) {
+    if (attempt > 1) await sleep(Math.min(2_000, baseDelayMs * 2 ** (attempt - 2)) * (0.5 + Math.random() / 2));
+    const retry: number[] = [];
+    for (const call of planPutRecords(pending, records)) {
+      outcome.calls++;
+      const entries: PutRecordsRequestEntry[] = call.map((i) => ({ PartitionKey: records[i]!.partitionKey, Data: records[i]!.data }));
       try {
-        const out = await this.sqs.send(
-          new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: group.map((h, i) => ({ Id: String(i), ReceiptHandle: h })) }),
+        const out = await kinesis.send(
+          new PutRecordsCommand({
+            Records: entries,
+            ...(options.streamArn ? { StreamARN: options.streamArn } : { StreamName: options.streamName }),
+          }),
         );
-        for (const f of out.Failed ?? []) {
-          const handle = group[Number(f.Id)];
-          if (handle !== undefined) failed.push(handle);
-        }
-      } catch {
-        failed.push(...group);
+        (out.Records ?? []).forEach((result, position) => {
+          const index = call[position]!;
+          if (result.ErrorCode) {
+            lastError.set(index, `${result.ErrorCode}: ${result.ErrorMessage ?? ''}`.trim());
+            retry.push(index);
+          } else {
+            outcome.stored.push(index);
+          }
+        });
+      } catch (error) {
+        for (const index of call) lastError.set(index, (error as Error).message);
+        retry.push(...call);
       }
     }
-    return failed;
+    pending = retry;
   }
-
-  async release(receiptHandles: readonly string[]): Promise<void> {
-    for (const group of chunk(receiptHandles, SQS_BATCH)) {
-      await this.sqs.send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl: this.queueUrl,
-          Entries: group.map((h, i) => ({ Id: String(i), ReceiptHandle: h, VisibilityTimeout: 0 })),
-        }),
-      );
-    }
-  }
+  for (const index of pending) outcome.failed.push({ index, error: lastError.get(index) ?? 'not stored' });
+  outcome.stored.sort((a, b) => a - b);
+  outcome.failed.sort((a, b) => a.index - b.index);
+  return outcome;
 }
 
 /** Errors that mean the range cannot be read any more, as opposed to "try again later". */
