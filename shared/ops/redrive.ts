@@ -251,34 +251,112 @@ function emptySummary(dryRun: boolean): RedriveSummary {
 const RECEIVE_MAX = 10;
 
 export async function runRedrive(deps: RedriveDeps, settings: RedriveSettings): Promise<RedriveSummary> {
-  const now = deps.now ?? Date.now;
-  const startedAt = now();
-  const dryRun = settings.dryRun ?? false;
-  const summary = emptySummary(dryRun);
-  const seen = new Set<string>();
-  const received: string[] = [];
-  const toRelease: string[] = [];
+  return new RedriveRun(deps, settings).run();
+}
 
-  const count = (originalReason: string, outcome: RedriveOutcome) => {
-    summary.messages++;
-    summary.outcomes[outcome]++;
+/** One run: receive rounds until a stop condition, each message handled by its kind, then release what stays. */
+class RedriveRun {
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private readonly dryRun: boolean;
+  readonly summary: RedriveSummary;
+  private readonly seen = new Set<string>();
+  private readonly received: string[] = [];
+  private readonly toRelease: string[] = [];
+
+  constructor(
+    private readonly deps: RedriveDeps,
+    private readonly settings: RedriveSettings,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.startedAt = this.now();
+    this.dryRun = settings.dryRun ?? false;
+    this.summary = emptySummary(this.dryRun);
+  }
+
+  async run(): Promise<RedriveSummary> {
+    const { summary, settings, deps } = this;
+    for (;;) {
+      if (summary.messages >= settings.maxMessages) {
+        summary.stoppedBecause = 'max';
+        break;
+      }
+      if (deps.shouldContinue && !deps.shouldContinue()) {
+        summary.stoppedBecause = 'deadline';
+        break;
+      }
+      const batch = await deps.queue.receive(Math.min(RECEIVE_MAX, settings.maxMessages - summary.messages));
+      if (batch.length === 0) {
+        summary.stoppedBecause = 'empty';
+        break;
+      }
+      if ((await this.handleBatch(batch)) === 0) {
+        summary.stoppedBecause = 'no-new-messages';
+        break;
+      }
+    }
+    // Dry run: everything goes back as it was, visible at once. Otherwise what was left alone.
+    const release = this.dryRun ? this.received : this.toRelease;
+    if (release.length > 0) await deps.queue.release(release).catch(() => undefined);
+    return summary;
+  }
+
+  /** Handles one received batch; returns how many of its messages were new to this run. */
+  private async handleBatch(batch: readonly QueueMessage[]): Promise<number> {
+    const deadLetters: { message: QueueMessage; record: RedrivableRecord }[] = [];
+    let fresh = 0;
+    for (const message of batch) {
+      this.received.push(message.receiptHandle);
+      if (this.seen.has(message.id)) {
+        this.toRelease.push(message.receiptHandle);
+        continue;
+      }
+      this.seen.add(message.id);
+      const classified = classifyMessage(message.body);
+      if (classified.type !== 'unrecognised' && this.writtenByThisRun(classified.record)) {
+        this.toRelease.push(message.receiptHandle);
+        continue;
+      }
+      fresh++;
+      if (classified.type === 'unrecognised') {
+        this.count(`unrecognised: ${classified.reason}`, 'unrecognised');
+        this.toRelease.push(message.receiptHandle);
+      } else if (classified.type === 'dead-letter') {
+        deadLetters.push({ message, record: classified.record });
+      } else {
+        await this.handleOnFailure(message, classified.record);
+      }
+    }
+    await this.handleDeadLetters(deadLetters);
+    return fresh;
+  }
+
+  private count(originalReason: string, outcome: RedriveOutcome): void {
+    this.summary.messages++;
+    this.summary.outcomes[outcome]++;
     const key = reasonKey(originalReason);
-    const byOutcome = (summary.byReason[key] ??= {});
+    const byOutcome = (this.summary.byReason[key] ??= {});
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1;
-  };
-  const noteNewReason = (reason: string) => {
+  }
+
+  private noteNewReason(reason: string): void {
     const key = reasonKey(reason);
-    summary.newReasons[key] = (summary.newReasons[key] ?? 0) + 1;
-  };
+    this.summary.newReasons[key] = (this.summary.newReasons[key] ?? 0) + 1;
+  }
+
   /** Written by this run: seen again because the queue hands it out; left for the next run. */
-  const writtenByThisRun = (marks: RedriveMarks) => marks.lastRedriveAt !== undefined && Date.parse(marks.lastRedriveAt) >= startedAt;
+  private writtenByThisRun(marks: RedriveMarks): boolean {
+    return marks.lastRedriveAt !== undefined && Date.parse(marks.lastRedriveAt) >= this.startedAt;
+  }
 
-  const deleteOriginal = async (message: QueueMessage) => {
-    const failed = await deps.queue.delete([message.receiptHandle]).catch(() => [message.receiptHandle]);
-    if (failed.length > 0) summary.deleteFailures++;
-  };
+  private async deleteOriginal(message: QueueMessage): Promise<void> {
+    const failed = await this.deps.queue.delete([message.receiptHandle]).catch(() => [message.receiptHandle]);
+    if (failed.length > 0) this.summary.deleteFailures++;
+  }
 
-  const handleDeadLetters = async (items: { message: QueueMessage; record: RedrivableRecord }[]) => {
+  /** Dead letters: rechecked as the processor will check them; fixed ones go back on the stream together. */
+  private async handleDeadLetters(items: readonly { message: QueueMessage; record: RedrivableRecord }[]): Promise<void> {
+    const { deps, summary } = this;
     const fixed: { message: QueueMessage; record: RedrivableRecord; put: StreamRecord }[] = [];
     for (const { message, record } of items) {
       let data: Buffer;
@@ -286,20 +364,20 @@ export async function runRedrive(deps: RedriveDeps, settings: RedriveSettings): 
         data = payloadBytes(record, record.payloadS3Key ? (await deps.payloads.get(record.payloadS3Key)).toString('utf8') : record.payload);
       } catch (error) {
         if (!(error instanceof ObjectMissingError)) {
-          count(record.reason, 'failed');
-          toRelease.push(message.receiptHandle);
+          this.count(record.reason, 'failed');
+          this.toRelease.push(message.receiptHandle);
           continue;
         }
-        await keepStillBad(message, record, { ok: false, stage: record.stage, reason: `payload object ${record.payloadS3Key ?? ''} is missing from the archive bucket` });
+        await this.keepStillBad(message, record, { ok: false, stage: record.stage, reason: `payload object ${record.payloadS3Key ?? ''} is missing from the archive bucket` });
         continue;
       }
-      const verdict = revalidate(data, settings, refOf(record));
+      const verdict = revalidate(data, this.settings, refOf(record));
       if (verdict.ok) fixed.push({ message, record, put: verdict.record });
-      else await keepStillBad(message, record, verdict);
+      else await this.keepStillBad(message, record, verdict);
     }
     if (fixed.length === 0) return;
-    if (dryRun) {
-      for (const f of fixed) count(f.record.reason, 'redriven');
+    if (this.dryRun) {
+      for (const f of fixed) this.count(f.record.reason, 'redriven');
       return;
     }
     const outcome = await deps.stream.put(fixed.map((f) => f.put)).catch((error: unknown) => ({
@@ -314,134 +392,87 @@ export async function runRedrive(deps: RedriveDeps, settings: RedriveSettings): 
       if (stored.has(i)) {
         summary.recordsPut++;
         if (notDeleted.has(f.message.receiptHandle)) summary.deleteFailures++;
-        count(f.record.reason, 'redriven');
+        this.count(f.record.reason, 'redriven');
       } else {
-        count(f.record.reason, 'failed');
-        toRelease.push(f.message.receiptHandle);
+        this.count(f.record.reason, 'failed');
+        this.toRelease.push(f.message.receiptHandle);
       }
     });
-  };
+  }
 
-  const keepStillBad = async (message: QueueMessage, record: RedrivableRecord, verdict: Extract<Verdict, { ok: false }>) => {
-    if (dryRun) {
-      count(record.reason, 'stillBad');
-      noteNewReason(verdict.reason);
+  /** Still bad: the replacement (with the new reason) is queued before the original is deleted. */
+  private async keepStillBad(message: QueueMessage, record: RedrivableRecord, verdict: Extract<Verdict, { ok: false }>): Promise<void> {
+    if (this.dryRun) {
+      this.count(record.reason, 'stillBad');
+      this.noteNewReason(verdict.reason);
       return;
     }
-    const replacement = replacementOf(record, verdict, now());
-    const notQueued = await deps.deadLetters.send([replacement]).catch(() => [replacement]);
+    const replacement = replacementOf(record, verdict, this.now());
+    const notQueued = await this.deps.deadLetters.send([replacement]).catch(() => [replacement]);
     if (notQueued.length > 0) {
-      count(record.reason, 'failed');
-      toRelease.push(message.receiptHandle);
+      this.count(record.reason, 'failed');
+      this.toRelease.push(message.receiptHandle);
       return;
     }
-    await deleteOriginal(message);
-    count(record.reason, 'stillBad');
-    noteNewReason(verdict.reason);
-  };
+    await this.deleteOriginal(message);
+    this.count(record.reason, 'stillBad');
+    this.noteNewReason(verdict.reason);
+  }
 
-  const handleOnFailure = async (message: QueueMessage, record: KeptOnFailureRecord) => {
+  /** Lambda's on-failure record: the range is read back from the stream and put again, or reported expired. */
+  private async handleOnFailure(message: QueueMessage, record: KeptOnFailureRecord): Promise<void> {
+    const { deps, summary } = this;
     const info = record.KinesisBatchInfo;
     const label = record.redriveReason ?? `on-failure record: ${record.requestContext?.condition ?? 'unknown condition'}`;
     const streamName = streamNameOfArn(info.streamArn ?? '');
-    if (streamName !== undefined && streamName !== settings.streamName) {
-      count(label, 'otherStream');
-      toRelease.push(message.receiptHandle);
+    if (streamName !== undefined && streamName !== this.settings.streamName) {
+      this.count(label, 'otherStream');
+      this.toRelease.push(message.receiptHandle);
       return;
     }
     let read: RangeRead;
     try {
       read = await deps.reader.read(info);
     } catch {
-      count(label, 'failed');
-      toRelease.push(message.receiptHandle);
+      this.count(label, 'failed');
+      this.toRelease.push(message.receiptHandle);
       return;
     }
     if (read.gone !== undefined || read.records.length === 0) {
       const reason = `records ${info.startSequenceNumber}..${info.endSequenceNumber} of ${info.shardId} are no longer on the stream (retention expired): ${read.gone ?? 'nothing left in the range'}`;
-      if (!dryRun) {
+      if (!this.dryRun) {
         try {
-          await deps.queue.send(sqsSafeJson(keptOnFailureOf(record, reason, now())));
+          await deps.queue.send(sqsSafeJson(keptOnFailureOf(record, reason, this.now())));
         } catch {
-          count(label, 'failed');
-          toRelease.push(message.receiptHandle);
+          this.count(label, 'failed');
+          this.toRelease.push(message.receiptHandle);
           return;
         }
-        await deleteOriginal(message);
+        await this.deleteOriginal(message);
       }
-      count(label, 'expired');
-      noteNewReason(reason);
+      this.count(label, 'expired');
+      this.noteNewReason(reason);
       return;
     }
     // The range starts with records already trimmed: what is left goes back, the rest is lost.
     const partial = BigInt(read.records[0]!.sequenceNumber) > BigInt(info.startSequenceNumber);
-    if (dryRun) {
-      count(label, 'reread');
+    if (this.dryRun) {
+      this.count(label, 'reread');
       return;
     }
     const outcome = await deps.stream.put(read.records.map((r) => ({ partitionKey: r.partitionKey, data: r.data }))).catch(() => undefined);
     if (!outcome || outcome.failed.length > 0) {
       // Some were put and some not: all are put again next time (duplicates are absorbed by eventId).
       summary.recordsPut += outcome?.stored.length ?? 0;
-      count(label, 'failed');
-      toRelease.push(message.receiptHandle);
+      this.count(label, 'failed');
+      this.toRelease.push(message.receiptHandle);
       return;
     }
     summary.recordsPut += outcome.stored.length;
     if (partial) summary.partiallyExpired++;
-    await deleteOriginal(message);
-    count(label, 'reread');
-  };
-
-  for (;;) {
-    if (summary.messages >= settings.maxMessages) {
-      summary.stoppedBecause = 'max';
-      break;
-    }
-    if (deps.shouldContinue && !deps.shouldContinue()) {
-      summary.stoppedBecause = 'deadline';
-      break;
-    }
-    const batch = await deps.queue.receive(Math.min(RECEIVE_MAX, settings.maxMessages - summary.messages));
-    if (batch.length === 0) {
-      summary.stoppedBecause = 'empty';
-      break;
-    }
-    const deadLetters: { message: QueueMessage; record: RedrivableRecord }[] = [];
-    let fresh = 0;
-    for (const message of batch) {
-      received.push(message.receiptHandle);
-      if (seen.has(message.id)) {
-        toRelease.push(message.receiptHandle);
-        continue;
-      }
-      seen.add(message.id);
-      const classified = classifyMessage(message.body);
-      if (classified.type !== 'unrecognised' && writtenByThisRun(classified.record)) {
-        toRelease.push(message.receiptHandle);
-        continue;
-      }
-      fresh++;
-      if (classified.type === 'unrecognised') {
-        count(`unrecognised: ${classified.reason}`, 'unrecognised');
-        toRelease.push(message.receiptHandle);
-      } else if (classified.type === 'dead-letter') {
-        deadLetters.push({ message, record: classified.record });
-      } else {
-        await handleOnFailure(message, classified.record);
-      }
-    }
-    await handleDeadLetters(deadLetters);
-    if (fresh === 0) {
-      summary.stoppedBecause = 'no-new-messages';
-      break;
-    }
+    await this.deleteOriginal(message);
+    this.count(label, 'reread');
   }
-
-  // Dry run: everything goes back as it was, visible at once. Otherwise what was left alone.
-  const release = dryRun ? received : toRelease;
-  if (release.length > 0) await deps.queue.release(release).catch(() => undefined);
-  return summary;
 }
 
 /** Where the record sat (only used to label the decode result). */
