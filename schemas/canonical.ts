@@ -112,6 +112,13 @@ export const consentSchema = z.object({
   at: z.number().int('consent.at must be whole epoch milliseconds').min(MIN_EVENT_TIME_MS, 'consent.at is before 2000-01-01').optional(),
 });
 
+/**
+ * The target (docs/targets.md) a per-target message goes to, when the deployment declares several;
+ * absent: the default target. Stamped by the collector, one stream record per target.
+ */
+export const TARGET_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const targetName = z.string().regex(TARGET_NAME_PATTERN, 'target must be 1-32 of a-z, 0-9 and -').optional();
+
 const base = {
   eventId: id('eventId'),
   source: sourceSchema.default('native'),
@@ -121,6 +128,7 @@ const base = {
 export const interactionSchema = z.object({
   kind: z.literal('interaction'),
   ...base,
+  target: targetName,
   sessionId: sessionIdSchema,
   userId: userIdSchema.optional(),
   /** Personalize event type, or a source event name that the event mapping translates. */
@@ -154,6 +162,7 @@ export const interactionSchema = z.object({
 export const itemSchema = z.object({
   kind: z.literal('item'),
   ...base,
+  target: targetName,
   itemId: id('itemId'),
   properties: propertiesSchema,
 });
@@ -162,6 +171,7 @@ export const itemSchema = z.object({
 export const userSchema = z.object({
   kind: z.literal('user'),
   ...base,
+  target: targetName,
   userId: userIdSchema,
   properties: propertiesSchema,
   consent: consentSchema.optional(),
@@ -253,5 +263,7 @@ export function partitionKeyOf(message: CanonicalMessage): string {
  * caller's eventId are different messages.
  */
 export function dedupeKey(message: CanonicalMessage): string {
-  return `${message.kind}\u0000${partitionKeyOf(message)}\u0000${message.eventId}`;
+  const key = `${message.kind}\u0000${partitionKeyOf(message)}\u0000${message.eventId}`;
+  // One source message sent to two targets is two messages, not a re-send.
+  return 'target' in message && message.target !== undefined ? `${key}\u0000${message.target}` : key;
 }

@@ -131,6 +131,9 @@ export function buildArchiveObjects(entries: readonly Entry[], range: SequenceRa
   }));
 }
 
+/** Where a target other than the default keeps its archive and forwarded record: targets/<name>/archive/..., targets/<name>/forwarded/... (docs/targets.md). */
+export const TARGETS_PREFIX = 'targets/';
+
 /** Where the record of what PutEvents accepted is kept, per event-time day (docs/bulk-modes.md). */
 export const FORWARDED_PREFIX = 'forwarded/interactions/';
 

@@ -124,9 +124,12 @@ export function consentPolicyFromEnv(config: ConsentEnv): ConsentPolicy {
 
 /** Inline JSON replacing the bundled schemas/event-mapping.json (README "Event-type mapping"); parsed by loadEventMapping. */
 const eventMappingEnv = { EVENT_MAPPING: optionalString };
+/** A JSON file declaring several targets (docs/targets.md); unset: one target, from the variables. */
+const targetsEnv = { TARGETS_FILE: optionalString };
 
 export const processorEnvSchema = z.object({
   ...eventMappingEnv,
+  ...targetsEnv,
   /** Required in BULK_MODE=complement (the tracker is live); unused otherwise. */
   PERSONALIZE_TRACKING_ID: optionalString.pipe(z.string().max(256).optional()),
   BULK_MODE: bulkMode,
@@ -252,6 +255,7 @@ export const collectorEnvSchema = z
     KINESIS_PUT_ATTEMPTS: positiveInt(5),
     ...corsEnv,
     ...eventMappingEnv,
+    ...targetsEnv,
   })
   .refine((env) => env.STREAM_NAME !== undefined || env.STREAM_ARN !== undefined, {
     message: 'is required: set STREAM_NAME or STREAM_ARN (the Kinesis stream the collector writes to)',

@@ -39,8 +39,12 @@ import type { ConsentSignal } from '../../schemas/canonical.js';
 export type SegmentCall = 'track' | 'page' | 'screen' | 'identify' | 'alias' | 'group';
 const TYPES = new Set(['track', 'page', 'screen', 'identify', 'alias', 'group', 'delete']);
 
-/** Segment ecommerce spec: Product Viewed/Clicked/Added carry the product at the top level of properties. */
-const TRACK_ITEM_KEYS = ['product_id', 'item_id', 'sku', 'id'] as const;
+/**
+ * Segment ecommerce spec: Product Viewed/Clicked/Added carry the product at the top level of
+ * properties. Video spec: content events carry the video as asset_id, playback events as
+ * content_asset_id (docs/FACTS.md §11).
+ */
+const TRACK_ITEM_KEYS = ['product_id', 'item_id', 'sku', 'id', 'asset_id', 'content_asset_id'] as const;
 /** A product of `properties.products[]` (Order Completed, Checkout Started). */
 const PRODUCT_ITEM_KEYS = ['product_id', 'sku', 'id'] as const;
 /** page/screen: only an explicit item id; a page's `id`-like fields are not items. */

@@ -4,6 +4,7 @@ import { fromSegmentBatch, fromSegmentMessage } from '../adapters/segment.js';
 import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
 import type { AdapterContext, AdapterResult, EventClock, Rejection } from '../adapters/types.js';
 import type { EventMapping } from '../event-mapping.js';
+import { DEFAULT_TARGET, routeMessage, type Target } from '../targets.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 import { admission, authenticate, type CredentialClass, type Door, type PublicProfileUpdates } from './trust.js';
 import { fromPrivacyRequest } from '../adapters/privacy.js';
@@ -42,6 +43,19 @@ export interface CollectorSettings {
   /** Profile updates (identify traits) from public write keys: dropped by default (SECURITY.md). */
   publicProfileUpdates: PublicProfileUpdates;
   mapping: EventMapping;
+  /**
+   * Several targets (docs/targets.md): each interaction, item and user update becomes one stream
+   * record per target its routes take it to, stamped with the target (none for `default`).
+   * Identity, consent and deletion messages are about the person: one record, for every target.
+   * Unset: one target, nothing stamped.
+   */
+  targets?: readonly Pick<Target, 'name' | 'routes'>[];
+}
+
+/** The stream records one admitted message becomes; empty when routes take it to no target. */
+function recordsFor(message: CanonicalMessage, targets: CollectorSettings['targets']): CanonicalMessage[] {
+  if (targets === undefined || (message.kind !== 'interaction' && message.kind !== 'item' && message.kind !== 'user')) return [message];
+  return routeMessage(targets, message).map((name) => (name === DEFAULT_TARGET ? message : { ...message, target: name }));
 }
 
 export interface CollectorDeps {
@@ -278,14 +292,19 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
   const records: StreamRecord[] = [];
   const recordIndex: number[] = [];
   const accepted = new Set<number>();
-  for (const { index, message } of admitted.messages) {
-    const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));
-    if (data.length > settings.maxMessageBytes) {
-      rejections.push({ index, reason: `message is ${data.length} bytes, limit ${settings.maxMessageBytes} per message` });
-      continue;
+  let routedNowhere = 0;
+  for (const { index, message: admittedMessage } of admitted.messages) {
+    const copies = recordsFor(admittedMessage, settings.targets);
+    if (copies.length === 0) routedNowhere++;
+    for (const message of copies) {
+      const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));
+      if (data.length > settings.maxMessageBytes) {
+        rejections.push({ index, reason: `message is ${data.length} bytes, limit ${settings.maxMessageBytes} per message` });
+        break;
+      }
+      records.push({ partitionKey: partitionKeyOf(message), data });
+      recordIndex.push(index);
     }
-    records.push({ partitionKey: partitionKeyOf(message), data });
-    recordIndex.push(index);
   }
   // One rejected part of a source message (e.g. one product of an order) rejects none of the others.
   const rejectedIndexes = new Set(rejections.map((r) => r.index));
@@ -297,7 +316,7 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
   for (const i of notStored) accepted.delete(i);
   report.accepted = accepted.size;
   report.rejected = rejectedIndexes.size;
-  report.filtered = adapted.filtered.length + trusted.filtered.length;
+  report.filtered = adapted.filtered.length + trusted.filtered.length + routedNowhere;
   report.deletionsRequested = admitted.messages.filter((m) => m.message.kind === 'delete').length;
   if (report.deletionsRequested > 0) {
     report.deletedUserHashes = admitted.messages.flatMap((m) => (m.message.kind === 'delete' ? [hashPiiValue(m.message.userId, secrets.auditHashKey ?? 'unkeyed')] : []));
@@ -316,7 +335,7 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
       ),
     );
   }
-  const filtered = adapted.filtered.length + trusted.filtered.length;
+  const filtered = report.filtered;
   if (rejected.length === 0) return done(answer(200, { success: true, accepted: accepted.size, filtered }));
   if (accepted.size === 0 && filtered === 0) return done(answer(400, { success: false, accepted: 0, rejected }));
   return done(answer(207, { success: false, accepted: accepted.size, filtered, rejected }));

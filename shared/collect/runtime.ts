@@ -1,6 +1,8 @@
 import { kinesisClient } from '../aws/clients.js';
 import { readCollectorEnv, type CollectorEnv } from '../config.js';
 import { loadEventMapping } from '../event-mapping.js';
+import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import { loadTargetsFile } from '../targets.js';
 import { putRecords } from '../aws/kinesis.js';
 import type { CollectorDeps } from './collector.js';
 import { loadCollectorSecrets } from './secrets.js';
@@ -8,6 +10,8 @@ import { loadCollectorSecrets } from './secrets.js';
 /** The collector's adapters, built once per container from the environment. */
 export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): CollectorDeps & { config: CollectorEnv } {
   const config = readCollectorEnv(env);
+  const mapping = loadEventMapping(config);
+  const targets = loadTargetsFile(config.TARGETS_FILE, { schemas: loadDatasetSchemas(), mapping });
   const kinesis = kinesisClient();
   const target = config.STREAM_ARN ? { streamArn: config.STREAM_ARN } : { streamName: config.STREAM_NAME! };
   return {
@@ -23,7 +27,9 @@ export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Coll
       maxRecordsPerRequest: config.COLLECTOR_MAX_RECORDS_PER_REQUEST,
       clockSkewToleranceMs: config.COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS * 1000,
       publicProfileUpdates: config.COLLECTOR_PUBLIC_PROFILE_UPDATES,
-      mapping: loadEventMapping(config),
+      mapping,
+      // Routes only: the collector stamps messages, the processor reads each target's settings.
+      ...(targets && { targets }),
     },
   };
 }

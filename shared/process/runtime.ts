@@ -13,7 +13,9 @@ import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { parseAllowFields, parsePiiFields, piiPolicy } from '../pii.js';
 import { SdkPersonalizeSender } from '../aws/personalize.js';
 import { DynamoProfileStore } from '../aws/dynamo-profiles.js';
-import type { ProcessorDeps } from './process-batch.js';
+import { streamsInteractions, type BulkMode } from '../bulk-mode.js';
+import { DEFAULT_TARGET, loadTargetsFile, TargetsError, type TargetDefaults } from '../targets.js';
+import type { ProcessorDeps, TargetSettings } from './process-batch.js';
 
 /**
  * Builds the processor's adapters from the environment, once per container. Everything invalid
@@ -77,6 +79,7 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       forwardConcurrency: config.FORWARD_CONCURRENCY,
       schemas,
       mapping,
+      targets: processorTargets(config.TARGETS_FILE, { schemas, mapping }, config.BULK_MODE),
       pii: piiPolicy({
         fields: parsePiiFields(config.PII_FIELDS),
         mode: config.PII_MODE,
@@ -85,4 +88,17 @@ export function processorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Proc
       }),
     },
   };
+}
+
+/** The targets other than the default (docs/targets.md); each needs a tracker while interactions stream. */
+function processorTargets(file: string | undefined, defaults: TargetDefaults, bulkMode: BulkMode): Map<string, TargetSettings> {
+  const targets = new Map<string, TargetSettings>();
+  for (const t of loadTargetsFile(file, defaults) ?? []) {
+    if (t.name === DEFAULT_TARGET) continue;
+    if (t.trackingId === undefined && streamsInteractions(bulkMode)) {
+      throw new TargetsError(`TARGETS_FILE ${file ?? ''}: target ${t.name} has no trackingId, and BULK_MODE=${bulkMode} streams interactions`);
+    }
+    targets.set(t.name, { trackingId: t.trackingId ?? '', itemsDatasetArn: t.itemsDatasetArn, usersDatasetArn: t.usersDatasetArn, schemas: t.schemas, mapping: t.mapping });
+  }
+  return targets;
 }

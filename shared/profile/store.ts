@@ -1,5 +1,5 @@
+import { profileKeyOf, type Profile, type ProfileKey } from './profile.js';
 import { PROFILE_KEY_PREFIX } from '../identity/store.js';
-import { type Profile, type ProfileKey } from './profile.js';
 
 /** The port the processor and the deletion tools use; the DynamoDB adapter is shared/aws/dynamo-profiles.ts. */
 export interface ProfileStore {
@@ -14,4 +14,26 @@ export interface ProfileStore {
 /** The partition key of a profile in the identity table: `profile#user#<userId>`, `profile#item#<itemId>`. */
 export function profileTableKey(key: ProfileKey): string {
   return `${PROFILE_KEY_PREFIX}${key.kind}#${key.id}`;
+}
+
+/**
+ * The profiles of one target other than the default (docs/targets.md), in the same table: its ids
+ * carry the target's name and U+0001, which no valid id contains (control characters are refused
+ * at the door), so they never meet the default target's records.
+ */
+export function targetProfileStore(store: ProfileStore, target: string): ProfileStore {
+  const prefix = `${target}\u0001`;
+  const inner = <K extends ProfileKey>(k: K): K => ({ ...k, id: `${prefix}${k.id}` });
+  return {
+    async getProfiles(keys) {
+      const out = new Map<string, Profile>();
+      for (const stored of (await store.getProfiles(keys.map(inner))).values()) {
+        const profile = { ...stored, id: stored.id.slice(prefix.length) };
+        out.set(profileKeyOf(profile), profile);
+      }
+      return out;
+    },
+    putProfiles: (profiles) => store.putProfiles(profiles.map(inner)),
+    deleteProfiles: (keys) => store.deleteProfiles(keys.map(inner)),
+  };
 }

@@ -555,6 +555,29 @@ async function generateBatch(seed: number): Promise<{ records: KinesisStreamReco
 
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
 
+describe('several targets (docs/targets.md)', () => {
+  const video = { trackingId: 'video-tracker', schemas, mapping: { ...mapping, events: { 'Video Content Playing': { eventType: 'Watch' } } } };
+  const play = (target?: string) => ({ kind: 'interaction', eventId: 'tv-1', sessionId: 'tv-s', eventType: 'Video Content Playing', itemId: 'film-1', timestamp: T, ...(target && { target }) });
+
+  it('sends a message stamped for a target to its tracker with its mapping, and archives it under targets/<name>/', async () => {
+    const { deps, personalize, archive } = setup({ targets: new Map([['video', video]]) });
+    const { report } = await processBatch(kinesisRecords([play(), play('video')]), deps);
+    expect(report).toMatchObject({ messages: 2, duplicates: 0, forwardedEvents: 2, putEventsCalls: 2 });
+    const byTracker = new Map(personalize.eventCalls.map((c) => [c.trackingId, (c.eventList ?? []).map((e) => e.eventType)]));
+    expect(byTracker).toEqual(new Map([['tracker-1', ['Video Content Playing']], ['video-tracker', ['Watch']]]));
+    expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/archive/interactions/'))).toBe(true);
+    expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/forwarded/interactions/'))).toBe(true);
+  });
+
+  it('dead-letters a message stamped for a target this processor does not know, naming it', async () => {
+    const { deps, dlq, personalize } = setup();
+    const { report } = await processBatch(kinesisRecords([play('radio')]), deps);
+    expect(report).toMatchObject({ invalid: 1, deadLettered: 1, forwardedEvents: 0 });
+    expect(dlq.queued[0]).toMatchObject({ stage: 'validate', reason: 'target radio is not configured in this processor (TARGETS_FILE)' });
+    expect(personalize.eventCalls).toEqual([]);
+  });
+});
+
 describe('nothing lost', () => {
   it('generates batches that, together, reach every outcome (so the property below is not vacuous)', async () => {
     const totals: Record<string, number> = {};

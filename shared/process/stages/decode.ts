@@ -12,7 +12,9 @@ import type { DeadLetters } from './dead-letters.js';
 export interface DecodeSettings {
   mapping: EventMapping;
   schemas: DatasetSchemas;
-  pii?: PiiPolicy;
+  pii?: PiiPolicy | undefined;
+  /** The mapping and schemas of the target a message is stamped with (undefined: not configured here). */
+  targetOf?: (name: string) => { mapping: EventMapping; schemas: DatasetSchemas } | undefined;
 }
 
 /**
@@ -23,10 +25,11 @@ export interface DecodeSettings {
  */
 export function decodeStage(records: readonly KinesisStreamRecord[], settings: DecodeSettings, dead: DeadLetters): { entries: Entry[]; counts: BatchCounts } {
   const counts = { messages: 0, invalid: 0, duplicates: 0, propertiesNotAllowed: 0 };
-  const privacyTargets: AllowTargets = {
-    schemas: settings.schemas,
-    renames: { items: settings.mapping.itemProperties, users: settings.mapping.traits },
-  };
+  const privacyOf = (target: { mapping: EventMapping; schemas: DatasetSchemas }): AllowTargets => ({
+    schemas: target.schemas,
+    renames: { items: target.mapping.itemProperties, users: target.mapping.traits },
+  });
+  const defaultPrivacy = privacyOf(settings);
   const entries: Entry[] = [];
   const seen = new Set<string>();
   for (const record of records) {
@@ -38,8 +41,15 @@ export function decodeStage(records: readonly KinesisStreamRecord[], settings: D
         continue;
       }
       const entry: Entry = { ref: decoded.ref, message: decoded.message };
+      const targetName = 'target' in entry.message ? entry.message.target : undefined;
+      const target = targetName === undefined ? settings : settings.targetOf?.(targetName);
+      if (target === undefined) {
+        counts.invalid++;
+        dead.reject(entry, 'validate', `target ${targetName} is not configured in this processor (TARGETS_FILE)`, [{ path: 'target', message: 'not a configured target' }]);
+        continue;
+      }
       if (entry.message.kind === 'interaction') {
-        const mapped = mapInteraction(settings.mapping, entry.message);
+        const mapped = mapInteraction(target.mapping, entry.message);
         if (!mapped.ok) {
           counts.invalid++;
           dead.reject(entry, 'validate', mapped.reason, mapped.errors);
@@ -54,7 +64,7 @@ export function decodeStage(records: readonly KinesisStreamRecord[], settings: D
       }
       seen.add(key);
       if (settings.pii) {
-        const filtered = applyPrivacyPolicy(entry.message, settings.pii, privacyTargets);
+        const filtered = applyPrivacyPolicy(entry.message, settings.pii, target === settings ? defaultPrivacy : privacyOf(target));
         entry.message = filtered.message;
         counts.propertiesNotAllowed += filtered.notAllowed;
       }

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { sourceSchema, TARGET_NAME_PATTERN, type CanonicalMessage } from '../schemas/canonical.js';
+import { parseEventMapping, checkPropertyRenames, type EventMapping } from './event-mapping.js';
+import { parseDatasetSchema, type DatasetSchemas } from './personalize/dataset-schema.js';
+
+/**
+ * Targets (docs/targets.md): the Personalize destinations one pipeline feeds, each with its tracker,
+ * datasets, schemas, event mapping and the routes that say which messages go to it. Declared in one
+ * file (TARGETS_FILE); without it, today's variables describe the one target `default`.
+ */
+
+export const DEFAULT_TARGET = 'default';
+const TARGET_NAME = TARGET_NAME_PATTERN;
+const DATASET_ARN = /^arn:([a-z\d-]+):personalize:[a-z\d-]*:\d*:dataset\/.+$/;
+
+const routeSchema = z.union([
+  z.strictObject({ all: z.literal(true) }),
+  z.strictObject({ sources: z.array(sourceSchema).min(1) }),
+  z.strictObject({
+    /** A dot path into the canonical message (e.g. `properties.brand`); matched as a string. */
+    match: z.strictObject({ path: z.string().min(1), equals: z.array(z.string()).min(1) }),
+  }),
+]);
+export type Route = z.infer<typeof routeSchema>;
+
+const datasetArn = z.string().regex(DATASET_ARN, 'must be a Personalize dataset ARN');
+
+const targetSchema = z.strictObject({
+  name: z.string().regex(TARGET_NAME, 'must be 1-32 of a-z, 0-9 and -, starting with a letter or digit'),
+  trackingId: z.string().min(1).max(256).optional(),
+  datasets: z.strictObject({ interactions: datasetArn.optional(), items: datasetArn.optional(), users: datasetArn.optional() }).default({}),
+  /** Avro schema files, relative to the targets file; unset: the bundled ones (schemas/personalize). */
+  schemas: z.strictObject({ interactions: z.string().min(1), items: z.string().min(1), users: z.string().min(1) }).optional(),
+  /** Event-mapping file, relative to the targets file; unset: the deployment's mapping. */
+  mapping: z.string().min(1).optional(),
+  routes: z.array(routeSchema).min(1),
+});
+
+export const targetsFileSchema = z
+  .strictObject({ $comment: z.string().optional(), targets: z.array(targetSchema).min(1) })
+  .refine((f) => new Set(f.targets.map((t) => t.name)).size === f.targets.length, { message: 'target names must be unique', path: ['targets'] })
+  // The default target is the deployment's variables (PERSONALIZE_*, EVENT_MAPPING): the file gives it routes only.
+  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
+    message: 'the default target takes its tracker, datasets, schemas and mapping from the variables: give it routes only',
+    path: ['targets'],
+  });
+
+export interface Target {
+  name: string;
+  trackingId?: string | undefined;
+  itemsDatasetArn?: string | undefined;
+  usersDatasetArn?: string | undefined;
+  interactionsDatasetArn?: string | undefined;
+  schemas: DatasetSchemas;
+  mapping: EventMapping;
+  routes: readonly Route[];
+}
+
+export class TargetsError extends Error {
+  override name = 'TargetsError';
+}
+
+/** What a target falls back to: the deployment's own schemas, mapping and (for `default`) variables. */
+export interface TargetDefaults {
+  schemas: DatasetSchemas;
+  mapping: EventMapping;
+}
+
+/** Parses a targets document; paths resolve against `baseDir`. Errors name the target and field. */
+export function parseTargets(document: unknown, baseDir: string, defaults: TargetDefaults, origin = 'targets file'): Target[] {
+  const parsed = targetsFileSchema.safeParse(document);
+  if (!parsed.success) {
+    throw new TargetsError(`${origin} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data.targets.map((t) => {
+    const read = (file: string, what: string): unknown => {
+      try {
+        return JSON.parse(readFileSync(resolve(baseDir, file), 'utf8'));
+      } catch (error) {
+        throw new TargetsError(`${origin}: target ${t.name} ${what} ${file}: ${(error as Error).message}`);
+      }
+    };
+    const schemas: DatasetSchemas = t.schemas
+      ? {
+          interactions: parseDatasetSchema(read(t.schemas.interactions, 'schemas.interactions'), 'Interactions'),
+          items: parseDatasetSchema(read(t.schemas.items, 'schemas.items'), 'Items'),
+          users: parseDatasetSchema(read(t.schemas.users, 'schemas.users'), 'Users'),
+        }
+      : defaults.schemas;
+    const mapping = t.mapping ? parseEventMapping(read(t.mapping, 'mapping'), `target ${t.name} mapping ${t.mapping}`) : defaults.mapping;
+    checkPropertyRenames(mapping, schemas, `target ${t.name} mapping`);
+    return {
+      name: t.name,
+      trackingId: t.trackingId,
+      interactionsDatasetArn: t.datasets.interactions,
+      itemsDatasetArn: t.datasets.items,
+      usersDatasetArn: t.datasets.users,
+      schemas,
+      mapping,
+      routes: t.routes,
+    };
+  });
+}
+
+/** Reads TARGETS_FILE; undefined when it is not set (one target from the variables). */
+export function loadTargetsFile(path: string | undefined, defaults: TargetDefaults): Target[] | undefined {
+  if (path === undefined || path.trim() === '') return undefined;
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TargetsError(`TARGETS_FILE ${path}: ${(error as Error).message}`);
+  }
+  return parseTargets(document, dirname(path), defaults, `TARGETS_FILE ${path}`);
+}
+
+function valueAt(message: CanonicalMessage, path: string): unknown {
+  let value: unknown = message;
+  for (const part of path.split('.')) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+function routeTakes(route: Route, message: CanonicalMessage): boolean {
+  if ('all' in route) return true;
+  if ('sources' in route) return route.sources.includes(message.source);
+  const value = valueAt(message, route.match.path);
+  return (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') && route.match.equals.includes(String(value));
+}
+
+/** The names of the targets a message goes to, in declaration order (pure). */
+export function routeMessage(targets: readonly Pick<Target, 'name' | 'routes'>[], message: CanonicalMessage): string[] {
+  return targets.filter((t) => t.routes.some((r) => routeTakes(r, message))).map((t) => t.name);
+}

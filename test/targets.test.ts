@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { segmentSignature } from '../shared/collect/auth.js';
+import { LOCAL_CREDENTIALS, LOCAL_TRACKING_ID } from '../local/stack.js';
+import { useEmulators } from './support/env.js';
+import { eventTime, readArchive, useLocalStack } from './support/stack.js';
+
+// Two targets from one pipeline (docs/targets.md, schemas/targets/example.json): the retail default
+// and a VIDEO_ON_DEMAND group. Through the doors: the tracker, the Segment webhook and the items feed.
+
+useEmulators();
+const TARGETS_FILE = join(import.meta.dirname, '../schemas/targets/example.json');
+const VIDEO_TRACKER = 'local-video-tracker';
+const VIDEO_ITEMS = 'arn:aws:personalize:us-east-1:000000000000:dataset/local-video/ITEMS';
+const stack = useLocalStack('targets', { processorEnv: { TARGETS_FILE } });
+
+const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base64')}`;
+const iso = (offsetMs = 0) => new Date(eventTime(offsetMs)).toISOString();
+
+async function post(path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const raw = JSON.stringify(body);
+  const res = await fetch(`${stack().http.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: raw });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('several targets from one pipeline', () => {
+  it('routes each event to the tracker of every target that takes it, mapped and shaped by that target, and archives it per target', async () => {
+    const tracker = await post(
+      '/v1/batch',
+      {
+        batch: [
+          { type: 'track', event: 'Product Viewed', messageId: 'tg-view', anonymousId: 'tg-anon', timestamp: iso(), properties: { product_id: 'sku-1', discount: 'spring' } },
+          { type: 'track', event: 'Video Content Playing', messageId: 'tg-play', anonymousId: 'tg-anon', timestamp: iso(), properties: { asset_id: 'film-1', position: 30, discount: 'spring' } },
+        ],
+      },
+      { authorization: basic(LOCAL_CREDENTIALS.trackerWriteKey) },
+    );
+    expect(tracker).toMatchObject({ status: 200, body: { accepted: 2 } });
+
+    const webhook = { type: 'track', event: 'Video Playback Completed', messageId: 'tg-done', userId: 'tg-user', timestamp: iso(), properties: { content_asset_id: 'film-2', session_id: 'player-1' } };
+    const segment = await post('/v1/webhooks/segment', webhook, { 'x-signature': segmentSignature(JSON.stringify(webhook), LOCAL_CREDENTIALS.segmentSharedSecret) });
+    expect(segment).toMatchObject({ status: 200, body: { accepted: 1 } });
+
+    const feed = await post(
+      '/v1/items',
+      { items: [{ itemId: 'film-1', timestamp: eventTime(), properties: { genre: 'drama|thriller', creationTimestamp: '2026-01-01T00:00:00Z', catalog: 'video' } }] },
+      { authorization: `Bearer ${LOCAL_CREDENTIALS.feedApiKey}` },
+    );
+    expect(feed).toMatchObject({ status: 200, body: { accepted: 1 } });
+    await stack().poller.idle();
+
+    const sent = stack().personalize!.receivedEvents();
+    const on = (trackingId: string) => new Map(sent.filter((e) => e.trackingId === trackingId).map((e) => [e.eventId, e]));
+    const retail = on(LOCAL_TRACKING_ID);
+    const video = on(VIDEO_TRACKER);
+
+    // The retail target takes everything, with its own mapping (Product Viewed -> View; video names pass through).
+    expect(retail.get('tg-view')).toMatchObject({ eventType: 'View', itemId: 'sku-1' });
+    expect(retail.get('tg-play')).toMatchObject({ eventType: 'Video Content Playing', itemId: 'film-1' });
+    expect(retail.get('tg-done')).toMatchObject({ eventType: 'Video Playback Completed', itemId: 'film-2', userId: 'tg-user' });
+    // The video target takes the video events only, mapped to the domain's Watch and Click.
+    expect([...video.keys()].sort()).toEqual(['tg-done', 'tg-play']);
+    expect(video.get('tg-play')).toMatchObject({ eventType: 'Watch', itemId: 'film-1' });
+    expect(video.get('tg-done')).toMatchObject({ eventType: 'Watch', itemId: 'film-2', userId: 'tg-user' });
+    // Shaped by each target's schema: the retail interactions have DISCOUNT, the video ones do not.
+    expect(JSON.parse(retail.get('tg-play')!.properties ?? '{}')).toMatchObject({ discount: 'spring' });
+    expect(JSON.parse(video.get('tg-play')!.properties ?? '{}')).not.toHaveProperty('discount');
+
+    // The film goes to the video catalog, shaped by its Items schema; retail holds it (no CATEGORY_L1, PRICE).
+    const putItems = stack().personalize!.received('PutItems');
+    const videoItems = putItems.filter((c) => c.request.datasetArn === VIDEO_ITEMS).flatMap((c) => c.request.items);
+    expect(videoItems).toEqual([{ itemId: 'film-1', properties: expect.stringContaining('"genres":"drama|thriller"') as unknown }]);
+    expect(putItems.filter((c) => c.request.datasetArn !== VIDEO_ITEMS).flatMap((c) => c.request.items.map((i) => i.itemId))).not.toContain('film-1');
+
+    // One archive per target: the video target's lines under targets/video/, mapped for it.
+    const bucket = stack().names.archiveBucket;
+    const videoLines = [...(await readArchive(bucket, 'targets/video/archive/interactions/')).values()].flatMap((o) => o.records);
+    expect(new Map(videoLines.map((l) => [l.eventId, l.kind === 'interaction' ? l.eventType : undefined]))).toEqual(
+      new Map([
+        ['tg-play', 'Watch'],
+        ['tg-done', 'Watch'],
+      ]),
+    );
+    const retailLines = [...(await readArchive(bucket, 'archive/interactions/')).values()].flatMap((o) => o.records).filter((l) => l.eventId.startsWith('tg-'));
+    expect(retailLines.map((l) => l.eventId).sort()).toEqual(['tg-done', 'tg-play', 'tg-view']);
+  });
+});
