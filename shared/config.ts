@@ -340,6 +340,7 @@ export function readExportEnv(env: NodeJS.ProcessEnv = process.env): ExportEnv {
 export const DELETION_JOB_MAX_INPUT_BYTES = 50_000_000;
 
 export const personalizeDeletionEnvSchema = z.object({
+  ...targetsEnv,
   ARCHIVE_BUCKET: required('the S3 archive bucket name'),
   PERSONALIZE_DATASET_GROUP_ARN: datasetGroupArnsEnv.refine((arns) => arns.length > 0, { message: 'is required (the dataset group ARN(s) to delete users from)' }),
   /** The role Personalize assumes to read the input CSV (the import role; it needs control/personalize-deletions/input/*). */

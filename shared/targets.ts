@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { sourceSchema, TARGET_NAME_PATTERN, type CanonicalMessage } from '../schemas/canonical.js';
 import { parseEventMapping, checkPropertyRenames, type EventMapping } from './event-mapping.js';
+import { DATASET_GROUP_ARN_PATTERN } from './config.js';
 import { parseDatasetSchema, type DatasetSchemas } from './personalize/dataset-schema.js';
 
 /**
@@ -30,6 +31,8 @@ const datasetArn = z.string().regex(DATASET_ARN, 'must be a Personalize dataset 
 const targetSchema = z.strictObject({
   name: z.string().regex(TARGET_NAME, 'must be 1-32 of a-z, 0-9 and -, starting with a letter or digit'),
   trackingId: z.string().min(1).max(256).optional(),
+  /** Where the daily deletion step deletes users too (CreateDataDeletionJob). */
+  datasetGroupArn: z.string().regex(DATASET_GROUP_ARN_PATTERN, 'must be a Personalize dataset group ARN').optional(),
   datasets: z.strictObject({ interactions: datasetArn.optional(), items: datasetArn.optional(), users: datasetArn.optional() }).default({}),
   /** Avro schema files, relative to the targets file; unset: the bundled ones (schemas/personalize). */
   schemas: z.strictObject({ interactions: z.string().min(1), items: z.string().min(1), users: z.string().min(1) }).optional(),
@@ -42,7 +45,7 @@ export const targetsFileSchema = z
   .strictObject({ $comment: z.string().optional(), targets: z.array(targetSchema).min(1) })
   .refine((f) => new Set(f.targets.map((t) => t.name)).size === f.targets.length, { message: 'target names must be unique', path: ['targets'] })
   // The default target is the deployment's variables (PERSONALIZE_*, EVENT_MAPPING): the file gives it routes only.
-  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
+  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.datasetGroupArn === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
     message: 'the default target takes its tracker, datasets, schemas and mapping from the variables: give it routes only',
     path: ['targets'],
   });
@@ -50,6 +53,7 @@ export const targetsFileSchema = z
 export interface Target {
   name: string;
   trackingId?: string | undefined;
+  datasetGroupArn?: string | undefined;
   itemsDatasetArn?: string | undefined;
   usersDatasetArn?: string | undefined;
   interactionsDatasetArn?: string | undefined;
@@ -94,6 +98,7 @@ export function parseTargets(document: unknown, baseDir: string, defaults: Targe
     return {
       name: t.name,
       trackingId: t.trackingId,
+      datasetGroupArn: t.datasetGroupArn,
       interactionsDatasetArn: t.datasets.interactions,
       itemsDatasetArn: t.datasets.items,
       usersDatasetArn: t.datasets.users,

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { segmentSignature } from '../shared/collect/auth.js';
-import { LOCAL_CREDENTIALS, LOCAL_TRACKING_ID } from '../local/stack.js';
+import { LOCAL_CREDENTIALS, LOCAL_DATASET_GROUP_ARN, LOCAL_TRACKING_ID } from '../local/stack.js';
+import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.js';
+import { runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { useEmulators } from './support/env.js';
 import { eventTime, readArchive, useLocalStack } from './support/stack.js';
 
@@ -83,5 +85,13 @@ describe('several targets from one pipeline', () => {
     );
     const retailLines = [...(await readArchive(bucket, 'archive/interactions/')).values()].flatMap((o) => o.records).filter((l) => l.eventId.startsWith('tg-'));
     expect(retailLines.map((l) => l.eventId).sort()).toEqual(['tg-done', 'tg-play', 'tg-view']);
+  });
+
+  it('deletes a person from the dataset group of every target', async () => {
+    const res = await post('/v1/privacy/delete', { userIds: ['tg-user'] }, { authorization: `Bearer ${LOCAL_CREDENTIALS.privacyApiKey}` });
+    expect(res.status).toBe(200);
+    await stack().poller.idle();
+    const report = await runDeletionStep(deletionStepDepsFromEnv({ ...process.env, PERSONALIZE_DELETION_PASSES: '1' }));
+    expect(report.created.map((j) => j.datasetGroupArn).sort()).toEqual([LOCAL_DATASET_GROUP_ARN, 'arn:aws:personalize:us-east-1:000000000000:dataset-group/local-video'].sort());
   });
 });

@@ -2,20 +2,29 @@ import { personalizeClient, s3Client } from '../aws/clients.js';
 import { SdkDeletionJobs } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { readPersonalizeDeletionEnv, type PersonalizeDeletionEnv } from '../config.js';
+import { loadEventMapping } from '../event-mapping.js';
+import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
+import { loadTargetsFile } from '../targets.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
 import { emptyDeletionReport, runDeletionStep, type DeletionStepDeps, type DeletionStepReport } from './step.js';
 
 /** The deletion step's adapters from the environment; a bad variable fails here, named (ConfigError). */
 export function deletionStepDepsFromEnv(env: NodeJS.ProcessEnv = process.env): DeletionStepDeps {
   const config: PersonalizeDeletionEnv = readPersonalizeDeletionEnv(env);
+  // Every target's dataset group and datasets too (docs/targets.md): a deleted person is deleted everywhere.
+  const targets = loadTargetsFile(config.TARGETS_FILE, { schemas: loadDatasetSchemas(), mapping: loadEventMapping({}) }) ?? [];
+  const unique = (arns: readonly (string | undefined)[]) => [...new Set(arns.filter((arn): arn is string => arn !== undefined))];
   return {
     store: new S3Bucket(s3Client(), config.ARCHIVE_BUCKET),
     personalize: new SdkDeletionJobs(personalizeClient()),
-    datasetGroupArns: config.PERSONALIZE_DATASET_GROUP_ARN,
+    datasetGroupArns: unique([...config.PERSONALIZE_DATASET_GROUP_ARN, ...targets.map((t) => t.datasetGroupArn)]),
     roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN,
-    datasetArns: [config.PERSONALIZE_INTERACTIONS_DATASET_ARN, config.PERSONALIZE_ITEMS_DATASET_ARN, config.PERSONALIZE_USERS_DATASET_ARN].filter(
-      (arn): arn is string => arn !== undefined,
-    ),
+    datasetArns: unique([
+      config.PERSONALIZE_INTERACTIONS_DATASET_ARN,
+      config.PERSONALIZE_ITEMS_DATASET_ARN,
+      config.PERSONALIZE_USERS_DATASET_ARN,
+      ...targets.flatMap((t) => [t.interactionsDatasetArn, t.itemsDatasetArn, t.usersDatasetArn]),
+    ]),
     passes: config.PERSONALIZE_DELETION_PASSES,
     maxInputBytes: config.PERSONALIZE_DELETION_MAX_INPUT_BYTES,
   };
