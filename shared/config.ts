@@ -279,6 +279,7 @@ const importRoleArn = optionalString.refine((v) => v === undefined || ROLE_ARN_P
 export const MAX_REEXPORT_DAYS = 14;
 
 export const exportEnvSchema = z.object({
+  ...targetsEnv,
   ARCHIVE_BUCKET: required('the S3 archive bucket name'),
   IDENTITY_TABLE: required('the DynamoDB identity table name'),
   /** Unset: the CSV is written but no import job is started for that dataset. */

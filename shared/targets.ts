@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { sourceSchema, TARGET_NAME_PATTERN, type CanonicalMessage } from '../schemas/canonical.js';
 import { parseEventMapping, checkPropertyRenames, type EventMapping } from './event-mapping.js';
 import { DATASET_GROUP_ARN_PATTERN } from './config.js';
+import { ROLE_ARN_PATTERN } from './personalize/import-limits.js';
 import { parseDatasetSchema, type DatasetSchemas } from './personalize/dataset-schema.js';
 
 /**
@@ -31,6 +32,8 @@ const datasetArn = z.string().regex(DATASET_ARN, 'must be a Personalize dataset 
 const targetSchema = z.strictObject({
   name: z.string().regex(TARGET_NAME, 'must be 1-32 of a-z, 0-9 and -, starting with a letter or digit'),
   trackingId: z.string().min(1).max(256).optional(),
+  /** The role Personalize assumes to read this target's import files; unset: PERSONALIZE_IMPORT_ROLE_ARN. */
+  importRoleArn: z.string().regex(ROLE_ARN_PATTERN, 'must be an IAM role ARN').optional(),
   /** Where the daily deletion step deletes users too (CreateDataDeletionJob). */
   datasetGroupArn: z.string().regex(DATASET_GROUP_ARN_PATTERN, 'must be a Personalize dataset group ARN').optional(),
   datasets: z.strictObject({ interactions: datasetArn.optional(), items: datasetArn.optional(), users: datasetArn.optional() }).default({}),
@@ -45,7 +48,7 @@ export const targetsFileSchema = z
   .strictObject({ $comment: z.string().optional(), targets: z.array(targetSchema).min(1) })
   .refine((f) => new Set(f.targets.map((t) => t.name)).size === f.targets.length, { message: 'target names must be unique', path: ['targets'] })
   // The default target is the deployment's variables (PERSONALIZE_*, EVENT_MAPPING): the file gives it routes only.
-  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.datasetGroupArn === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
+  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.importRoleArn === undefined && t.datasetGroupArn === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
     message: 'the default target takes its tracker, datasets, schemas and mapping from the variables: give it routes only',
     path: ['targets'],
   });
@@ -54,6 +57,7 @@ export interface Target {
   name: string;
   trackingId?: string | undefined;
   datasetGroupArn?: string | undefined;
+  importRoleArn?: string | undefined;
   itemsDatasetArn?: string | undefined;
   usersDatasetArn?: string | undefined;
   interactionsDatasetArn?: string | undefined;
@@ -99,6 +103,7 @@ export function parseTargets(document: unknown, baseDir: string, defaults: Targe
       name: t.name,
       trackingId: t.trackingId,
       datasetGroupArn: t.datasetGroupArn,
+      importRoleArn: t.importRoleArn,
       interactionsDatasetArn: t.datasets.interactions,
       itemsDatasetArn: t.datasets.items,
       usersDatasetArn: t.datasets.users,

@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { s3Client } from '../shared/aws/clients.js';
+import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import { segmentSignature } from '../shared/collect/auth.js';
 import { LOCAL_CREDENTIALS, LOCAL_DATASET_GROUP_ARN, LOCAL_TRACKING_ID } from '../local/stack.js';
 import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.js';
 import { runDeletionStep } from '../shared/personalize-deletion/step.js';
+import { handleExportEvent, setExportRuntime, type ExportSummary } from '../shared/export/handle.js';
 import { useEmulators } from './support/env.js';
 import { eventTime, readArchive, useLocalStack } from './support/stack.js';
 
@@ -45,7 +48,7 @@ describe('several targets from one pipeline', () => {
 
     const feed = await post(
       '/v1/items',
-      { items: [{ itemId: 'film-1', timestamp: eventTime(), properties: { genre: 'drama|thriller', creationTimestamp: '2026-01-01T00:00:00Z', catalog: 'video' } }] },
+      { items: [{ itemId: 'film-1', timestamp: eventTime(), properties: { genres: 'drama|thriller', creationTimestamp: '2026-01-01T00:00:00Z', catalog: 'video' } }] },
       { authorization: `Bearer ${LOCAL_CREDENTIALS.feedApiKey}` },
     );
     expect(feed).toMatchObject({ status: 200, body: { accepted: 1 } });
@@ -85,6 +88,23 @@ describe('several targets from one pipeline', () => {
     );
     const retailLines = [...(await readArchive(bucket, 'archive/interactions/')).values()].flatMap((o) => o.records).filter((l) => l.eventId.startsWith('tg-'));
     expect(retailLines.map((l) => l.eventId).sort()).toEqual(['tg-done', 'tg-play', 'tg-view']);
+  });
+
+  it('exports each target over its own archive, with its schema, and its own record of what PutEvents accepted', async () => {
+    setExportRuntime(undefined);
+    const date = new Date(eventTime()).toISOString().slice(0, 10);
+    const summary = (await handleExportEvent({ date, import: false })) as ExportSummary;
+    setExportRuntime(undefined);
+    // Complement mode: what PutEvents accepted (the user's event) is in each target's forwarded record, so
+    // not in its bulk data; the anonymous events have no login to attribute them to yet.
+    expect(summary.kinds.interactions).toMatchObject({ read: 3, streamed: 1, anonymousWithoutLink: 2, exported: 0 });
+    const video = summary.targets?.video;
+    expect(video?.manifestKey).toBe(`imports/manifests/${date}.json`);
+    expect(video?.kinds.interactions).toMatchObject({ read: 2, streamed: 1, anonymousWithoutLink: 1, exported: 0 });
+    expect(video?.kinds.items).toMatchObject({ read: 1, rejected: 0, exported: 1 });
+    const videoFiles = (await new S3Bucket(s3Client(), stack().names.archiveBucket).list('targets/video/imports/')).map((o) => o.key);
+    expect(videoFiles.some((k) => k.startsWith('targets/video/imports/items/') && k.endsWith('.csv'))).toBe(true);
+    expect(videoFiles).toContain(`targets/video/imports/manifests/${date}.json`);
   });
 
   it('deletes a person from the dataset group of every target', async () => {

@@ -52,6 +52,8 @@ export interface ExportSummary {
   importJobs: Pick<ManifestJob, 'kind' | 'jobName' | 'jobArn' | 'importMode' | 'status' | 'reason' | 'rows'>[];
   /** A scheduled pass: every day it exported, oldest first (the fields above are yesterday's). */
   days?: ExportSummary[];
+  /** The other targets' runs of the last day (docs/targets.md), by target. */
+  targets?: Record<string, ExportSummary>;
 }
 
 let runtime: ExportRuntime | undefined;
@@ -110,15 +112,16 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   const scheduled = 'time' in input;
   const yesterday = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
   runtime ??= exportRuntimeFromEnv();
-  const { deps, defaults } = runtime;
+  const { deps, defaults, targets } = runtime;
   // The schedule exports yesterday and the days before it again, oldest first: late data of those
   // days becomes their next revision (README "Revisions"). A direct invocation: the one named day.
   const dates = scheduled ? reexportDates(yesterday, defaults.reexportDays) : [yesterday];
   const summaries: ExportSummary[] = [];
+  const targetSummaries: Record<string, ExportSummary> = {};
   const failures: string[] = [];
   for (const date of dates) {
-    try {
-      const manifest = await exportDay(deps, {
+    const exportFor = (targetDeps: typeof deps) =>
+      exportDay(targetDeps, {
         date,
         mode: (!scheduled && input.mode) || defaults.mode,
         bulkMode: (!scheduled && input.bulkMode) || defaults.bulkMode,
@@ -130,10 +133,16 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
         engine: defaults.engine,
         ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
       });
-      const summary = summarize(manifest);
+    try {
+      const summary = summarize(await exportFor(deps));
       summaries.push(summary);
       // Counts, job names and reasons only: no ids from the data.
       logger.info('export finished', { ...summary });
+      // Every other target over its own prefix, with its schemas and datasets (docs/targets.md).
+      for (const target of targets) {
+        targetSummaries[target.name] = summarize(await exportFor(target.deps));
+        logger.info('export of a target finished', { target: target.name, ...targetSummaries[target.name] });
+      }
     } catch (error) {
       if (!scheduled) throw error;
       // One day's failure does not keep the others from running; the invocation still fails.
@@ -143,7 +152,7 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   }
   recordMetrics(summaries);
   if (failures.length > 0) throw new ExportPassError(`the nightly export failed for ${failures.length} of ${dates.length} days: ${failures.join('; ')}`);
-  const last = summaries.at(-1)!;
+  const last = { ...summaries.at(-1)!, ...(targets.length > 0 && { targets: targetSummaries }) };
   return scheduled ? { ...last, days: summaries } : last;
 }
 

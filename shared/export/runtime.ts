@@ -9,9 +9,15 @@ import type { DuckDbSettings } from './engine/duckdb.js';
 import type { ExportDeps, ExportOptions } from './export-day.js';
 import { SdkImportJobs } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
+import { TARGETS_PREFIX } from '../archive.js';
+import { loadEventMapping } from '../event-mapping.js';
+import { DEFAULT_TARGET, loadTargetsFile } from '../targets.js';
+import { rootedArchive, rootedStore } from './ports.js';
 
 export interface ExportRuntime {
   deps: ExportDeps;
+  /** The other targets (docs/targets.md): the same export over targets/<name>/, with their schemas and datasets. */
+  targets: { name: string; deps: ExportDeps }[];
   /** The options the environment sets; the CLI's flags and the handler's event override them. */
   defaults: Required<Pick<ExportOptions, 'bulkMode' | 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
     workDir?: string;
@@ -28,25 +34,43 @@ export interface ExportRuntime {
 export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, options: DeletionHasherOptions = {}): ExportRuntime {
   const config = readExportEnv(env);
   const archiveBucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
-  return {
-    deps: {
-      archive: archiveBucket,
-      store: archiveBucket,
-      links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
-      consent: { policy: consentPolicyFromEnv(config), store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
-      // The export compacts the registry at its start (a new snapshot when there is something to fold in).
-      deletedUsers: async () => loadDeletedUsers(archiveBucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
-      jobs: new SdkImportJobs(personalizeClient()),
-      settings: {
-        schemas: loadDatasetSchemas(),
-        datasets: {
-          ...(config.PERSONALIZE_INTERACTIONS_DATASET_ARN !== undefined && { interactions: config.PERSONALIZE_INTERACTIONS_DATASET_ARN }),
-          ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { items: config.PERSONALIZE_ITEMS_DATASET_ARN }),
-          ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { users: config.PERSONALIZE_USERS_DATASET_ARN }),
-        },
-        ...(config.PERSONALIZE_IMPORT_ROLE_ARN !== undefined && { roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN }),
+  const deps: ExportDeps = {
+    archive: archiveBucket,
+    store: archiveBucket,
+    links: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+    consent: { policy: consentPolicyFromEnv(config), store: new DynamoConsentStore(dynamoDocumentClient(), config.IDENTITY_TABLE) },
+    // The export compacts the registry at its start (a new snapshot when there is something to fold in).
+    deletedUsers: async () => loadDeletedUsers(archiveBucket, { hasher: await loadDeletionHasher(config, options), compact: true }),
+    jobs: new SdkImportJobs(personalizeClient()),
+    settings: {
+      schemas: loadDatasetSchemas(),
+      datasets: {
+        ...(config.PERSONALIZE_INTERACTIONS_DATASET_ARN !== undefined && { interactions: config.PERSONALIZE_INTERACTIONS_DATASET_ARN }),
+        ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { items: config.PERSONALIZE_ITEMS_DATASET_ARN }),
+        ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { users: config.PERSONALIZE_USERS_DATASET_ARN }),
       },
+      ...(config.PERSONALIZE_IMPORT_ROLE_ARN !== undefined && { roleArn: config.PERSONALIZE_IMPORT_ROLE_ARN }),
     },
+  };
+  const targets = (loadTargetsFile(config.TARGETS_FILE, { schemas: deps.settings.schemas, mapping: loadEventMapping({}) }) ?? [])
+    .filter((t) => t.name !== DEFAULT_TARGET)
+    .map((t) => {
+      const root = `${TARGETS_PREFIX}${t.name}/`;
+      const roleArn = t.importRoleArn ?? config.PERSONALIZE_IMPORT_ROLE_ARN;
+      const settings: ExportDeps['settings'] = {
+        schemas: t.schemas,
+        datasets: {
+          ...(t.interactionsDatasetArn !== undefined && { interactions: t.interactionsDatasetArn }),
+          ...(t.itemsDatasetArn !== undefined && { items: t.itemsDatasetArn }),
+          ...(t.usersDatasetArn !== undefined && { users: t.usersDatasetArn }),
+        },
+        ...(roleArn !== undefined && { roleArn }),
+      };
+      return { name: t.name, deps: { ...deps, archive: rootedArchive(archiveBucket, root), store: rootedStore(archiveBucket, root), settings } };
+    });
+  return {
+    deps,
+    targets,
     defaults: {
       bulkMode: config.BULK_MODE,
       mode: config.EXPORT_IMPORT_MODE,
