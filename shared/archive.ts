@@ -77,11 +77,12 @@ export function archiveLine(entry: Entry): string {
 }
 
 /**
- * gzip level of the archive objects, chosen from measured CPU and bytes (issue 17, BENCHMARKS.md
- * "Processor CPU: floor, gzip level, before/after"): level 1 would save ~2-4 CPU-µs per event but
- * store ~12% more bytes. The archive is kept for months (30 days STANDARD, then STANDARD_IA until
- * archiveRetentionDays) and read by the export and Athena, which pay per byte: over the retention
- * the extra bytes cost roughly ten times the Lambda time saved. Level 6 stays.
+ * gzip level of the archive objects and of the forwarded record, chosen from measured CPU and bytes
+ * (issue 17, BENCHMARKS.md "Processor CPU: floor, gzip level, before/after"): level 1 would save
+ * 1.5-2.5 CPU-µs per event but store 12% more bytes. The objects (a few KB) stay in STANDARD for
+ * archiveRetentionDays (lifecycle rules leave objects under 128 KB where they are) and Athena scans
+ * them per byte: the extra bytes cost 35-120 times the Lambda time saved. Levels above 6 save 2% of
+ * the bytes but search far longer on hostile input (level 9: 2.5 s for a bad 1 MB record). 6 stays.
  */
 export const ARCHIVE_GZIP_LEVEL = 6;
 

@@ -65,19 +65,15 @@ export function buildEvent(message: InteractionMessage, schema: DatasetSchema, u
   if (properties !== undefined && properties.length > PERSONALIZE_LIMITS.eventPropertiesChars) {
     return fail('properties', `serialized properties are ${properties.length} characters, limit ${PERSONALIZE_LIMITS.eventPropertiesChars}`);
   }
-  const event: PersonalizeEvent = {
-    eventId: message.eventId,
-    eventType: message.eventType,
-    sentAt: sentAtOf(message.timestamp),
-    ...(message.itemId !== undefined && { itemId: message.itemId }),
-    ...(message.eventValue !== undefined && { eventValue: message.eventValue }),
-    ...(properties !== undefined && { properties }),
-    ...(message.recommendationId !== undefined && { recommendationId: message.recommendationId }),
-    ...(message.impression !== undefined && { impression: message.impression }),
-    ...(message.eventAttributionSource !== undefined && {
-      metricAttribution: { eventAttributionSource: message.eventAttributionSource },
-    }),
-  };
+  // Optional fields assigned in this order (the request's key order), not spread from a temporary
+  // object each: built for every interaction (issue 17).
+  const event: PersonalizeEvent = { eventId: message.eventId, eventType: message.eventType, sentAt: sentAtOf(message.timestamp) };
+  if (message.itemId !== undefined) event.itemId = message.itemId;
+  if (message.eventValue !== undefined) event.eventValue = message.eventValue;
+  if (properties !== undefined) event.properties = properties;
+  if (message.recommendationId !== undefined) event.recommendationId = message.recommendationId;
+  if (message.impression !== undefined) event.impression = message.impression;
+  if (message.eventAttributionSource !== undefined) event.metricAttribution = { eventAttributionSource: message.eventAttributionSource };
   // Serialising every event to measure it costs more than the rest of building it: only events whose
   // worst-case size could exceed the limit are measured exactly.
   if (eventBytesBound(event, properties, userId, message.sessionId) <= PERSONALIZE_LIMITS.eventBytes) return { ok: true, value: event, dropped };
