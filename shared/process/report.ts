@@ -113,14 +113,17 @@ export type BatchCounts = Partial<Pick<BatchReport, Exclude<CountKeys, 'kinesisR
 
 export function addCounts(report: BatchReport, counts: BatchCounts): void {
   const target = report as unknown as Record<string, number | Record<string, number>>;
-  for (const [key, value] of Object.entries(counts) as [string, number | Record<string, number> | undefined][]) {
+  const source = counts as Record<string, number | Record<string, number> | undefined>;
+  // for...in, not Object.entries: this runs for every stage of every batch (issue 17).
+  for (const key in source) {
+    const value = source[key];
     if (value === undefined) continue;
     if (typeof value === 'number') {
       target[key] = ((target[key] as number | undefined) ?? 0) + value;
       continue;
     }
     const into = (target[key] ??= {}) as Record<string, number>;
-    for (const [reason, n] of Object.entries(value)) into[reason] = (into[reason] ?? 0) + n;
+    for (const reason in value) into[reason] = (into[reason] ?? 0) + value[reason]!;
   }
 }
 

@@ -71,7 +71,8 @@ export function preflightStage(entries: readonly Entry[], options: PreflightOpti
       // Partial updates: checked alone here, merged into the stored record by the profile stage.
       case 'item':
       case 'user':
-        counts[`${preflight.kind}s`]++;
+        if (preflight.kind === 'item') counts.items++;
+        else counts.users++;
         if (preflight.built.ok && (m.kind === 'item' || m.kind === 'user')) {
           const id = m.kind === 'item' ? m.itemId : m.userId;
           profileUpdates.push({ entry, key: { kind: m.kind, id }, update: { properties: preflight.built.value, timestamp: m.timestamp } });
