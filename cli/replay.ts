@@ -15,7 +15,7 @@ import { LOCAL_ITEMS_DATASET_ARN, LOCAL_TRACKING_ID, LOCAL_USERS_DATASET_ARN } f
  */
 
 const USAGE =
-  'usage: npm run replay -- --from YYYY-MM-DD --to YYYY-MM-DD [--kind interactions|items|users] [--checkpoint <file>] [--report <file>] [--rate <PutEvents calls/s>] [--aws]';
+  'usage: npm run replay -- --from YYYY-MM-DD --to YYYY-MM-DD [--kind interactions|items|users] [--target <name>] [--checkpoint <file>] [--report <file>] [--rate <PutEvents calls/s>] [--aws]';
 
 /** Half the PutEvents quota (FACTS §3: 1000/s per dataset group): the live tracker keeps the rest. */
 export const DEFAULT_PUT_EVENTS_PER_SECOND = 500;
@@ -39,7 +39,7 @@ export function formatReplaySummary(s: ReplaySummary, files: { checkpoint: strin
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  const args = parseArgs(argv, ['aws', 'help'], ['from', 'to', 'kind', 'checkpoint', 'report', 'rate']);
+  const args = parseArgs(argv, ['aws', 'help'], ['from', 'to', 'kind', 'checkpoint', 'report', 'rate', 'target']);
   if (args.flags.has('help')) {
     io.out(USAGE);
     return 0;
@@ -67,7 +67,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     env.PERSONALIZE_ITEMS_DATASET_ARN ??= LOCAL_ITEMS_DATASET_ARN;
     env.PERSONALIZE_USERS_DATASET_ARN ??= LOCAL_USERS_DATASET_ARN;
   }
-  const name = `replay-${from}_${to}_${kinds.join('+')}`;
+  const target = args.options.get('target');
+  const name = `replay-${target ? `${target}-` : ''}${from}_${to}_${kinds.join('+')}`;
   const stateDir = env.LOCAL_STATE_DIR ?? '.local';
   const checkpoint = resolve(args.options.get('checkpoint') ?? `${stateDir}/${name}.checkpoint.json`);
   const report = resolve(args.options.get('report') ?? `${stateDir}/${name}.rejections.ndjson`);
@@ -80,6 +81,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     checkpointPath: checkpoint,
     reportPath: report,
     putEventsPerSecond: rate,
+    ...(target !== undefined && { target }),
     ...(io.signal && { signal: io.signal }),
     warn: (message) => io.err(`warning: ${message}`),
     onProgress: (p) => {

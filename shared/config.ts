@@ -386,6 +386,7 @@ export const redriveEnvSchema = z.object({
 export type RedriveEnv = z.infer<typeof redriveEnvSchema>;
 
 export const replayEnvSchema = z.object({
+  ...targetsEnv,
   ARCHIVE_BUCKET: required('the S3 archive bucket'),
   /** The event tracker of the dataset group being fed (a new one, when seeding). */
   PERSONALIZE_TRACKING_ID: optionalString,

@@ -7,6 +7,10 @@ import { LOCAL_CREDENTIALS, LOCAL_DATASET_GROUP_ARN, LOCAL_TRACKING_ID } from '.
 import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.js';
 import { runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { handleExportEvent, setExportRuntime, type ExportSummary } from '../shared/export/handle.js';
+import { replayArchive } from '../shared/ops/replay.js';
+import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { useEmulators } from './support/env.js';
 import { eventTime, readArchive, useLocalStack } from './support/stack.js';
 
@@ -105,6 +109,22 @@ describe('several targets from one pipeline', () => {
     const videoFiles = (await new S3Bucket(s3Client(), stack().names.archiveBucket).list('targets/video/imports/')).map((o) => o.key);
     expect(videoFiles.some((k) => k.startsWith('targets/video/imports/items/') && k.endsWith('.csv'))).toBe(true);
     expect(videoFiles).toContain(`targets/video/imports/manifests/${date}.json`);
+  });
+
+  it('replays one target from its own archive, to its own tracker, as it was mapped for it', async () => {
+    const date = new Date(eventTime()).toISOString().slice(0, 10);
+    const dir = await mkdtemp(join(tmpdir(), 'targets-replay-'));
+    stack().personalize!.reset();
+    const options = { from: date, to: date, kinds: ['interactions' as const], checkpointPath: join(dir, 'cp.json'), reportPath: join(dir, 'rejections.ndjson'), putEventsPerSecond: 0, target: 'video' };
+    const runtime = replayRuntimeFromEnv({ ...process.env }, options);
+    const summary = await replayArchive(runtime.deps, runtime.settings);
+    expect(summary).toMatchObject({ finished: true, eventsSent: 2, rejected: 0 });
+    const sent = stack().personalize!.receivedEvents();
+    expect(sent.map((e) => [e.trackingId, e.eventId, e.eventType]).sort()).toEqual([
+      [VIDEO_TRACKER, 'tg-done', 'Watch'],
+      [VIDEO_TRACKER, 'tg-play', 'Watch'],
+    ]);
+    expect(() => replayRuntimeFromEnv({ ...process.env }, { ...options, target: 'radio' })).toThrow(/--target radio is not declared in TARGETS_FILE/);
   });
 
   it('deletes a person from the dataset group of every target', async () => {

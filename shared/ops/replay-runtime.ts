@@ -9,6 +9,10 @@ import { SdkPersonalizeSender } from '../aws/personalize.js';
 import { S3Bucket } from '../aws/s3-bucket.js';
 import { pacedSender, type ReplayDeps, type ReplayKind, type ReplaySettings } from './replay.js';
 import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';
+import { TARGETS_PREFIX } from '../archive.js';
+import { loadEventMapping } from '../event-mapping.js';
+import { DEFAULT_TARGET, loadTargetsFile, type Target } from '../targets.js';
+import type { ArchiveReader } from './replay.js';
 
 /** The replay's configuration and adapters, from the environment (the CLI). */
 
@@ -24,13 +28,17 @@ export interface ReplayRunOptions {
   putEventsPerSecond: number;
   signal?: AbortSignal;
   onProgress?: ReplayDeps['onProgress'];
+  /** A target of TARGETS_FILE (docs/targets.md): its archive (targets/<name>/), tracker, datasets and schemas. */
+  target?: string;
   /** Where a missing deletion hash key is reported; default the logger. */
   warn?: DeletionHasherOptions['warn'];
 }
 
 export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunOptions): { deps: ReplayDeps; settings: ReplaySettings } {
   const config = parseEnv(replayEnvSchema, env, 'replay');
-  if (options.kinds.includes('interactions') && config.PERSONALIZE_TRACKING_ID === undefined) {
+  const target = targetOf(config.TARGETS_FILE, options.target);
+  const trackingId = target ? target.trackingId : config.PERSONALIZE_TRACKING_ID;
+  if (options.kinds.includes('interactions') && trackingId === undefined) {
     throw new Error('replay configuration is invalid: PERSONALIZE_TRACKING_ID is required to replay interactions (the event tracker to send them to)');
   }
   const consentPolicy = consentPolicyFromEnv(config);
@@ -38,13 +46,14 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
     throw new Error('replay configuration is invalid: IDENTITY_TABLE is required when CONSENT_REQUIRED_* is set (the latest consent of each user is read from it)');
   }
   const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
+  const root = target ? `${TARGETS_PREFIX}${target.name}/` : '';
   const sender = new SdkPersonalizeSender(personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS }), {
     itemsPerSecond: config.PUT_ITEMS_PER_SECOND,
     usersPerSecond: config.PUT_USERS_PER_SECOND,
   });
   return {
     deps: {
-      archive,
+      archive: root === '' ? archive : rootedReader(archive, root),
       sender: pacedSender(sender, options.putEventsPerSecond),
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),
@@ -60,11 +69,31 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
       from: options.from,
       to: options.to,
       kinds: options.kinds,
-      trackingId: config.PERSONALIZE_TRACKING_ID ?? '',
-      ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
-      ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
-      schemas: loadDatasetSchemas(),
+      trackingId: trackingId ?? '',
+      ...(target
+        ? { itemsDatasetArn: target.itemsDatasetArn, usersDatasetArn: target.usersDatasetArn, schemas: target.schemas }
+        : {
+            ...(config.PERSONALIZE_ITEMS_DATASET_ARN !== undefined && { itemsDatasetArn: config.PERSONALIZE_ITEMS_DATASET_ARN }),
+            ...(config.PERSONALIZE_USERS_DATASET_ARN !== undefined && { usersDatasetArn: config.PERSONALIZE_USERS_DATASET_ARN }),
+            schemas: loadDatasetSchemas(),
+          }),
       forwardConcurrency: config.FORWARD_CONCURRENCY,
     },
+  };
+}
+
+/** The named target of TARGETS_FILE; undefined for the default (the variables). */
+function targetOf(file: string | undefined, name: string | undefined): Target | undefined {
+  if (name === undefined || name === DEFAULT_TARGET) return undefined;
+  const target = loadTargetsFile(file, { schemas: loadDatasetSchemas(), mapping: loadEventMapping({}) })?.find((t) => t.name === name);
+  if (!target) throw new Error(`replay configuration is invalid: --target ${name} is not declared in TARGETS_FILE${file ? ` (${file})` : ' (unset)'}`);
+  return target;
+}
+
+/** A target's archive (targets/<name>/...) read as if it were the bucket's own. */
+function rootedReader(reader: ArchiveReader, root: string): ArchiveReader {
+  return {
+    list: async (prefix) => (await reader.list(`${root}${prefix}`)).map((o) => ({ ...o, key: o.key.slice(root.length) })),
+    get: (key) => reader.get(`${root}${key}`),
   };
 }
