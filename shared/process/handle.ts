@@ -34,14 +34,24 @@ function publish(report: BatchReport): void {
   // The total; the reasons (our own words, naming the category) go to the log line.
   const consentDenied = Object.values(report.consentDenied).reduce((n, v) => n + v, 0);
   if (consentDenied > 0) metrics.addMetric('consentDenied', MetricUnit.Count, consentDenied);
+  // Per target other than the default, with a `target` dimension (docs/targets.md).
+  for (const [target, counts] of Object.entries(report.byTarget ?? {})) {
+    for (const [name, value] of Object.entries(counts) as [string, number][]) {
+      if (value <= 0) continue;
+      // A single metric is published as it is added: one per value, each with the dimension.
+      const single = metrics.singleMetric();
+      single.addDimension('target', target);
+      single.addMetric(name, MetricUnit.Count, value);
+    }
+  }
   const attributable = report.stitched + report.anonymous;
   if (attributable > 0) metrics.addMetric('stitchedRatio', MetricUnit.Percent, (100 * report.stitched) / attributable);
   // Counts and reasons only: ids and payloads may carry PII and stay out of logs. The property
   // reasons are summaries (dataset, schema field, rule), never a payload's keys or values; the
   // failure names the dependency that failed and its error.
-  const { droppedPropertyReasons, deadLetterByStage, consentDenied: consentDeniedReasons, failure, ...counts } = report;
+  const { droppedPropertyReasons, deadLetterByStage, consentDenied: consentDeniedReasons, failure, byTarget, ...counts } = report;
   const log = report.retried > 0 || failure ? logger.warn.bind(logger) : logger.info.bind(logger);
-  log('batch processed', { counts, droppedPropertyReasons, deadLetterByStage, consentDeniedReasons, ...(failure && { failure }) });
+  log('batch processed', { counts, droppedPropertyReasons, deadLetterByStage, consentDeniedReasons, ...(byTarget && { byTarget }), ...(failure && { failure }) });
 }
 
 export async function processKinesisEvent(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {

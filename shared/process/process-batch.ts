@@ -1,5 +1,5 @@
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
-import { TARGETS_PREFIX, type ArchiveStore } from '../archive.js';
+import { TARGETS_PREFIX, type ArchiveStore, type SequenceRange } from '../archive.js';
 import type { RecordRef } from '../decode.js';
 import type { Entry } from '../entry.js';
 import { DEFAULT_TARGET } from '../targets.js';
@@ -14,14 +14,14 @@ import type { PersonalizeSender } from '../personalize/forward.js';
 import type { PiiPolicy } from '../pii.js';
 import { targetProfileStore, type ProfileStore } from '../profile/store.js';
 import type { ConsentDeps } from './consent-step.js';
-import { addCounts, emptyReport, type BatchReport } from './report.js';
+import { addCounts, emptyReport, type BatchReport, type TargetCounts } from './report.js';
 import { archiveStage, forwardedRecordStage, sequenceRangeOf } from './stages/archive.js';
 import { DeadLetters, deadLetterStage } from './stages/dead-letters.js';
 import { decodeStage } from './stages/decode.js';
 import { forwardStage } from './stages/forward.js';
-import { canDelete, consentStage, deletionStage, deniedBy, stitchStage } from './stages/identity.js';
-import { preflightStage } from './stages/preflight.js';
-import { profileStage } from './stages/profiles.js';
+import { canDelete, consentStage, deletionStage, deniedBy, stitchStage, type Denied } from './stages/identity.js';
+import { preflightStage, type Preflighted } from './stages/preflight.js';
+import { profileStage, type MergedProfiles } from './stages/profiles.js';
 import { RetryBatch } from './stages/retry.js';
 
 export type { BatchReport } from './report.js';
@@ -117,29 +117,11 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     addCounts(report, consent.counts);
     addCounts(report, await stitchStage(entries, consent.verdicts, deps));
     addCounts(report, await deletionStage(entries, deps));
-    const archiveDenied = deps.consent?.policy.archive !== 'drop';
-    const denied = deniedBy(consent.verdicts);
-    const targets = [...entriesByTarget(entries)].map(([name, list]) => ({ name, list, target: targetSettings(settings, name)! }));
-    const parts = [];
-    for (const { name, list, target } of targets) {
-      const checks = { mapping: target.mapping, schemas: target.schemas };
-      const preflighted = preflightStage(list, { checks, denied, archiveDenied, canDelete: canDelete(deps) }, dead);
-      addCounts(report, preflighted.counts);
-      const profiles = await profileStage(preflighted.profileUpdates, name === DEFAULT_TARGET ? deps.profiles : targetProfileStore(deps.profiles, name), target.schemas);
-      addCounts(report, profiles.counts);
-      parts.push({ name, target, preflighted, profiles, archive: archiveOf(deps.archive, name) });
-    }
+    // From here on per target (one, unless TARGETS_FILE declares more): all archived before any is forwarded.
+    const parts = await checkPerTarget(entries, deniedBy(consent.verdicts), deps, dead, report);
     const range = sequenceRangeOf(records, parts.flatMap((p) => p.preflighted.accepted));
-    for (const part of parts) addCounts(report, await archiveStage(part.preflighted.accepted, range, part.archive));
-    const streamInteractions = streamsInteractions(settings.bulkMode ?? 'complement');
-    const retries: RecordRef[] = [];
-    for (const { target, preflighted, profiles, archive } of parts) {
-      const plan = { events: preflighted.events, items: profiles.items, users: profiles.users };
-      const forwarded = await forwardStage(plan, deps.personalize, { ...target, forwardConcurrency: settings.forwardConcurrency, streamInteractions }, dead);
-      addCounts(report, forwarded.counts);
-      addCounts(report, await forwardedRecordStage(forwarded.deliveredEvents, range, archive));
-      retries.push(...forwarded.retries);
-    }
+    for (const part of parts) part.counts.archivedRecords = addCounts(report, await archiveStage(part.preflighted.accepted, range, part.archive)).archivedRecords ?? 0;
+    const retries = await forwardPerTarget(parts, range, deps, dead, report);
     addCounts(report, await deadLetterStage(dead, retries, deps.dlq));
     const failedSequences = [...new Set(retries.map((r) => r.sequenceNumber))];
     report.retried = failedSequences.length;
@@ -150,4 +132,51 @@ export async function processBatch(records: readonly KinesisStreamRecord[], deps
     report.retried = records.length;
     return { response: { batchItemFailures: [{ itemIdentifier: records[0]!.kinesis.sequenceNumber }] }, report };
   }
+}
+
+interface TargetPart {
+  name: string;
+  target: TargetSettings;
+  preflighted: Preflighted;
+  profiles: MergedProfiles;
+  archive: ArchiveStore;
+  counts: TargetCounts;
+}
+
+/** Pre-flight and profile merge of each target's entries, with its schemas and mapping. */
+async function checkPerTarget(entries: readonly Entry[], denied: Denied, deps: ProcessorDeps, dead: DeadLetters, report: BatchReport): Promise<TargetPart[]> {
+  const archiveDenied = deps.consent?.policy.archive !== 'drop';
+  const parts: TargetPart[] = [];
+  for (const [name, list] of entriesByTarget(entries)) {
+    const target = targetSettings(deps.settings, name)!;
+    const checks = { mapping: target.mapping, schemas: target.schemas };
+    const preflighted = preflightStage(list, { checks, denied, archiveDenied, canDelete: canDelete(deps) }, dead);
+    addCounts(report, preflighted.counts);
+    const store = name === DEFAULT_TARGET ? deps.profiles : targetProfileStore(deps.profiles, name);
+    const profiles = await profileStage(preflighted.profileUpdates, store, target.schemas);
+    addCounts(report, profiles.counts);
+    const counts = { archivedRecords: 0, forwardedEvents: 0, forwardedItems: 0, forwardedUsers: 0 };
+    parts.push({ name, target, preflighted, profiles, archive: archiveOf(deps.archive, name), counts });
+  }
+  return parts;
+}
+
+/** Forward and the record of what PutEvents accepted, per target; returns the records to retry. */
+async function forwardPerTarget(parts: readonly TargetPart[], range: SequenceRange, deps: ProcessorDeps, dead: DeadLetters, report: BatchReport): Promise<RecordRef[]> {
+  const { settings } = deps;
+  const streamInteractions = streamsInteractions(settings.bulkMode ?? 'complement');
+  const retries: RecordRef[] = [];
+  for (const { name, target, preflighted, profiles, archive, counts } of parts) {
+    const plan = { events: preflighted.events, items: profiles.items, users: profiles.users };
+    const forwarded = await forwardStage(plan, deps.personalize, { ...target, forwardConcurrency: settings.forwardConcurrency, streamInteractions }, dead);
+    addCounts(report, forwarded.counts);
+    addCounts(report, await forwardedRecordStage(forwarded.deliveredEvents, range, archive));
+    retries.push(...forwarded.retries);
+    if (name === DEFAULT_TARGET) continue;
+    counts.forwardedEvents = forwarded.counts.forwardedEvents ?? 0;
+    counts.forwardedItems = forwarded.counts.forwardedItems ?? 0;
+    counts.forwardedUsers = forwarded.counts.forwardedUsers ?? 0;
+    (report.byTarget ??= {})[name] = counts;
+  }
+  return retries;
 }

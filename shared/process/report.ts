@@ -58,6 +58,8 @@ export interface BatchReport {
   deadLetterByStage: Partial<Record<DeadLetterStage, number>>;
   /** Kinesis records reported back for Lambda to retry. */
   retried: number;
+  /** Per target other than the default (docs/targets.md): what reached it; absent with one target. */
+  byTarget?: Record<string, TargetCounts>;
   failure?: string;
 }
 
@@ -105,13 +107,22 @@ export function emptyReport(kinesisRecords: number): BatchReport {
   };
 }
 
+/** What reached one target in a batch. */
+export interface TargetCounts {
+  archivedRecords: number;
+  forwardedEvents: number;
+  forwardedItems: number;
+  forwardedUsers: number;
+}
+
 /** Counts keys of the report: numbers, or counts by reason. */
 type CountKeys = { [K in keyof BatchReport]-?: BatchReport[K] extends number | Record<string, number> | Partial<Record<string, number>> ? K : never }[keyof BatchReport];
 
 /** What a stage counted: added to the batch's report (numbers summed, reasons merged). */
 export type BatchCounts = Partial<Pick<BatchReport, Exclude<CountKeys, 'kinesisRecords'>>>;
 
-export function addCounts(report: BatchReport, counts: BatchCounts): void {
+/** Adds a stage's counts to the report and returns them. */
+export function addCounts<C extends BatchCounts>(report: BatchReport, counts: C): C {
   const target = report as unknown as Record<string, number | Record<string, number>>;
   const source = counts as Record<string, number | Record<string, number> | undefined>;
   // for...in, not Object.entries: this runs for every stage of every batch (issue 17).
@@ -125,6 +136,7 @@ export function addCounts(report: BatchReport, counts: BatchCounts): void {
     const into = (target[key] ??= {}) as Record<string, number>;
     for (const reason in value) into[reason] = (into[reason] ?? 0) + value[reason]!;
   }
+  return counts;
 }
 
 /** Adds one to `reason` in a by-reason count. */

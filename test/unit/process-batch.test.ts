@@ -562,7 +562,7 @@ describe('several targets (docs/targets.md)', () => {
   it('sends a message stamped for a target to its tracker with its mapping, and archives it under targets/<name>/', async () => {
     const { deps, personalize, archive } = setup({ targets: new Map([['video', video]]) });
     const { report } = await processBatch(kinesisRecords([play(), play('video')]), deps);
-    expect(report).toMatchObject({ messages: 2, duplicates: 0, forwardedEvents: 2, putEventsCalls: 2 });
+    expect(report).toMatchObject({ messages: 2, duplicates: 0, forwardedEvents: 2, putEventsCalls: 2, byTarget: { video: { archivedRecords: 1, forwardedEvents: 1, forwardedItems: 0, forwardedUsers: 0 } } });
     const byTracker = new Map(personalize.eventCalls.map((c) => [c.trackingId, (c.eventList ?? []).map((e) => e.eventType)]));
     expect(byTracker).toEqual(new Map([['tracker-1', ['Video Content Playing']], ['video-tracker', ['Watch']]]));
     expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/archive/interactions/'))).toBe(true);
