@@ -69,30 +69,3 @@ export interface ImportJobs {
   /** `alreadyExists` when a job of that name exists (a re-run): never a second job for the same data. */
   create(request: CreateImportJobRequest): Promise<{ jobArn: string } | { alreadyExists: true }>;
 }
-
-/**
- * A target's view of the bucket (docs/targets.md): every key under `root` (`targets/<name>/`), so
- * the export runs unchanged over that target's archive and writes its own imports/.
- */
-export function rootedArchive(source: ArchiveSource, root: string): ArchiveSource {
-  const local = source.localPath?.bind(source);
-  return {
-    list: async (prefix) => (await source.list(`${root}${prefix}`)).map((o) => ({ ...o, key: o.key.slice(root.length) })),
-    open: (key) => source.open(`${root}${key}`),
-    ...(local && { localPath: (key: string) => local(`${root}${key}`) }),
-  };
-}
-
-export function rootedStore(store: ImportStore, root: string): ImportStore {
-  const at = (key: string) => `${root}${key}`;
-  return {
-    location: (key) => store.location(at(key)),
-    listFiles: async (prefix) => (await store.listFiles(at(prefix))).map((f) => ({ ...f, key: f.key.slice(root.length) })),
-    upload: (key, localPath, rows) => store.upload(at(key), localPath, rows),
-    copy: (fromKey, toKey) => store.copy(at(fromKey), at(toKey)),
-    download: (key, localPath) => store.download(at(key), localPath),
-    delete: (keys) => store.delete(keys.map(at)),
-    putJson: (key, value) => store.putJson(at(key), value),
-    getJson: (key) => store.getJson(at(key)),
-  };
-}

@@ -12,7 +12,6 @@ import { S3Bucket } from '../aws/s3-bucket.js';
 import { TARGETS_PREFIX } from '../archive.js';
 import { loadEventMapping } from '../event-mapping.js';
 import { DEFAULT_TARGET, loadTargetsFile } from '../targets.js';
-import { rootedArchive, rootedStore } from './ports.js';
 
 export interface ExportRuntime {
   deps: ExportDeps;
@@ -66,7 +65,8 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
         },
         ...(roleArn !== undefined && { roleArn }),
       };
-      return { name: t.name, deps: { ...deps, archive: rootedArchive(archiveBucket, root), store: rootedStore(archiveBucket, root), settings } };
+      const targetBucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET, root);
+      return { name: t.name, deps: { ...deps, archive: targetBucket, store: targetBucket, settings } };
     });
   return {
     deps,

@@ -12,7 +12,6 @@ import { FileCheckpointStore, FileRejectionSink } from './replay-files.js';
 import { TARGETS_PREFIX } from '../archive.js';
 import { loadEventMapping } from '../event-mapping.js';
 import { DEFAULT_TARGET, loadTargetsFile, type Target } from '../targets.js';
-import type { ArchiveReader } from './replay.js';
 
 /** The replay's configuration and adapters, from the environment (the CLI). */
 
@@ -46,14 +45,14 @@ export function replayRuntimeFromEnv(env: NodeJS.ProcessEnv, options: ReplayRunO
     throw new Error('replay configuration is invalid: IDENTITY_TABLE is required when CONSENT_REQUIRED_* is set (the latest consent of each user is read from it)');
   }
   const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
-  const root = target ? `${TARGETS_PREFIX}${target.name}/` : '';
   const sender = new SdkPersonalizeSender(personalizeEventsClient({ maxAttempts: config.PERSONALIZE_MAX_ATTEMPTS }), {
     itemsPerSecond: config.PUT_ITEMS_PER_SECOND,
     usersPerSecond: config.PUT_USERS_PER_SECOND,
   });
   return {
     deps: {
-      archive: root === '' ? archive : rootedReader(archive, root),
+      // A target's own archive; the deletion registry below is the bucket's, shared by every target.
+      archive: target ? new S3Bucket(s3Client(), config.ARCHIVE_BUCKET, `${TARGETS_PREFIX}${target.name}/`) : archive,
       sender: pacedSender(sender, options.putEventsPerSecond),
       checkpoint: new FileCheckpointStore(options.checkpointPath),
       rejections: new FileRejectionSink(options.reportPath),
@@ -88,12 +87,4 @@ function targetOf(file: string | undefined, name: string | undefined): Target | 
   const target = loadTargetsFile(file, { schemas: loadDatasetSchemas(), mapping: loadEventMapping({}) })?.find((t) => t.name === name);
   if (!target) throw new Error(`replay configuration is invalid: --target ${name} is not declared in TARGETS_FILE${file ? ` (${file})` : ' (unset)'}`);
   return target;
-}
-
-/** A target's archive (targets/<name>/...) read as if it were the bucket's own. */
-function rootedReader(reader: ArchiveReader, root: string): ArchiveReader {
-  return {
-    list: async (prefix) => (await reader.list(`${root}${prefix}`)).map((o) => ({ ...o, key: o.key.slice(root.length) })),
-    get: (key) => reader.get(`${root}${key}`),
-  };
 }
