@@ -66,7 +66,9 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
         ...(roleArn !== undefined && { roleArn }),
       };
       const targetBucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET, root);
-      return { name: t.name, deps: { ...deps, archive: targetBucket, store: targetBucket, settings } };
+      // The registry is the bucket's, shared by every target; the default's run has compacted it already.
+      const deletedUsers = async () => loadDeletedUsers(archiveBucket, { hasher: await loadDeletionHasher(config, options) });
+      return { name: t.name, deps: { ...deps, archive: targetBucket, store: targetBucket, deletedUsers, settings } };
     });
   return {
     deps,
