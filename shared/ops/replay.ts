@@ -8,7 +8,7 @@ import type { ArchiveKind } from '../archive.js';
 import type { StoredObject } from '../storage.js';
 import type { RecordRef } from '../decode.js';
 import { NO_DELETED_USERS, type DeletedUsers } from '../deletion.js';
-import { isExportDate } from '../util/dates.js';
+import { daysFrom, isExportDate } from '../util/dates.js';
 import type { DatasetSchemas } from '../personalize/dataset-schema.js';
 import {
   coalesceLatest,
@@ -159,14 +159,9 @@ export function daysBetween(from: string, to: string): string[] {
   if (!isExportDate(from)) throw new ReplayError(`--from must be a date YYYY-MM-DD, got ${from}`);
   if (!isExportDate(to)) throw new ReplayError(`--to must be a date YYYY-MM-DD, got ${to}`);
   if (to < from) throw new ReplayError(`--to ${to} is before --from ${from}`);
-  const days: string[] = [];
-  for (let t = Date.parse(`${from}T00:00:00Z`); ; t += 86_400_000) {
-    const day = new Date(t).toISOString().slice(0, 10);
-    if (day > to) break;
-    days.push(day);
-    if (days.length > MAX_REPLAY_DAYS) throw new ReplayError(`the range ${from}..${to} is longer than ${MAX_REPLAY_DAYS} days: replay it in parts`);
-  }
-  return days;
+  const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+  if (span > MAX_REPLAY_DAYS) throw new ReplayError(`the range ${from}..${to} is longer than ${MAX_REPLAY_DAYS} days: replay it in parts`);
+  return daysFrom(from, to);
 }
 
 /** The archive prefixes a replay reads (archive layout: shared/archive.ts). */
