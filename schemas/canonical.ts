@@ -262,8 +262,14 @@ export function partitionKeyOf(message: CanonicalMessage): string {
  * its entity (session, item, user) and its eventId. Two items, users or sessions that share a
  * caller's eventId are different messages.
  */
+/** The target a message is stamped for (docs/targets.md); undefined: the default target. */
+export function messageTarget(message: CanonicalMessage): string | undefined {
+  return 'target' in message ? message.target : undefined;
+}
+
 export function dedupeKey(message: CanonicalMessage): string {
   const key = `${message.kind}\u0000${partitionKeyOf(message)}\u0000${message.eventId}`;
   // One source message sent to two targets is two messages, not a re-send.
-  return 'target' in message && message.target !== undefined ? `${key}\u0000${message.target}` : key;
+  const target = messageTarget(message);
+  return target === undefined ? key : `${key}\u0000${target}`;
 }

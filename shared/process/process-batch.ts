@@ -1,3 +1,4 @@
+import { messageTarget } from '../../schemas/canonical.js';
 import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import { TARGETS_PREFIX, type ArchiveStore, type SequenceRange } from '../archive.js';
 import type { RecordRef } from '../decode.js';
@@ -35,7 +36,7 @@ export function targetSettings(settings: ProcessorSettings, name: string | undef
 function entriesByTarget(entries: readonly Entry[]): Map<string, Entry[]> {
   const byTarget = new Map<string, Entry[]>([[DEFAULT_TARGET, []]]);
   for (const entry of entries) {
-    const name = ('target' in entry.message ? entry.message.target : undefined) ?? DEFAULT_TARGET;
+    const name = messageTarget(entry.message) ?? DEFAULT_TARGET;
     let list = byTarget.get(name);
     if (!list) byTarget.set(name, (list = []));
     list.push(entry);

@@ -1,5 +1,5 @@
 import type { KinesisStreamRecord } from 'aws-lambda';
-import { dedupeKey } from '../../../schemas/canonical.js';
+import { dedupeKey, messageTarget } from '../../../schemas/canonical.js';
 import { decodeKinesisRecord } from '../../decode.js';
 import type { Entry } from '../../entry.js';
 import type { EventMapping } from '../../event-mapping.js';
@@ -41,7 +41,7 @@ export function decodeStage(records: readonly KinesisStreamRecord[], settings: D
         continue;
       }
       const entry: Entry = { ref: decoded.ref, message: decoded.message };
-      const targetName = 'target' in entry.message ? entry.message.target : undefined;
+      const targetName = messageTarget(entry.message);
       const target = targetName === undefined ? settings : settings.targetOf?.(targetName);
       if (target === undefined) {
         counts.invalid++;
