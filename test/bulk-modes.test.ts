@@ -1,6 +1,5 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { InteractionMessage } from '../schemas/canonical.js';
 import { buildForwardedObjects } from '../shared/archive.js';
 import { dynamoDocumentClient, s3Client } from '../shared/aws/clients.js';
 import type { ExportManifest } from '../shared/export/manifest.js';
@@ -8,7 +7,7 @@ import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import type { Entry } from '../shared/entry.js';
 import { useEmulators } from './support/env.js';
 import { configureExport, exportScenario, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
-import { at, csvRecords, daysAgo, entry, listKeys, putArchiveBatch, readText } from './support/export.js';
+import { at, csvRecords, daysAgo, view, entry, listKeys, putArchiveBatch, readText } from './support/export.js';
 
 /**
  * The bulk modes (shared/bulk-mode.ts, docs/bulk-modes.md) through the export function: which
@@ -34,16 +33,6 @@ async function putForwarded(bucket: string, accepted: readonly Entry[], first: s
   }
 }
 
-const view = (eventId: string, sessionId: string, timestamp: number, extra: Partial<InteractionMessage> = {}): InteractionMessage => ({
-  kind: 'interaction',
-  source: 'native',
-  eventId,
-  sessionId,
-  eventType: 'View',
-  itemId: `item-${eventId}`,
-  timestamp,
-  ...extra,
-});
 
 async function exportedInteractions(s: Scenario, date: string): Promise<Record<string, string>[]> {
   const keys = await listKeys(s.bucket, `imports/interactions/dt=${date}/`);

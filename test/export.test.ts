@@ -10,7 +10,7 @@ import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { startLocalPersonalizeControl } from '../local/personalize-control.js';
 import { useEmulators } from './support/env.js';
 import { configureExport, exportScenario, IMPORT_ROLE_ARN, manifestOf, useExportFunction, type ExportScenario } from './support/export-function.js';
-import { at, csvRecords, daysAgo, entry, listKeys, parseCsv, putArchiveBatch, putRawObject, readText } from './support/export.js';
+import { at, csvRecords, daysAgo, view, entry, listKeys, parseCsv, putArchiveBatch, putRawObject, readText } from './support/export.js';
 
 useEmulators();
 
@@ -26,16 +26,6 @@ async function runExport(s: ExportScenario, event: unknown): Promise<ExportManif
   return manifestOf(s, await handler(event));
 }
 
-const view = (eventId: string, sessionId: string, timestamp: number, extra: Partial<InteractionMessage> = {}): InteractionMessage => ({
-  kind: 'interaction',
-  source: 'native',
-  eventId,
-  sessionId,
-  eventType: 'View',
-  itemId: `item-${eventId}`,
-  timestamp,
-  ...extra,
-});
 
 /** `count` interactions of logged-in users over one day, spread over hours. */
 function dayOfInteractions(date: string, tag: string, count: number): InteractionMessage[] {

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import type { CanonicalMessage } from '../../schemas/canonical.js';
+import type { CanonicalMessage, InteractionMessage } from '../../schemas/canonical.js';
 import { buildArchiveObjects } from '../../shared/archive.js';
 import { s3Client } from '../../shared/aws/clients.js';
 import type { Entry } from '../../shared/entry.js';
@@ -116,3 +116,15 @@ export function daysAgo(days: number): string {
   const now = new Date();
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - days)).toISOString().slice(0, 10);
 }
+
+/** A native View interaction of item `item-<eventId>`. */
+export const view = (eventId: string, sessionId: string, timestamp: number, extra: Partial<InteractionMessage> = {}): InteractionMessage => ({
+  kind: 'interaction',
+  source: 'native',
+  eventId,
+  sessionId,
+  eventType: 'View',
+  itemId: `item-${eventId}`,
+  timestamp,
+  ...extra,
+});
