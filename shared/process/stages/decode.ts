@@ -25,11 +25,13 @@ export interface DecodeSettings {
  */
 export function decodeStage(records: readonly KinesisStreamRecord[], settings: DecodeSettings, dead: DeadLetters): { entries: Entry[]; counts: BatchCounts } {
   const counts = { messages: 0, invalid: 0, duplicates: 0, propertiesNotAllowed: 0 };
-  const privacyOf = (target: { mapping: EventMapping; schemas: DatasetSchemas }): AllowTargets => ({
-    schemas: target.schemas,
-    renames: { items: target.mapping.itemProperties, users: target.mapping.traits },
-  });
-  const defaultPrivacy = privacyOf(settings);
+  // What the privacy policy keeps, per target (its schemas and renames): built once per batch and target.
+  const privacy = new Map<object, AllowTargets>();
+  const privacyOf = (target: { mapping: EventMapping; schemas: DatasetSchemas }): AllowTargets => {
+    let allow = privacy.get(target);
+    if (!allow) privacy.set(target, (allow = { schemas: target.schemas, renames: { items: target.mapping.itemProperties, users: target.mapping.traits } }));
+    return allow;
+  };
   const entries: Entry[] = [];
   const seen = new Set<string>();
   for (const record of records) {
@@ -64,7 +66,7 @@ export function decodeStage(records: readonly KinesisStreamRecord[], settings: D
       }
       seen.add(key);
       if (settings.pii) {
-        const filtered = applyPrivacyPolicy(entry.message, settings.pii, target === settings ? defaultPrivacy : privacyOf(target));
+        const filtered = applyPrivacyPolicy(entry.message, settings.pii, privacyOf(target));
         entry.message = filtered.message;
         counts.propertiesNotAllowed += filtered.notAllowed;
       }
