@@ -19,12 +19,13 @@ import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
 const USAGE = `usage: npm run export -- [--date YYYY-MM-DD] [--mode auto|INCREMENTAL|FULL] [--no-import]
                          [--anonymous skip|session-as-user] [--work-dir DIR] [--part-max-bytes N]
                          [--memory-limit 512MB] [--threads N] [--bulk-mode complement|bootstrap|bulk-only]
-                         [--from YYYY-MM-DD] [--json]
+                         [--from YYYY-MM-DD] [--target NAME] [--json]
   --date            the UTC day to export (default: yesterday, UTC)
   --mode            import mode (default EXPORT_IMPORT_MODE or auto: INCREMENTAL once the dataset has an ACTIVE import)
   --no-import       write the CSVs to imports/<kind>/dt=<date>/ and start no import job
   --bulk-mode       what the import is for (default BULK_MODE or complement; docs/bulk-modes.md)
   --from            bootstrap only: the first day of the range whose last day is --date
+  --target          a target of TARGETS_FILE (docs/targets.md): its archive, schemas and datasets (default: the default target)
   --json            print the manifest as JSON instead of the summary table`;
 
 interface StackFile {
@@ -94,6 +95,7 @@ function parseCli(argv: string[]) {
         threads: { type: 'string' },
         'bulk-mode': { type: 'string' },
         from: { type: 'string' },
+        target: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -121,6 +123,7 @@ function parseCli(argv: string[]) {
     mode: v.mode as 'auto' | 'INCREMENTAL' | 'FULL' | undefined,
     bulkMode: v['bulk-mode'] as BulkMode | undefined,
     from: v.from,
+    target: v.target,
     import: !v['no-import'],
     anonymous: v.anonymous as 'skip' | 'session-as-user' | undefined,
     workDir: v['work-dir'],
@@ -178,7 +181,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const stack = await readStackFile();
   if (stack) applyStackFile(process.env, stack);
-  const { deps, defaults } = exportRuntimeFromEnv(process.env, { warn: (message) => console.error(`warning: ${message}`) });
+  const runtime = exportRuntimeFromEnv(process.env, { warn: (message) => console.error(`warning: ${message}`) });
+  const { defaults } = runtime;
+  // A target of TARGETS_FILE (docs/targets.md) exports its own day, over targets/<name>/.
+  const chosen = cli.target === undefined || cli.target === 'default' ? undefined : runtime.targets.find((t) => t.name === cli.target);
+  if (cli.target !== undefined && cli.target !== 'default' && !chosen) throw new UsageError(`--target ${cli.target} is not declared in TARGETS_FILE${process.env.TARGETS_FILE ? ` (${process.env.TARGETS_FILE})` : ' (unset)'}`);
+  const deps = chosen?.deps ?? runtime.deps;
 
   const bar = new cliProgress.SingleBar(
     {
