@@ -208,6 +208,31 @@ const secretValue = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+/** A credential's id (targets route by it, docs/targets.md): names a key without being it. */
+export const CREDENTIAL_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * Key -> id for the keys a targets file routes by (`{"credentials": [id]}`). A JSON object in the
+ * secret, a JSON string in COLLECTOR_KEY_IDS. Errors never show a key: only the ids are named.
+ */
+const keyIds = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
+    if (v.trim() === '') return undefined;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v;
+    }
+  },
+  z
+    .record(z.string(), z.string(), { error: 'must be a JSON object of key -> id' })
+    .refine((m) => Object.keys(m).every((k) => k !== ''), { message: 'a key must not be empty' })
+    .refine((m) => Object.values(m).every((id) => CREDENTIAL_ID_PATTERN.test(id)), {
+      message: 'every id must be 1-64 of A-Z, a-z, 0-9, ".", "_" and "-"',
+    })
+    .optional(),
+);
+
 /**
  * The collector's credentials (shared/collect/secrets.ts): one JSON document in Secrets Manager
  * (COLLECTOR_SECRET_ID), or, locally, the variables of collectorSecretsEnv. Lists are arrays or
@@ -221,6 +246,7 @@ export const collectorSecretDocument = z.object({
   mparticleAuthorization: secretValue,
   feedApiKeys: secretList,
   auditHashKey: secretValue,
+  keyIds,
 });
 
 /** Where the collector's credentials come from: the secret's id, or each credential as a variable. */
@@ -233,6 +259,7 @@ export const collectorSecretsEnvSchema = z.object({
   MPARTICLE_AUTHORIZATION: z.string().optional(),
   FEED_API_KEYS: z.string().optional(),
   AUDIT_HASH_KEY: z.string().optional(),
+  COLLECTOR_KEY_IDS: z.string().optional(),
 });
 
 export const collectorEnvSchema = z

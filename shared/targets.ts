@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { sourceSchema, TARGET_NAME_PATTERN, type CanonicalMessage } from '../schemas/canonical.js';
 import { parseEventMapping, checkPropertyRenames, type EventMapping } from './event-mapping.js';
-import { DATASET_GROUP_ARN_PATTERN } from './config.js';
+import { CREDENTIAL_ID_PATTERN, DATASET_GROUP_ARN_PATTERN } from './config.js';
 import { ROLE_ARN_PATTERN } from './personalize/import-limits.js';
 import { parseDatasetSchema, type DatasetSchemas } from './personalize/dataset-schema.js';
 
@@ -17,9 +17,14 @@ export const DEFAULT_TARGET = 'default';
 const TARGET_NAME = TARGET_NAME_PATTERN;
 const DATASET_ARN = /^arn:([a-z\d-]+):personalize:[a-z\d-]*:\d*:dataset\/.+$/;
 
+/** A credential's id (the secret's `keyIds` maps each key to one): the file names ids, never keys. */
+const credentialId = z.string().regex(CREDENTIAL_ID_PATTERN, 'must be 1-64 of A-Z, a-z, 0-9, ".", "_" and "-"');
+
 const routeSchema = z.union([
   z.strictObject({ all: z.literal(true) }),
   z.strictObject({ sources: z.array(sourceSchema).min(1) }),
+  /** By the write key or API key the request carried, named by its id in the collector's secret (`keyIds`). */
+  z.strictObject({ credentials: z.array(credentialId).min(1) }),
   z.strictObject({
     /** A dot path into the canonical message (e.g. `properties.brand`); matched as a string. */
     match: z.strictObject({ path: z.string().min(1), equals: z.array(z.string()).min(1) }),
@@ -135,14 +140,20 @@ function valueAt(message: CanonicalMessage, path: string): unknown {
   return value;
 }
 
-function routeTakes(route: Route, message: CanonicalMessage): boolean {
+/** What the door knew of a message's request: the id of the key it carried, when the key has one. */
+export interface RequestOrigin {
+  credentialId?: string | undefined;
+}
+
+function routeTakes(route: Route, message: CanonicalMessage, origin: RequestOrigin): boolean {
   if ('all' in route) return true;
   if ('sources' in route) return route.sources.includes(message.source);
+  if ('credentials' in route) return origin.credentialId !== undefined && route.credentials.includes(origin.credentialId);
   const value = valueAt(message, route.match.path);
   return (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') && route.match.equals.includes(String(value));
 }
 
 /** The names of the targets a message goes to, in declaration order (pure). */
-export function routeMessage(targets: readonly Pick<Target, 'name' | 'routes'>[], message: CanonicalMessage): string[] {
-  return targets.filter((t) => t.routes.some((r) => routeTakes(r, message))).map((t) => t.name);
+export function routeMessage(targets: readonly Pick<Target, 'name' | 'routes'>[], message: CanonicalMessage, origin: RequestOrigin = {}): string[] {
+  return targets.filter((t) => t.routes.some((r) => routeTakes(r, message, origin))).map((t) => t.name);
 }

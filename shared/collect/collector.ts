@@ -4,7 +4,7 @@ import { fromSegmentBatch, fromSegmentMessage } from '../adapters/segment.js';
 import { fromItemsFeed, fromUsersFeed } from '../adapters/feeds.js';
 import type { AdapterContext, AdapterResult, EventClock, Rejection } from '../adapters/types.js';
 import type { EventMapping } from '../event-mapping.js';
-import { DEFAULT_TARGET, routeMessage, type Target } from '../targets.js';
+import { DEFAULT_TARGET, routeMessage, type RequestOrigin, type Target } from '../targets.js';
 import type { PutOutcome, StreamRecord } from '../stream-producer.js';
 import { admission, authenticate, type CredentialClass, type Door, type PublicProfileUpdates } from './trust.js';
 import { fromPrivacyRequest } from '../adapters/privacy.js';
@@ -53,9 +53,9 @@ export interface CollectorSettings {
 }
 
 /** The stream records one admitted message becomes; empty when routes take it to no target. */
-function recordsFor(message: CanonicalMessage, targets: CollectorSettings['targets']): CanonicalMessage[] {
+function recordsFor(message: CanonicalMessage, targets: CollectorSettings['targets'], origin: RequestOrigin): CanonicalMessage[] {
   if (targets === undefined || (message.kind !== 'interaction' && message.kind !== 'item' && message.kind !== 'user')) return [message];
-  return routeMessage(targets, message).map((name) => (name === DEFAULT_TARGET ? message : { ...message, target: name }));
+  return routeMessage(targets, message, origin).map((name) => (name === DEFAULT_TARGET ? message : { ...message, target: name }));
 }
 
 export interface CollectorDeps {
@@ -183,6 +183,8 @@ function byCredential(
 export function admit(
   messages: AdapterResult['messages'],
   limits: Pick<CollectorSettings, 'maxExpandedPerMessage' | 'maxRecordsPerRequest'>,
+  /** Stream records a message becomes: one per target it is routed to (docs/targets.md). */
+  recordsOf: (message: CanonicalMessage) => number = () => 1,
 ): { messages: AdapterResult['messages']; rejections: Rejection[] } {
   const bySource = new Map<number, AdapterResult['messages']>();
   for (const m of messages) {
@@ -203,7 +205,8 @@ export function admit(
       });
       continue;
     }
-    if (index >= 0 && records + group.length > limits.maxRecordsPerRequest) {
+    const groupRecords = group.reduce((n, m) => n + recordsOf(m.message), 0);
+    if (index >= 0 && records + groupRecords > limits.maxRecordsPerRequest) {
       rejections.push({
         index,
         reason: `request expands to more than ${limits.maxRecordsPerRequest} stream records (COLLECTOR_MAX_RECORDS_PER_REQUEST); send this message in another request`,
@@ -224,7 +227,7 @@ export function admit(
         interactionOwners.set(m.message.eventId, { key, index });
       }
       out.push(m);
-      records++;
+      records += recordsOf(m.message);
     }
   }
   return { messages: out, rejections };
@@ -253,15 +256,16 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
   const secrets = await deps.secrets();
   let decoded: ReturnType<typeof decodeBody> | undefined;
   const decode = () => (decoded ??= decodeBody(request.rawBody, request.headers['content-encoding'], settings.maxBodyBytes));
-  const credential = authenticate(route.door, request.headers, request.rawBody, secrets, () => {
+  const authenticated = authenticate(route.door, request.headers, request.rawBody, secrets, () => {
     const d = decode();
     return d.ok ? d.body : undefined;
   });
-  if (credential === undefined) {
+  if (authenticated === undefined) {
     // A body looked into for its key but not inflatable never showed it: say why rather than 401.
     if (decoded && !decoded.ok) return done(answer(decoded.status, { success: false, message: decoded.message }));
     return done(UNAUTHORIZED);
   }
+  const { credential } = authenticated;
   report.credential = credential;
   const inflated = decode();
   if (!inflated.ok) return done(answer(inflated.status, { success: false, message: inflated.message }));
@@ -287,16 +291,23 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     clockSkewToleranceMs: settings.clockSkewToleranceMs,
   });
   const trusted = byCredential(adapted, credential, settings.publicProfileUpdates);
-  const admitted = admit(trusted.messages, settings);
+  const origin: RequestOrigin = { credentialId: authenticated.keyId };
+  const copiesOf = new Map<CanonicalMessage, CanonicalMessage[]>();
+  const copies = (message: CanonicalMessage) => {
+    let routed = copiesOf.get(message);
+    if (routed === undefined) copiesOf.set(message, (routed = recordsFor(message, settings.targets, origin)));
+    return routed;
+  };
+  const admitted = admit(trusted.messages, settings, (message) => copies(message).length);
   const rejections: Rejection[] = [...adapted.rejections, ...trusted.rejections, ...admitted.rejections];
   const records: StreamRecord[] = [];
   const recordIndex: number[] = [];
   const accepted = new Set<number>();
   let routedNowhere = 0;
   for (const { index, message: admittedMessage } of admitted.messages) {
-    const copies = recordsFor(admittedMessage, settings.targets);
-    if (copies.length === 0) routedNowhere++;
-    for (const message of copies) {
+    const routed = copies(admittedMessage);
+    if (routed.length === 0) routedNowhere++;
+    for (const message of routed) {
       const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));
       if (data.length > settings.maxMessageBytes) {
         rejections.push({ index, reason: `message is ${data.length} bytes, limit ${settings.maxMessageBytes} per message` });

@@ -25,6 +25,8 @@ export interface CollectorSecrets {
   feedApiKeys: string[];
   /** HMAC key for user ids in the deletion audit log (never the raw id). */
   auditHashKey?: string;
+  /** Key -> id, for targets that route by credential (docs/targets.md); only keys of the lists above. */
+  keyIds?: ReadonlyMap<string, string>;
 }
 
 const secretDocument = collectorSecretDocument;
@@ -55,9 +57,10 @@ export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env)
       }
       const result = secretDocument.safeParse(parsed);
       if (!result.success) {
-        throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} has invalid fields: ${result.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+        // The field only, never the message or a record's key: either could quote a credential.
+        throw new ConfigError(`COLLECTOR_SECRET_ID: secret ${secretId} has invalid fields: ${[...new Set(result.error.issues.map((i) => String(i.path[0] ?? '(root)')))].join(', ')}`);
       }
-      return withoutUndefined(result.data);
+      return withoutUndefined(result.data, `COLLECTOR_SECRET_ID: secret ${secretId} keyIds`);
     });
   }
   const fromEnv = {
@@ -68,11 +71,29 @@ export async function loadCollectorSecrets(env: NodeJS.ProcessEnv = process.env)
     mparticleAuthorization: vars.MPARTICLE_AUTHORIZATION,
     feedApiKeys: vars.FEED_API_KEYS,
     auditHashKey: vars.AUDIT_HASH_KEY,
+    keyIds: vars.COLLECTOR_KEY_IDS,
   };
-  return parseOnce(`env:${JSON.stringify(fromEnv)}`, () => withoutUndefined(secretDocument.parse(fromEnv)));
+  return parseOnce(`env:${JSON.stringify(fromEnv)}`, () => {
+    const result = secretDocument.safeParse(fromEnv);
+    if (!result.success) {
+      const fields = [...new Set(result.error.issues.map((i) => String(i.path[0] ?? '(root)')))];
+      throw new ConfigError(`collector: invalid credentials: ${fields.map((f) => (f === 'keyIds' ? `COLLECTOR_KEY_IDS (${result.error.issues.find((i) => i.path[0] === f)?.message})` : f)).join(', ')}`);
+    }
+    return withoutUndefined(result.data, 'collector: COLLECTOR_KEY_IDS');
+  });
 }
 
-function withoutUndefined(s: z.infer<typeof secretDocument>): CollectorSecrets {
+/** The ids of keys no list holds: a typo that would route nothing, said at start-up (ids only, never keys). */
+function checkedKeyIds(s: z.infer<typeof secretDocument>, origin: string): ReadonlyMap<string, string> | undefined {
+  if (s.keyIds === undefined) return undefined;
+  const configured = new Set([...s.trackerWriteKeys, ...s.serverWriteKeys, ...s.feedApiKeys, ...s.privacyApiKeys]);
+  const unknown = Object.entries(s.keyIds).filter(([key]) => !configured.has(key)).map(([, id]) => id);
+  if (unknown.length > 0) throw new ConfigError(`${origin} names keys that are not configured (ids ${unknown.join(', ')})`);
+  return new Map(Object.entries(s.keyIds));
+}
+
+function withoutUndefined(s: z.infer<typeof secretDocument>, origin: string): CollectorSecrets {
+  const keyIds = checkedKeyIds(s, origin);
   return {
     trackerWriteKeys: s.trackerWriteKeys,
     serverWriteKeys: s.serverWriteKeys,
@@ -81,5 +102,6 @@ function withoutUndefined(s: z.infer<typeof secretDocument>): CollectorSecrets {
     ...(s.segmentSharedSecret !== undefined && { segmentSharedSecret: s.segmentSharedSecret }),
     ...(s.mparticleAuthorization !== undefined && { mparticleAuthorization: s.mparticleAuthorization }),
     ...(s.auditHashKey !== undefined && { auditHashKey: s.auditHashKey }),
+    ...(keyIds !== undefined && { keyIds }),
   };
 }

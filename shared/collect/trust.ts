@@ -60,16 +60,33 @@ export function bodyWriteKey(body: Buffer): string | undefined {
   return BODY_WRITE_KEY.exec(body.toString('utf8'))?.[1];
 }
 
-function writeKeyClass(key: string | undefined, secrets: CollectorSecrets): CredentialClass | undefined {
+function writeKeyClass(key: string | undefined, secrets: CollectorSecrets): Authenticated | undefined {
   if (key === undefined) return undefined;
   // Both lists are checked in full: which list matched must not show in the timing.
   const isPublic = matchesAnyKey(key, secrets.trackerWriteKeys);
   const isServer = matchesAnyKey(key, secrets.serverWriteKeys);
-  return isServer ? 'server-key' : isPublic ? 'public-key' : undefined;
+  const credential = isServer ? 'server-key' : isPublic ? 'public-key' : undefined;
+  return credential && withKeyId(credential, key, secrets);
+}
+
+function apiKeyClass(credential: CredentialClass, key: string | undefined, keys: readonly string[], secrets: CollectorSecrets): Authenticated | undefined {
+  return matchesAnyKey(key, keys) ? withKeyId(credential, key!, secrets) : undefined;
+}
+
+/** Looked up only after the key matched, so the lookup's timing says nothing about unknown keys. */
+function withKeyId(credential: CredentialClass, key: string, secrets: CollectorSecrets): Authenticated {
+  const keyId = secrets.keyIds?.get(key);
+  return keyId === undefined ? { credential } : { credential, keyId };
+}
+
+/** Who sent a request: the class of its credential and, when the secret names the key, the key's id. */
+export interface Authenticated {
+  credential: CredentialClass;
+  keyId?: string;
 }
 
 /**
- * The credential class of a request, or undefined (401). `body` is asked for only on the tracker
+ * The credential of a request, or undefined (401). `body` is asked for only on the tracker
  * door without an Authorization header, where the key is inside the (decoded) body.
  */
 export function authenticate(
@@ -78,7 +95,7 @@ export function authenticate(
   rawBody: Buffer,
   secrets: CollectorSecrets,
   decodedBody: () => Buffer | undefined,
-): CredentialClass | undefined {
+): Authenticated | undefined {
   switch (door) {
     case 'tracker': {
       // Segment SDKs send the write key as the Basic-auth user; mobile SDKs and beacons in the body.
@@ -88,18 +105,18 @@ export function authenticate(
     }
     case 'segment-webhook':
       return secrets.segmentSharedSecret !== undefined && verifySegmentSignature(rawBody, headers['x-signature'], secrets.segmentSharedSecret)
-        ? 'segment-webhook'
+        ? { credential: 'segment-webhook' }
         : undefined;
     case 'mparticle-webhook':
       return secrets.mparticleAuthorization !== undefined &&
         headers.authorization !== undefined &&
         safeEqual(headers.authorization.trim(), secrets.mparticleAuthorization.trim())
-        ? 'mparticle-webhook'
+        ? { credential: 'mparticle-webhook' }
         : undefined;
     case 'items-feed':
     case 'users-feed':
-      return matchesAnyKey(bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.feedApiKeys) ? 'feed-key' : undefined;
+      return apiKeyClass('feed-key', bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.feedApiKeys, secrets);
     case 'privacy':
-      return matchesAnyKey(bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.privacyApiKeys) ? 'privacy-key' : undefined;
+      return apiKeyClass('privacy-key', bearerToken(headers.authorization) ?? headers['x-api-key'], secrets.privacyApiKeys, secrets);
   }
 }
