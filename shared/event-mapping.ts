@@ -72,6 +72,12 @@ export function checkPropertyRenames(mapping: EventMapping, schemas: { users: Da
   const problems: string[] = [];
   for (const [section, schema] of [['traits', schemas.users], ['itemProperties', schemas.items]] as const) {
     for (const [source, target] of Object.entries(mapping[section])) {
+      // Archived updates carry the renamed names (shared/process/stages/preflight.ts), and replay renames
+      // them again: a chain (a -> b, b -> c) would move a value twice.
+      if (target !== source && Object.hasOwn(mapping[section], target)) {
+        problems.push(`${section} entry "${source}": "${target}" is itself renamed (entry "${target}"); rename to the final name`);
+        continue;
+      }
       if (propertyFieldOf(schema, target)) continue;
       const known = schema.metadata.map((f) => f.propertyKey).join(', ');
       problems.push(`${section} entry "${source}": "${target}" is not a property of the ${schema.type} dataset schema (its properties: ${known})`);

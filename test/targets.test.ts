@@ -52,7 +52,7 @@ describe('several targets from one pipeline', () => {
 
     const feed = await post(
       '/v1/items',
-      { items: [{ itemId: 'film-1', timestamp: eventTime(), properties: { genres: 'drama|thriller', creationTimestamp: '2026-01-01T00:00:00Z', catalog: 'video' } }] },
+      { items: [{ itemId: 'film-1', timestamp: eventTime(), properties: { genre: 'drama|thriller', owner: 'studio-9', creationTimestamp: '2026-01-01T00:00:00Z', catalog: 'video' } }] },
       { authorization: `Bearer ${LOCAL_CREDENTIALS.feedApiKey}` },
     );
     expect(feed).toMatchObject({ status: 200, body: { accepted: 1 } });
@@ -109,6 +109,13 @@ describe('several targets from one pipeline', () => {
     const videoFiles = (await new S3Bucket(s3Client(), stack().names.archiveBucket).list('targets/video/imports/')).map((o) => o.key);
     expect(videoFiles.some((k) => k.startsWith('targets/video/imports/items/') && k.endsWith('.csv'))).toBe(true);
     expect(videoFiles).toContain(`targets/video/imports/manifests/${date}.json`);
+    // The mapping's renames (genre -> GENRES, owner -> CONTENT_OWNER) reach the bulk file too, not only PutItems.
+    const itemsCsv = videoFiles.find((k) => k.startsWith('targets/video/imports/items/') && k.endsWith('.csv'))!;
+    const csv = (await new S3Bucket(s3Client(), stack().names.archiveBucket).get(itemsCsv)).toString('utf8').trim().split('\n');
+    const header = csv[0]!.split(',');
+    const row = csv.find((line) => line.startsWith('film-1,'))!.split(',');
+    expect(row[header.indexOf('GENRES')]).toBe('drama|thriller');
+    expect(row[header.indexOf('CONTENT_OWNER')]).toBe('studio-9');
   });
 
   it('replays one target from its own archive, to its own tracker, as it was mapped for it', async () => {

@@ -461,7 +461,8 @@ describe('processBatch', () => {
     const archived = Object.fromEntries(archive.records().map((r) => [r.eventId, r]));
     expect(archived.a1).toMatchObject({ eventValue: 9.5, properties: { device: 'ios', campaign: 'spring' } });
     expect(Object.keys((archived.a1 as { properties: object }).properties)).toEqual(['device', 'campaign']);
-    expect((archived.p1 as { properties: object }).properties).toEqual({ plan: 'gold', country: 'DE' });
+    // Archived under the schema's names (the mapping renames plan), as the export will read it.
+    expect((archived.p1 as { properties: object }).properties).toEqual({ membershipType: 'gold', country: 'DE' });
     expect(JSON.stringify(archive.records())).not.toMatch(/7946|7700|ada@/);
     // The event value was read from `price` before the filter; the allowed schema fields reach Personalize.
     expect(personalize.eventCalls.flatMap((c) => c.eventList ?? [])[0]).toMatchObject({ eventValue: 9.5, properties: '{"device":"ios"}' });

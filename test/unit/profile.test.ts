@@ -165,5 +165,9 @@ describe('trait and item property renames (event mapping)', () => {
     // USER_ID is the request's own field, not a property.
     expect(() => checkPropertyRenames(parseEventMapping({ events: {}, traits: { id: 'USER_ID' } }), schemas)).toThrow(/traits entry "id"/);
     expect(() => checkPropertyRenames(parseEventMapping({ events: {}, itemProperties: { cat: 'genre' } }), schemas)).toThrow(/itemProperties entry "cat": "genre" is not a property of the Items/);
+    // Archived updates are renamed already and replay renames again: a chain would move a value twice.
+    expect(() => checkPropertyRenames(parseEventMapping({ events: {}, traits: { tier: 'plan', plan: 'membershipType' } }), schemas)).toThrow(
+      /traits entry "tier": "plan" is itself renamed \(entry "plan"\)/,
+    );
   });
 });

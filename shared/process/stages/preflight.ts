@@ -1,6 +1,7 @@
 import type { Entry } from '../../entry.js';
 import { effectiveUserId } from '../../entry.js';
 import type { EventOutbound } from '../../personalize/forward.js';
+import { renameProperties } from '../../event-mapping.js';
 import { preflightMessage, type MessageChecks } from '../../personalize/preflight.js';
 import type { Built } from '../../personalize/requests.js';
 import type { ProfileUpdateEntry } from '../../profile/batch.js';
@@ -76,6 +77,10 @@ export function preflightStage(entries: readonly Entry[], options: PreflightOpti
         if (preflight.built.ok && (m.kind === 'item' || m.kind === 'user')) {
           const id = m.kind === 'item' ? m.itemId : m.userId;
           profileUpdates.push({ entry, key: { kind: m.kind, id }, update: { properties: preflight.built.value, timestamp: m.timestamp } });
+          // Archived under the target's names, as interactions are archived mapped: the export and
+          // the Athena path read the archive and shape it by the schema without the mapping.
+          const renamed = renameProperties(m.properties, m.kind === 'item' ? options.checks.mapping.itemProperties : options.checks.mapping.traits);
+          if (renamed !== m.properties) entry.message = { ...m, properties: renamed };
         }
         built = preflight.built;
         break;
