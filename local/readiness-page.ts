@@ -3,20 +3,47 @@ import { s3Client } from '../shared/aws/clients.js';
 import { READINESS_LATEST_KEY, type ReadinessReport } from '../shared/export/readiness.js';
 import { S3Bucket } from '../shared/aws/s3-bucket.js';
 import type { UserSource } from '../shared/export/sql/readiness.js';
+import { TARGETS_PREFIX } from '../shared/archive.js';
+import { DEFAULT_TARGET } from '../shared/targets.js';
 
 /**
  * `GET /readiness` on the local stack: the latest readiness report (imports/readiness/latest.json,
  * written by every export) as one self-contained HTML page with inline SVG charts: no scripts, no
  * external assets, works offline. `GET /readiness.json` returns the report itself.
+ * `?target=<name>`: that target's report (targets/<name>/imports/readiness/latest.json, docs/targets.md).
  */
 
-export async function serveReadiness(res: ServerResponse, bucket: string, format: 'html' | 'json'): Promise<void> {
-  const report = (await new S3Bucket(s3Client(), bucket).getJson(READINESS_LATEST_KEY)) as ReadinessReport | undefined;
-  if (format === 'json') {
-    res.writeHead(report ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(report ?? { message: 'no readiness report yet: run npm run export' }));
+export interface ReadinessTargets {
+  /** The targets the stack's TARGETS_FILE declares, `default` first; empty without the file. */
+  names: readonly string[];
+  /** The one asked for (`?target=`); undefined: the default. */
+  requested: string | undefined;
+}
+
+export async function serveReadiness(res: ServerResponse, bucket: string, format: 'html' | 'json', targets: ReadinessTargets = { names: [], requested: undefined }): Promise<void> {
+  const target = targets.requested ?? DEFAULT_TARGET;
+  if (target !== DEFAULT_TARGET && !targets.names.includes(target)) {
+    const declared = targets.names.length > 0 ? `declared: ${targets.names.join(', ')}` : 'no TARGETS_FILE';
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `target ${target} is not declared (${declared})` }));
     return;
   }
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(renderReadinessPage(report));
+  const root = target === DEFAULT_TARGET ? '' : `${TARGETS_PREFIX}${target}/`;
+  const report = (await new S3Bucket(s3Client(), bucket, root).getJson(READINESS_LATEST_KEY)) as ReadinessReport | undefined;
+  if (format === 'json') {
+    const missing = { message: `no readiness report yet for target ${target}: run npm run export` };
+    res.writeHead(report ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(report ?? missing));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(renderReadinessPage(report, { names: targets.names, shown: target }));
+}
+
+/** Links to every target's page, the shown one marked; nothing with one target. */
+function targetNav(targets: { names: readonly string[]; shown: string }): string {
+  if (targets.names.length < 2) return '';
+  const links = targets.names.map((name) =>
+    name === targets.shown ? `<strong>${esc(name)}</strong>` : `<a href="/readiness${name === DEFAULT_TARGET ? '' : `?target=${encodeURIComponent(name)}`}">${esc(name)}</a>`,
+  );
+  return `<p id="targets">Targets: ${links.join(' · ')}</p>`;
 }
 
 const esc = (text: string | number) =>
@@ -34,11 +61,12 @@ const SOURCES: { key: UserSource; label: string; colour: string }[] = [
   { key: 'anonymous', label: 'anonymous, no link', colour: '#9ca3af' },
 ];
 
-export function renderReadinessPage(report: ReadinessReport | undefined): string {
+export function renderReadinessPage(report: ReadinessReport | undefined, targets: { names: readonly string[]; shown: string } = { names: [], shown: DEFAULT_TARGET }): string {
   const body = report ? reportBody(report) : `<p class="empty">No readiness report yet. Export a day (<code>npm run export -- --date YYYY-MM-DD</code>) and reload.</p>`;
+  const title = targets.shown === DEFAULT_TARGET ? 'Personalize readiness' : `Personalize readiness: target ${esc(targets.shown)}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Personalize readiness</title>
+<title>${title}</title>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#111827}
 h1{font-size:1.5rem;margin-bottom:.25rem} h2{font-size:1.15rem;margin-top:2rem}
@@ -50,8 +78,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums} .pass{color:#059669;fon
 svg text{font:11px system-ui,sans-serif;fill:#374151} code{background:#f3f4f6;padding:0 .2rem}
 </style></head>
 <body>
-<h1>Personalize readiness</h1>
-${body}
+<h1>${title}</h1>
+${targetNav(targets)}${body}
 </body></html>
 `;
 }

@@ -11,6 +11,7 @@ import { startLocalPersonalize, type LocalPersonalize, type LocalPersonalizeOpti
 import { startLocalPersonalizeControl, type LocalPersonalizeControl, type LocalPersonalizeControlOptions } from './personalize-control.js';
 import { startPoller, type Poller, type PollerHandler } from './poller.js';
 import { serveReadiness } from './readiness-page.js';
+import { declaredTargetNames } from '../shared/targets.js';
 import { createResources } from './resources.js';
 
 /**
@@ -247,9 +248,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const activePoller = poller;
     routes.set('GET /health', (_req, res) => sendJson(res, 200, { status: 'ok', endpoints, stream: names.streamName }));
     routes.set('GET /stats', (_req, res) => sendJson(res, 200, { summary: totals, poller: activePoller.stats() }));
-    // The latest export's readiness report (local/readiness-page.ts).
-    routes.set('GET /readiness', (_req, res) => serveReadiness(res, names.archiveBucket, 'html'));
-    routes.set('GET /readiness.json', (_req, res) => serveReadiness(res, names.archiveBucket, 'json'));
+    // The latest export's readiness report (local/readiness-page.ts), per target with ?target=<name>.
+    const targetNames = declaredTargetNames(process.env.TARGETS_FILE);
+    const readinessOf = (req: IncomingMessage) => ({ names: targetNames, requested: new URL(req.url ?? '/', 'http://local').searchParams.get('target') ?? undefined });
+    routes.set('GET /readiness', (req, res) => serveReadiness(res, names.archiveBucket, 'html', readinessOf(req)));
+    routes.set('GET /readiness.json', (req, res) => serveReadiness(res, names.archiveBucket, 'json', readinessOf(req)));
     const collectorPaths = new Set(COLLECTOR_PATHS);
     http = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';

@@ -131,6 +131,20 @@ export function loadTargetsFile(path: string | undefined, defaults: TargetDefaul
   return parseTargets(document, dirname(path), defaults, `TARGETS_FILE ${path}`);
 }
 
+/** The names TARGETS_FILE declares, `default` first (it exists without the file too); for pages and CLIs that only name targets. */
+export function declaredTargetNames(path: string | undefined): string[] {
+  if (path === undefined || path.trim() === '') return [];
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TargetsError(`TARGETS_FILE ${path}: ${(error as Error).message}`);
+  }
+  const parsed = targetsFileSchema.safeParse(document);
+  if (!parsed.success) throw new TargetsError(`TARGETS_FILE ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return [DEFAULT_TARGET, ...parsed.data.targets.map((t) => t.name).filter((name) => name !== DEFAULT_TARGET)];
+}
+
 function valueAt(message: CanonicalMessage, path: string): unknown {
   let value: unknown = message;
   for (const part of path.split('.')) {

@@ -116,6 +116,21 @@ describe('several targets from one pipeline', () => {
     const row = csv.find((line) => line.startsWith('film-1,'))!.split(',');
     expect(row[header.indexOf('GENRES')]).toBe('drama|thriller');
     expect(row[header.indexOf('CONTENT_OWNER')]).toBe('studio-9');
+
+    // Each target's readiness report, on the local page: the video one counts the video group's events only.
+    const readiness = async (query: string) => {
+      const res = await fetch(`${stack().http.url}/readiness.json${query}`);
+      return { status: res.status, body: (await res.json()) as { interactions?: { byType: Record<string, number>; anonymous: number }; message?: string } };
+    };
+    const videoReport = await readiness('?target=video');
+    expect(videoReport.status).toBe(200);
+    expect(videoReport.body.interactions?.byType).toEqual({ Watch: 1 });
+    expect(videoReport.body.interactions?.anonymous).toBe(1);
+    expect((await readiness('')).body.interactions?.byType).toEqual({ 'Video Playback Completed': 1 });
+    expect(await readiness('?target=radio')).toMatchObject({ status: 404, body: { message: 'target radio is not declared (declared: default, video)' } });
+    const page = await (await fetch(`${stack().http.url}/readiness?target=video`)).text();
+    expect(page).toContain('<h1>Personalize readiness: target video</h1>');
+    expect(page).toContain('<a href="/readiness">default</a>');
   });
 
   it('replays one target from its own archive, to its own tracker, as it was mapped for it', async () => {
