@@ -408,6 +408,7 @@ export const redriveEnvSchema = z.object({
   REDRIVE_VISIBILITY_TIMEOUT_SECONDS: positiveInt(300),
   REDRIVE_WAIT_SECONDS: z.preprocess(blankAsUnset, z.coerce.number().int().min(0).max(20).default(1)),
   ...consentEnv,
+  ...targetsEnv,
 });
 
 export type RedriveEnv = z.infer<typeof redriveEnvSchema>;

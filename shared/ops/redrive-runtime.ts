@@ -7,11 +7,12 @@ import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
 import { KinesisRangeReader, KinesisStreamSink } from '../aws/kinesis.js';
 import { SqsRedriveQueue } from '../aws/sqs.js';
 import type { RedriveDeps, RedriveSettings } from './redrive.js';
+import { DEFAULT_TARGET, loadTargetsFile } from '../targets.js';
 
 /**
  * The redrive's configuration and adapters, from the environment (the Lambda and the CLI).
  * The checks it re-runs use the processor's bundled dataset schemas and the event mapping
- * (bundled, or EVENT_MAPPING): give it the same EVENT_MAPPING as the processor.
+ * (bundled, or EVENT_MAPPING), and each target's of TARGETS_FILE: give it the processor's.
  */
 
 export { redriveEnvSchema, type RedriveEnv } from '../config.js';
@@ -30,6 +31,7 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
   const kinesis = kinesisClient();
   const schemas = loadDatasetSchemas();
   const mapping = loadCheckedEventMapping(config, schemas);
+  const targets = loadTargetsFile(config.TARGETS_FILE, { schemas, mapping });
   return {
     queueUrl: config.DLQ_URL,
     deps: {
@@ -47,6 +49,7 @@ export function redriveRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): Red
       mapping,
       schemas,
       maxMessages: config.REDRIVE_MAX_MESSAGES,
+      ...(targets && { targets: new Map(targets.filter((t) => t.name !== DEFAULT_TARGET).map((t) => [t.name, { mapping: t.mapping, schemas: t.schemas }])) }),
     },
   };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ObjectMissingError } from '../storage.js';
 import { isKinesisOnFailureRecord, type KinesisOnFailureRecord } from '../kinesis-on-failure.js';
-import { partitionKeyOf } from '../../schemas/canonical.js';
+import { messageTarget, partitionKeyOf } from '../../schemas/canonical.js';
 import { decodeMessage, type RecordRef } from '../decode.js';
 import type { FieldError } from '../field-errors.js';
 import { sqsSafeJson, type DeadLetterQueue, type DeadLetterRecord, type DeadLetterStage } from '../dlq.js';
@@ -87,6 +87,8 @@ export interface RedriveDeps {
 }
 
 export interface RedriveSettings extends MessageChecks {
+  /** The other targets' mapping and schemas (TARGETS_FILE): a stamped record is rechecked as its target's processor part will check it. */
+  targets?: ReadonlyMap<string, MessageChecks>;
   /** The stream records go back to; on-failure records of other streams are left alone. */
   streamName: string;
   /** Messages to handle in this run. */
@@ -164,10 +166,15 @@ export type Checks = MessageChecks;
  * validate, event mapping, Personalize pre-flight. Fixed: the same bytes, keyed by the message's
  * partition key, so the record lands where its session's other records are.
  */
-export function revalidate(data: Buffer, checks: Checks, ref: RecordRef): Verdict {
+export function revalidate(data: Buffer, defaultChecks: Checks, ref: RecordRef, targets?: ReadonlyMap<string, Checks>): Verdict {
   const decoded = decodeMessage(data, ref);
   if (!decoded.ok) return { ok: false, stage: decoded.stage, reason: decoded.reason, ...(decoded.errors && { errors: decoded.errors }) };
   let m = decoded.message;
+  const target = messageTarget(m);
+  const checks = target === undefined ? defaultChecks : targets?.get(target);
+  if (checks === undefined) {
+    return { ok: false, stage: 'validate', reason: `target ${target} is not configured in this processor (TARGETS_FILE)`, errors: [{ path: 'target', message: 'not a configured target' }] };
+  }
   if (m.kind === 'interaction') {
     const mapped = mapInteraction(checks.mapping, m);
     if (!mapped.ok) return { ok: false, stage: 'validate', reason: mapped.reason, errors: mapped.errors };
@@ -371,7 +378,7 @@ class RedriveRun {
         await this.keepStillBad(message, record, { ok: false, stage: record.stage, reason: `payload object ${record.payloadS3Key ?? ''} is missing from the archive bucket` });
         continue;
       }
-      const verdict = revalidate(data, this.settings, refOf(record));
+      const verdict = revalidate(data, this.settings, refOf(record), this.settings.targets);
       if (verdict.ok) fixed.push({ message, record, put: verdict.record });
       else await this.keepStillBad(message, record, verdict);
     }

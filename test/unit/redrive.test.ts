@@ -168,6 +168,27 @@ describe('re-validation with the current configuration', () => {
   });
 });
 
+describe('re-validation of a record stamped for a target (docs/targets.md)', () => {
+  const video = parseEventMapping({ unmapped: 'reject', events: { 'Video Content Playing': { eventType: 'Watch' } } });
+  const targets = new Map([['video', { mapping: video, schemas }]]);
+
+  it("checks it with its target's mapping, not the default's", () => {
+    const hover = Buffer.from(interaction('a', { eventType: 'Hover', target: 'video' }));
+    // The default mapping passes Hover through; the video target's refuses it.
+    expect(revalidate(hover, { mapping: passthrough, schemas }, ref, targets)).toMatchObject({ ok: false, stage: 'validate', reason: 'eventType "Hover" has no entry in the event mapping' });
+    const playing = Buffer.from(interaction('b', { eventType: 'Video Content Playing', target: 'video' }));
+    expect(revalidate(playing, { mapping: strict, schemas }, ref, targets)).toMatchObject({ ok: true, record: { data: playing } });
+  });
+
+  it('keeps it in the DLQ, naming the target, when this deployment does not declare the target', () => {
+    expect(revalidate(Buffer.from(interaction('c', { target: 'radio' })), { mapping: passthrough, schemas }, ref, targets)).toMatchObject({
+      ok: false,
+      stage: 'validate',
+      reason: 'target radio is not configured in this processor (TARGETS_FILE)',
+    });
+  });
+});
+
 describe('re-validation of item and user updates (partial, merged by the processor)', () => {
   const user = (properties: Record<string, unknown>) => Buffer.from(JSON.stringify({ kind: 'user', eventId: 'p', userId: 'u-1', timestamp: NOW - 1000, properties }));
 
