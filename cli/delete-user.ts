@@ -8,6 +8,7 @@ import { loadDeletionHasher } from '../shared/deletion-key.js';
 import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { deleteUser, InvalidUserIdError } from '../shared/ops/delete-user.js';
 import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
+import { declaredTargetNames, DEFAULT_TARGET } from '../shared/targets.js';
 import { CliError, defaultIo, isMain, parseArgs, runCli, useLocalStackFile, type CliIo } from './cli-env.js';
 
 /**
@@ -21,6 +22,7 @@ const envSchema = z.object({
   IDENTITY_TABLE: z.string({ error: 'is required (the DynamoDB identity table)' }).trim().min(1, 'is required (the DynamoDB identity table)'),
   ARCHIVE_BUCKET: z.string({ error: 'is required (the S3 archive bucket holding the deletion registry)' }).trim().min(1, 'is required (the S3 archive bucket)'),
   PERSONALIZE_DATASET_GROUP_ARN: datasetGroupArnsEnv,
+  TARGETS_FILE: z.string().optional(),
   ...deletionHashEnv,
 }).superRefine(oneDeletionHashSource);
 
@@ -37,6 +39,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
   const config = parseEnv(envSchema, io.env, 'delete-user');
   const archive = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET);
+  const targets = declaredTargetNames(config.TARGETS_FILE);
   // The same key as the processor's and the export's (README "Deleting a user").
   const hasher = await loadDeletionHasher(config, { warn: (message) => io.err(`warning: ${message}`) });
   let recordedKey = '';
@@ -45,6 +48,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     result = await deleteUser(userId, {
       identity: new DynamoIdentityStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
       profiles: new DynamoProfileStore(dynamoDocumentClient(), config.IDENTITY_TABLE),
+      targets: targets.filter((name) => name !== DEFAULT_TARGET),
       registry: {
         record: async (id, requestedAt) => {
           recordedKey = await recordDeletion(archive, id, requestedAt, { hasher });
@@ -63,7 +67,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   const ttl = io.env.IDENTITY_CACHE_TTL_SECONDS ?? '900';
   io.out(`deleted user ${userId}:`);
   io.out(`  identity links removed: ${result.linksRemoved.length} (the user's anonymous sessions are no longer attributed to them)`);
-  io.out('  stored profile removed (the merged record PutUsers is built from; a later update starts a new one)');
+  io.out(`  stored profile removed (the merged record PutUsers is built from; a later update starts a new one)${targets.length > 0 ? ` (in every target: ${targets.join(', ')})` : ''}`);
   io.out(`  deletion recorded: ${archive.location(recordedKey)} (a hash of the id, not the id; every later export and replay leaves the user out)`);
   io.out('still to do (see README, "Deleting a user"):');
   io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);

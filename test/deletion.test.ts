@@ -9,6 +9,7 @@ import { segmentSignature } from '../shared/collect/auth.js';
 import { keyedHasher, loadDeletedUsers } from '../shared/deletion.js';
 import { DynamoIdentityStore } from '../shared/aws/dynamo-identity.js';
 import { DynamoProfileStore } from '../shared/aws/dynamo-profiles.js';
+import { targetProfileStore } from '../shared/profile/store.js';
 import type { BatchReport } from '../shared/process/process-batch.js';
 import { main as deleteUserCli } from '../cli/delete-user.js';
 import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../local/stack.js';
@@ -124,13 +125,18 @@ describe('npm run delete-user', () => {
     await stack.poller.idle();
     expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()].sort()).toEqual(['cli-s1', 'cli-s2', 'cli-s3']);
     expect(await profileOf('cli-user')).toBeDefined();
+    // The user's profile in another target (docs/targets.md) goes too.
+    const videoProfiles = targetProfileStore(new DynamoProfileStore(dynamoDocumentClient(), stack.names.identityTable), 'video');
+    await videoProfiles.putProfiles([{ kind: 'user', id: 'cli-user', properties: { subscriptionModel: { value: 'premium', at: eventTime() } }, updatedAt: eventTime() }]);
+    expect((await videoProfiles.getProfiles([{ kind: 'user', id: 'cli-user' }])).size).toBe(1);
 
     const lines: string[] = [];
-    const code = await deleteUserCli(['cli-user'], { env: { ...process.env, LOCAL_STATE_DIR: stateDir }, out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    const env = { ...process.env, LOCAL_STATE_DIR: stateDir, TARGETS_FILE: join(import.meta.dirname, '../schemas/targets/example.json') };
+    const code = await deleteUserCli(['cli-user'], { env, out: (l) => lines.push(l), err: (l) => lines.push(l) });
     expect(code).toBe(0);
     const output = lines.join('\n');
     expect(output).toMatch(/identity links removed: 2/);
-    expect(output).toMatch(/stored profile removed/);
+    expect(output).toMatch(/stored profile removed .*\(in every target: default, video\)/);
     expect(output).toMatch(/control\/deletions\/dt=\d{4}-\d{2}-\d{2}\/[0-9a-f]{64}\.json/);
     expect(output).not.toMatch(/warning/);
     expect(output).toMatch(/the daily deletion step \(npm run personalize-deletions\) creates the data deletion job/);
@@ -138,6 +144,7 @@ describe('npm run delete-user', () => {
     expect([...(await links().getLinks(['cli-s1', 'cli-s2', 'cli-s3'])).keys()]).toEqual(['cli-s3']);
     expect((await registry()).isDeleted('cli-user')).toBe(true);
     expect(await profileOf('cli-user')).toBeUndefined();
+    expect((await videoProfiles.getProfiles([{ kind: 'user', id: 'cli-user' }])).size).toBe(0);
     expect(await profileOf('cli-other')).toBeDefined();
 
     await send(stack, [anonymous('cli-s1', 'cli-after-1'), anonymous('cli-s3', 'cli-after-3')]);

@@ -1,7 +1,7 @@
 import { userIdSchema } from '../../schemas/canonical.js';
 import { claimsOf, type IdentityLink, type IdentityStore } from '../identity/store.js';
 import type { DeletionRegistry } from '../deletion.js';
-import type { ProfileStore } from '../profile/store.js';
+import { targetProfileStore, type ProfileStore } from '../profile/store.js';
 
 /**
  * A user's deletion, carried out directly (the delete-user tool), with the same effect as a
@@ -13,8 +13,10 @@ import type { ProfileStore } from '../profile/store.js';
 
 export interface DeleteUserDeps {
   identity: Required<Pick<IdentityStore, 'deleteLinksOfUser'>>;
-  profiles: Pick<ProfileStore, 'deleteProfiles'>;
+  profiles: ProfileStore;
   registry: DeletionRegistry;
+  /** The other targets (TARGETS_FILE), whose stored profiles of the user go too (docs/targets.md). */
+  targets?: readonly string[];
   now?: () => number;
 }
 
@@ -38,6 +40,8 @@ export async function deleteUser(userId: string, deps: DeleteUserDeps): Promise<
   // As the processor does: sessions no one else claimed are registered so exports leave them out.
   const ownSessions = linksRemoved.filter((l) => claimsOf(l).every((c) => c.userId === userId)).map((l) => l.sessionId);
   if (ownSessions.length > 0) await deps.registry.recordSessions?.(ownSessions, requestedAt);
-  await deps.profiles.deleteProfiles([{ kind: 'user', id: userId }]);
+  const keys = [{ kind: 'user' as const, id: userId }];
+  await deps.profiles.deleteProfiles(keys);
+  for (const target of deps.targets ?? []) await targetProfileStore(deps.profiles, target).deleteProfiles(keys);
   return { userId, requestedAt, linksRemoved };
 }

@@ -44,6 +44,20 @@ function entriesByTarget(entries: readonly Entry[]): Map<string, Entry[]> {
   return byTarget;
 }
 
+/** Whether a user's deletion comes after this entry in the batch; undefined when the batch deletes no one. */
+function deletedLaterIn(entries: readonly Entry[]): ((entry: Entry, userId: string) => boolean) | undefined {
+  const lastDeletion = new Map<string, number>();
+  entries.forEach((e, i) => {
+    if (e.message.kind === 'delete') lastDeletion.set(e.message.userId, i);
+  });
+  if (lastDeletion.size === 0) return undefined;
+  const order = new Map(entries.map((e, i) => [e, i]));
+  return (entry, userId) => {
+    const at = lastDeletion.get(userId);
+    return at !== undefined && order.get(entry)! < at;
+  };
+}
+
 /** A target's archive: the default keeps the top-level layout, another lives under targets/<name>/. */
 function archiveOf(archive: ArchiveStore, name: string): ArchiveStore {
   return name === DEFAULT_TARGET ? archive : { put: (key, body) => archive.put(`${TARGETS_PREFIX}${name}/${key}`, body) };
@@ -148,10 +162,13 @@ interface TargetPart {
 async function checkPerTarget(entries: readonly Entry[], denied: Denied, deps: ProcessorDeps, dead: DeadLetters, report: BatchReport): Promise<TargetPart[]> {
   const archiveDenied = deps.consent?.policy.archive !== 'drop';
   const parts: TargetPart[] = [];
+  const deletedLater = deletedLaterIn(entries);
   for (const [name, list] of entriesByTarget(entries)) {
     const target = targetSettings(deps.settings, name)!;
     const checks = { mapping: target.mapping, schemas: target.schemas };
-    const preflighted = preflightStage(list, { checks, denied, archiveDenied, canDelete: canDelete(deps) }, dead);
+    // The delete messages are in the default's list; another target's updates they void are told apart here.
+    const voided = name === DEFAULT_TARGET ? undefined : deletedLater;
+    const preflighted = preflightStage(list, { checks, denied, archiveDenied, canDelete: canDelete(deps), ...(voided && { deletedLater: voided }) }, dead);
     addCounts(report, preflighted.counts);
     const store = name === DEFAULT_TARGET ? deps.profiles : targetProfileStore(deps.profiles, name);
     const profiles = await profileStage(preflighted.profileUpdates, store, target.schemas);

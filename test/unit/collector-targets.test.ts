@@ -34,7 +34,7 @@ function collector(targets: CollectorSettings['targets'], limits: Partial<Collec
   const deps: CollectorDeps = {
     stream: {
       put(batch: readonly StreamRecord[]): Promise<PutOutcome> {
-        records.push(...batch.map((r) => JSON.parse(r.data.toString('utf8')) as CanonicalMessage));
+        records.push(...batch.map((r) => JSON.parse(Buffer.from(r.data).toString('utf8')) as CanonicalMessage));
         return Promise.resolve({ stored: batch.map((_, i) => i), failed: [], calls: 1 });
       },
     },

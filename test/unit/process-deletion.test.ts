@@ -105,6 +105,32 @@ describe('a delete message in the processor', () => {
     expect(sent).toEqual([]);
   });
 
+  it("removes the user's profile in every target too; a target's update earlier in the batch is void, a later one starts anew", async () => {
+    const { profiles, deps } = setup({ record: () => Promise.resolve() });
+    const schemas = loadDatasetSchemas();
+    deps.settings = { ...deps.settings, targets: new Map([['video', { trackingId: 'video-tracker', schemas, mapping: loadEventMapping({}) }]]) };
+    const profile = (eventId: string, properties: Record<string, unknown>, t: number, target?: string) => ({
+      kind: 'user',
+      source: 'segment',
+      eventId,
+      userId: 'u-1',
+      timestamp: t,
+      properties,
+      ...(target && { target }),
+    });
+    await processBatch(records([profile('v-1', { membershipType: 'gold' }, T, 'video'), profile('r-1', { membershipType: 'gold' }, T)]), deps);
+    expect(profiles.get('user', 'video\u0001u-1')).toBeDefined();
+
+    const { report } = await processBatch(
+      records([profile('v-2', { membershipType: 'silver' }, T + 500, 'video'), deletion('u-1'), profile('v-3', { country: 'FR' }, T + 2000, 'video')]),
+      deps,
+    );
+    expect(report).toMatchObject({ deletions: 1, superseded: 1 });
+    expect(profiles.get('user', 'u-1')).toBeUndefined();
+    // The video profile holds only what came after the deletion.
+    expect(profiles.get('user', 'video\u0001u-1')?.properties).toEqual({ country: { value: 'FR', at: T + 2000 } });
+  });
+
   it('retries the whole batch when the registry cannot be written, before anything is archived or sent', async () => {
     const { archived, deps } = setup({ record: () => Promise.reject(new Error('S3 SlowDown')) });
     const batch = records([view('s-x', 'v-1'), deletion('u-9')]);

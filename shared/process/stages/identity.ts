@@ -3,7 +3,7 @@ import type { DeletionRegistry } from '../../deletion.js';
 import type { LinkCache } from '../../identity/cache.js';
 import { linkCarriedBy, stitchBatch } from '../../identity/stitch.js';
 import { claimsOf, type IdentityStore } from '../../identity/store.js';
-import type { ProfileStore } from '../../profile/store.js';
+import { targetProfileStore, type ProfileStore } from '../../profile/store.js';
 import { decideBatchConsent, decideStitchedConsent, type ConsentDeps, type ConsentVerdicts } from '../consent-step.js';
 import type { BatchCounts } from '../report.js';
 import { orRetry } from './retry.js';
@@ -60,6 +60,8 @@ export interface DeletionDeps {
   profiles: ProfileStore;
   deletions?: DeletionRegistry;
   consent?: ConsentDeps;
+  /** The other targets, whose stored profiles a deletion removes too. */
+  settings: { targets?: ReadonlyMap<string, unknown> | undefined };
 }
 
 /** True when `delete` messages can be carried out; otherwise they are dead-lettered. */
@@ -98,7 +100,10 @@ export async function deletionStage(entries: readonly Entry[], deps: DeletionDep
       linksDeleted += removed.length;
     }
     // And the stored profiles; this batch's earlier updates of those users are voided by the pre-flight.
-    await deps.profiles.deleteProfiles([...requests.keys()].map((id) => ({ kind: 'user' as const, id })));
+    // Every target's: a person deleted is deleted for every dataset group (docs/targets.md).
+    const keys = [...requests.keys()].map((id) => ({ kind: 'user' as const, id }));
+    await deps.profiles.deleteProfiles(keys);
+    for (const target of deps.settings.targets?.keys() ?? []) await targetProfileStore(deps.profiles, target).deleteProfiles(keys);
   });
   return { linksDeleted };
 }

@@ -16,6 +16,11 @@ export interface PreflightOptions {
   archiveDenied: boolean;
   /** False: `delete` messages are dead-lettered (no registry or store that can delete). */
   canDelete: boolean;
+  /**
+   * A target other than the default: whether the user is deleted later in the batch (the delete
+   * messages are in the default's entries), which voids this update as it does the default's.
+   */
+  deletedLater?: (entry: Entry, userId: string) => boolean;
 }
 
 export interface Preflighted {
@@ -115,6 +120,12 @@ export function preflightStage(entries: readonly Entry[], options: PreflightOpti
       }
     }
     accepted.push(entry);
+  }
+  const { deletedLater } = options;
+  if (deletedLater) {
+    const before = profileUpdates.length;
+    profileUpdates = profileUpdates.filter((u) => u.key.kind !== 'user' || !deletedLater(u.entry, u.key.id));
+    counts.superseded += before - profileUpdates.length;
   }
   return { accepted, events, profileUpdates, counts };
 }
