@@ -217,7 +217,7 @@ async function main(argv: string[]): Promise<number> {
     manifest = await exportDay(deps, {
       date: cli.date,
       mode: cli.mode ?? defaults.mode,
-      bulkMode: cli.bulkMode ?? defaults.bulkMode,
+      bulkMode: cli.bulkMode ?? chosen?.bulkMode ?? defaults.bulkMode,
       ...(cli.from !== undefined && { from: cli.from }),
       import: cli.import,
       anonymous: cli.anonymous ?? defaults.anonymous,

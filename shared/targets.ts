@@ -6,6 +6,7 @@ import { parseEventMapping, checkPropertyRenames, type EventMapping } from './ev
 import { CREDENTIAL_ID_PATTERN, DATASET_GROUP_ARN_PATTERN } from './config.js';
 import { ROLE_ARN_PATTERN } from './personalize/import-limits.js';
 import { parseDatasetSchema, type DatasetSchemas } from './personalize/dataset-schema.js';
+import { BULK_MODES, type BulkMode } from './bulk-mode.js';
 
 /**
  * Targets (docs/targets.md): the Personalize destinations one pipeline feeds, each with its tracker,
@@ -46,6 +47,8 @@ const targetSchema = z.strictObject({
   schemas: z.strictObject({ interactions: z.string().min(1), items: z.string().min(1), users: z.string().min(1) }).optional(),
   /** Event-mapping file, relative to the targets file; unset: the deployment's mapping. */
   mapping: z.string().min(1).optional(),
+  /** What this target's bulk import is for (docs/bulk-modes.md); unset: BULK_MODE. A new group can bootstrap while another streams. */
+  bulkMode: z.enum(BULK_MODES).optional(),
   routes: z.array(routeSchema).min(1),
 });
 
@@ -53,8 +56,8 @@ export const targetsFileSchema = z
   .strictObject({ $comment: z.string().optional(), targets: z.array(targetSchema).min(1) })
   .refine((f) => new Set(f.targets.map((t) => t.name)).size === f.targets.length, { message: 'target names must be unique', path: ['targets'] })
   // The default target is the deployment's variables (PERSONALIZE_*, EVENT_MAPPING): the file gives it routes only.
-  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.importRoleArn === undefined && t.datasetGroupArn === undefined && t.schemas === undefined && t.mapping === undefined && Object.keys(t.datasets).length === 0)), {
-    message: 'the default target takes its tracker, datasets, schemas and mapping from the variables: give it routes only',
+  .refine((f) => f.targets.every((t) => t.name !== DEFAULT_TARGET || (t.trackingId === undefined && t.importRoleArn === undefined && t.datasetGroupArn === undefined && t.schemas === undefined && t.mapping === undefined && t.bulkMode === undefined && Object.keys(t.datasets).length === 0)), {
+    message: 'the default target takes its tracker, datasets, schemas, mapping and bulk mode from the variables: give it routes only',
     path: ['targets'],
   });
 
@@ -68,6 +71,8 @@ export interface Target {
   interactionsDatasetArn?: string | undefined;
   schemas: DatasetSchemas;
   mapping: EventMapping;
+  /** Unset: the deployment's BULK_MODE. */
+  bulkMode?: BulkMode | undefined;
   routes: readonly Route[];
 }
 
@@ -114,6 +119,7 @@ export function parseTargets(document: unknown, baseDir: string, defaults: Targe
       usersDatasetArn: t.datasets.users,
       schemas,
       mapping,
+      bulkMode: t.bulkMode,
       routes: t.routes,
     };
   });

@@ -131,6 +131,13 @@ describe('several targets from one pipeline', () => {
     const page = await (await fetch(`${stack().http.url}/readiness?target=video`)).text();
     expect(page).toContain('<h1>Personalize readiness: target video</h1>');
     expect(page).toContain('<a href="/readiness">default</a>');
+
+    // A direct invocation may export one target only (bootstrapping a new group while another streams).
+    const videoOnly = (await handleExportEvent({ date, import: false, target: 'video' })) as ExportSummary;
+    expect(videoOnly.kinds.interactions).toMatchObject({ read: 2, streamed: 1 });
+    expect(videoOnly.targets).toBeUndefined();
+    await expect(handleExportEvent({ date, import: false, target: 'radio' })).rejects.toThrow(/target radio is not declared in TARGETS_FILE/);
+    setExportRuntime(undefined);
   });
 
   it('replays one target from its own archive, to its own tracker, as it was mapped for it', async () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { BULK_MODES } from '../bulk-mode.js';
+import { BULK_MODES, type BulkMode } from '../bulk-mode.js';
+import { DEFAULT_TARGET } from '../targets.js';
 import { handleAthenaEvent, isAthenaEvent } from './athena/orchestrate.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
 import { addUtcDays, isExportDate, previousUtcDay } from '../util/dates.js';
@@ -12,7 +13,8 @@ import { exportRuntimeFromEnv, type ExportRuntime } from './runtime.js';
  * The export Lambda's core. An EventBridge schedule exports the UTC day before the event's time and
  * the EXPORT_REEXPORT_DAYS days before it, oldest first, one manifest each; a direct invocation
  * exports one day and may name the day and override the mode: `{"date":"2026-11-22","mode":"FULL"}`,
- * or bootstrap a new dataset group: `{"bulkMode":"bootstrap","from":"2026-01-01","date":"2026-11-30"}`.
+ * or bootstrap a new dataset group: `{"bulkMode":"bootstrap","from":"2026-01-01","date":"2026-11-30"}`;
+ * `"target":"<name>"` runs only that target of TARGETS_FILE (docs/targets.md), as `npm run export -- --target`.
  */
 
 const modeSchema = z.enum(['auto', 'INCREMENTAL', 'FULL']);
@@ -24,6 +26,7 @@ export const exportEventSchema = z.union([
     import: z.boolean().optional(),
     bulkMode: z.enum(BULK_MODES).optional(),
     from: z.string().refine(isExportDate, 'from must be a UTC day written YYYY-MM-DD').optional(),
+    target: z.string().min(1).optional(),
   }),
 ]);
 export type ExportEvent = z.input<typeof exportEventSchema>;
@@ -112,19 +115,27 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   const scheduled = 'time' in input;
   const yesterday = scheduled ? previousUtcDay(new Date(input.time)) : (input.date ?? previousUtcDay(now));
   runtime ??= exportRuntimeFromEnv();
-  const { deps, defaults, targets } = runtime;
+  const { defaults } = runtime;
+  // A direct invocation may name one target; the schedule runs the default, then every other one.
+  const only = !scheduled && input.target !== undefined ? input.target : undefined;
+  const chosen = only === undefined || only === DEFAULT_TARGET ? undefined : runtime.targets.find((t) => t.name === only);
+  if (only !== undefined && only !== DEFAULT_TARGET && !chosen) throw new ExportInputError(`target ${only} is not declared in TARGETS_FILE`);
+  const deps = chosen?.deps ?? runtime.deps;
+  const targets = only === undefined ? runtime.targets : [];
   // The schedule exports yesterday and the days before it again, oldest first: late data of those
   // days becomes their next revision (README "Revisions"). A direct invocation: the one named day.
   const dates = scheduled ? reexportDates(yesterday, defaults.reexportDays) : [yesterday];
   const summaries: ExportSummary[] = [];
   const targetSummaries: Record<string, ExportSummary> = {};
+  const targetDays = new Map<string, ExportSummary[]>();
   const failures: string[] = [];
   for (const date of dates) {
-    const exportFor = (targetDeps: typeof deps) =>
+    const exportFor = (targetDeps: typeof deps, targetBulkMode: BulkMode | undefined) =>
       exportDay(targetDeps, {
         date,
         mode: (!scheduled && input.mode) || defaults.mode,
-        bulkMode: (!scheduled && input.bulkMode) || defaults.bulkMode,
+        // A target's own bulk mode (docs/targets.md), unless the invocation names one.
+        bulkMode: (!scheduled && input.bulkMode) || targetBulkMode || defaults.bulkMode,
         ...(!scheduled && input.from !== undefined && { from: input.from }),
         import: scheduled || input.import !== false,
         anonymous: defaults.anonymous,
@@ -134,13 +145,14 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
         ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
       });
     try {
-      const summary = summarize(await exportFor(deps));
+      const summary = summarize(await exportFor(deps, chosen?.bulkMode));
       summaries.push(summary);
       // Counts, job names and reasons only: no ids from the data.
       logger.info('export finished', { ...summary });
       // Every other target over its own prefix, with its schemas and datasets (docs/targets.md).
       for (const target of targets) {
-        targetSummaries[target.name] = summarize(await exportFor(target.deps));
+        targetSummaries[target.name] = summarize(await exportFor(target.deps, target.bulkMode));
+        targetDays.set(target.name, [...(targetDays.get(target.name) ?? []), targetSummaries[target.name]!]);
         logger.info('export of a target finished', { target: target.name, ...targetSummaries[target.name] });
       }
     } catch (error) {
@@ -150,7 +162,8 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
       logger.error('export of a day failed', { date, error: error as Error });
     }
   }
-  recordMetrics(summaries);
+  recordMetrics(summaries, chosen?.name);
+  for (const [name, days] of targetDays) recordMetrics(days, name);
   if (failures.length > 0) throw new ExportPassError(`the nightly export failed for ${failures.length} of ${dates.length} days: ${failures.join('; ')}`);
   const last = { ...summaries.at(-1)!, ...(targets.length > 0 && { targets: targetSummaries }) };
   return scheduled ? { ...last, days: summaries } : last;
@@ -165,16 +178,26 @@ export function reexportDates(yesterday: string, days: number): string[] {
   return Array.from({ length: days + 1 }, (_, i) => addUtcDays(yesterday, i - days));
 }
 
-/** One EMF blob per invocation (logMetrics publishes it): the kind is part of the metric name; days are summed. */
-function recordMetrics(summaries: readonly ExportSummary[]): void {
+/**
+ * One EMF blob per invocation (logMetrics publishes it): the kind is part of the metric name; days
+ * are summed. A target other than the default (docs/targets.md) publishes the same names with a
+ * `target` dimension, as the processor does.
+ */
+function recordMetrics(summaries: readonly ExportSummary[], target?: string): void {
+  const add = (name: string, value: number) => {
+    if (target === undefined || target === DEFAULT_TARGET) return void metrics.addMetric(name, MetricUnit.Count, value);
+    const single = metrics.singleMetric();
+    single.addDimension('target', target);
+    single.addMetric(name, MetricUnit.Count, value);
+  };
   for (const kind of EXPORT_KINDS) {
     const sum = (field: 'exported' | 'backfilled' | 'duplicates' | 'rejected') => summaries.reduce((n, s) => n + s.kinds[kind][field], 0);
-    metrics.addMetric(`${kind}Exported`, MetricUnit.Count, sum('exported'));
-    metrics.addMetric(`${kind}Backfilled`, MetricUnit.Count, sum('backfilled'));
-    metrics.addMetric(`${kind}Duplicates`, MetricUnit.Count, sum('duplicates'));
-    metrics.addMetric(`${kind}Rejected`, MetricUnit.Count, sum('rejected'));
+    add(`${kind}Exported`, sum('exported'));
+    add(`${kind}Backfilled`, sum('backfilled'));
+    add(`${kind}Duplicates`, sum('duplicates'));
+    add(`${kind}Rejected`, sum('rejected'));
     // What waits in pending after the pass (one folder for all days).
-    metrics.addMetric(`${kind}HeldRows`, MetricUnit.Count, summaries.at(-1)?.kinds[kind].heldRows ?? 0);
+    add(`${kind}HeldRows`, summaries.at(-1)?.kinds[kind].heldRows ?? 0);
   }
-  metrics.addMetric('importJobsStarted', MetricUnit.Count, summaries.reduce((n, s) => n + s.importJobs.filter((j) => j.status === 'started').length, 0));
+  add('importJobsStarted', summaries.reduce((n, s) => n + s.importJobs.filter((j) => j.status === 'started').length, 0));
 }

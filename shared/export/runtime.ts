@@ -12,11 +12,12 @@ import { S3Bucket } from '../aws/s3-bucket.js';
 import { TARGETS_PREFIX } from '../archive.js';
 import { loadEventMapping } from '../event-mapping.js';
 import { DEFAULT_TARGET, loadTargetsFile } from '../targets.js';
+import type { BulkMode } from '../bulk-mode.js';
 
 export interface ExportRuntime {
   deps: ExportDeps;
   /** The other targets (docs/targets.md): the same export over targets/<name>/, with their schemas and datasets. */
-  targets: { name: string; deps: ExportDeps }[];
+  targets: { name: string; deps: ExportDeps; bulkMode?: BulkMode | undefined }[];
   /** The options the environment sets; the CLI's flags and the handler's event override them. */
   defaults: Required<Pick<ExportOptions, 'bulkMode' | 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
     workDir?: string;
@@ -68,7 +69,7 @@ export function exportRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env, optio
       const targetBucket = new S3Bucket(s3Client(), config.ARCHIVE_BUCKET, root);
       // The registry is the bucket's, shared by every target; the default's run has compacted it already.
       const deletedUsers = async () => loadDeletedUsers(archiveBucket, { hasher: await loadDeletionHasher(config, options) });
-      return { name: t.name, deps: { ...deps, archive: targetBucket, store: targetBucket, deletedUsers, settings } };
+      return { name: t.name, deps: { ...deps, archive: targetBucket, store: targetBucket, deletedUsers, settings }, bulkMode: t.bulkMode };
     });
   return {
     deps,

@@ -90,7 +90,10 @@ export interface ProcessorSettings {
 }
 
 /** What is specific to one target. */
-export type TargetSettings = Pick<ProcessorSettings, 'trackingId' | 'itemsDatasetArn' | 'usersDatasetArn' | 'schemas' | 'mapping'>;
+export type TargetSettings = Pick<ProcessorSettings, 'trackingId' | 'itemsDatasetArn' | 'usersDatasetArn' | 'schemas' | 'mapping'> & {
+  /** Unset: the deployment's (a target being bootstrapped streams no interactions while another does). */
+  bulkMode?: BulkMode | undefined;
+};
 
 export interface ProcessorDeps {
   identity: IdentityStore;
@@ -182,9 +185,9 @@ async function checkPerTarget(entries: readonly Entry[], denied: Denied, deps: P
 /** Forward and the record of what PutEvents accepted, per target; returns the records to retry. */
 async function forwardPerTarget(parts: readonly TargetPart[], range: SequenceRange, deps: ProcessorDeps, dead: DeadLetters, report: BatchReport): Promise<RecordRef[]> {
   const { settings } = deps;
-  const streamInteractions = streamsInteractions(settings.bulkMode ?? 'complement');
   const retries: RecordRef[] = [];
   for (const { name, target, preflighted, profiles, archive, counts } of parts) {
+    const streamInteractions = streamsInteractions(target.bulkMode ?? settings.bulkMode ?? 'complement');
     const plan = { events: preflighted.events, items: profiles.items, users: profiles.users };
     const forwarded = await forwardStage(plan, deps.personalize, { ...target, forwardConcurrency: settings.forwardConcurrency, streamInteractions }, dead);
     addCounts(report, forwarded.counts);

@@ -95,10 +95,11 @@ function processorTargets(file: string | undefined, defaults: TargetDefaults, bu
   const targets = new Map<string, TargetSettings>();
   for (const t of loadTargetsFile(file, defaults) ?? []) {
     if (t.name === DEFAULT_TARGET) continue;
-    if (t.trackingId === undefined && streamsInteractions(bulkMode)) {
-      throw new TargetsError(`TARGETS_FILE ${file ?? ''}: target ${t.name} has no trackingId, and BULK_MODE=${bulkMode} streams interactions`);
+    const mode = t.bulkMode ?? bulkMode;
+    if (t.trackingId === undefined && streamsInteractions(mode)) {
+      throw new TargetsError(`TARGETS_FILE ${file ?? ''}: target ${t.name} has no trackingId, and its bulk mode ${mode}${t.bulkMode === undefined ? ' (BULK_MODE)' : ''} streams interactions`);
     }
-    targets.set(t.name, { trackingId: t.trackingId ?? '', itemsDatasetArn: t.itemsDatasetArn, usersDatasetArn: t.usersDatasetArn, schemas: t.schemas, mapping: t.mapping });
+    targets.set(t.name, { trackingId: t.trackingId ?? '', itemsDatasetArn: t.itemsDatasetArn, usersDatasetArn: t.usersDatasetArn, schemas: t.schemas, mapping: t.mapping, bulkMode: mode });
   }
   return targets;
 }

@@ -570,6 +570,15 @@ describe('several targets (docs/targets.md)', () => {
     expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/forwarded/interactions/'))).toBe(true);
   });
 
+  it("streams nothing to a target being bootstrapped (its own bulk mode) while the default streams; both archive", async () => {
+    const { deps, personalize, archive } = setup({ targets: new Map([['video', { ...video, bulkMode: 'bootstrap' as const }]]) });
+    const { report } = await processBatch(kinesisRecords([play(), play('video')]), deps);
+    expect(report).toMatchObject({ forwardedEvents: 1, notStreamed: 1, byTarget: { video: { archivedRecords: 1, forwardedEvents: 0 } } });
+    expect(personalize.eventCalls.map((c) => c.trackingId)).toEqual(['tracker-1']);
+    expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/archive/interactions/'))).toBe(true);
+    expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/forwarded/'))).toBe(false);
+  });
+
   it('dead-letters a message stamped for a target this processor does not know, naming it', async () => {
     const { deps, dlq, personalize } = setup();
     const { report } = await processBatch(kinesisRecords([play('radio')]), deps);

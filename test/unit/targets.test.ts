@@ -35,6 +35,9 @@ describe('targets configuration', () => {
     expect(bad([{ name: 'video', routes: [{ all: true }], datasets: { items: 'arn:aws:s3:::bucket' } }])).toThrow(/targets\.0\.datasets\.items: must be a Personalize dataset ARN/);
     expect(bad([{ name: 'a', routes: [{ all: true }] }, { name: 'a', routes: [{ all: true }] }])).toThrow(/target names must be unique/);
     expect(bad([{ name: 'default', trackingId: 't', routes: [{ all: true }] }])).toThrow(/give it routes only/);
+    expect(bad([{ name: 'default', bulkMode: 'bootstrap', routes: [{ all: true }] }])).toThrow(/give it routes only/);
+    expect(bad([{ name: 'video', bulkMode: 'backfill', routes: [{ all: true }] }])).toThrow(/targets\.0\.bulkMode/);
+    expect(parseTargets({ targets: [{ name: 'video', bulkMode: 'bootstrap', routes: [{ all: true }] }] }, dir, defaults)[0]!.bulkMode).toBe('bootstrap');
     expect(bad([{ name: 'video', routes: [{ all: true }], mapping: 'missing.json' }])).toThrow(TargetsError);
     expect(bad([{ name: 'video', routes: [{ all: true }], mapping: 'missing.json' }])).toThrow(/target video mapping missing\.json/);
   });
