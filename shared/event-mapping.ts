@@ -12,6 +12,12 @@ const entrySchema = z.strictObject({
   /** Dot path of the property (of the event, or of each product when perProduct) holding eventValue. */
   eventValue: z.string().min(1).optional(),
   perProduct: z.boolean().optional(),
+  /**
+   * Heartbeats (Segment's `Video Content Playing`, every ~10 s): one training interaction per session,
+   * item and window of this many seconds. The events of a window share one eventId, and Personalize
+   * trains on the first event of an eventId only (FACTS §1b); the processor and the export drop the rest as duplicates.
+   */
+  oncePerSeconds: z.number().int().min(1).max(86_400).optional(),
 });
 
 /** Source property name -> dataset property name (e.g. Segment trait "plan" -> "membershipType"). */

@@ -8,6 +8,7 @@ import { deletionStepDepsFromEnv } from '../shared/personalize-deletion/runtime.
 import { runDeletionStep } from '../shared/personalize-deletion/step.js';
 import { handleExportEvent, setExportRuntime, type ExportSummary } from '../shared/export/handle.js';
 import { replayArchive } from '../shared/ops/replay.js';
+import { windowEventId } from '../shared/personalize/preflight.js';
 import { replayRuntimeFromEnv } from '../shared/ops/replay-runtime.js';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,9 @@ const VIDEO_TRACKER = 'local-video-tracker';
 const VIDEO_ITEMS = 'arn:aws:personalize:us-east-1:000000000000:dataset/local-video/ITEMS';
 const stack = useLocalStack('targets', { processorEnv: { TARGETS_FILE } });
 
+/** The heartbeat's eventId at the video target: its 10-minute window's (schemas/targets/video/event-mapping.json). */
+const PLAY_TIME = eventTime();
+const PLAY_WINDOW_ID = windowEventId({ kind: 'interaction', source: 'segment', eventId: 'tg-play', sessionId: 'tg-anon', eventType: 'Video Content Playing', itemId: 'film-1', timestamp: PLAY_TIME }, 'Watch', 600);
 const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base64')}`;
 const iso = (offsetMs = 0) => new Date(eventTime(offsetMs)).toISOString();
 
@@ -39,7 +43,7 @@ describe('several targets from one pipeline', () => {
       {
         batch: [
           { type: 'track', event: 'Product Viewed', messageId: 'tg-view', anonymousId: 'tg-anon', timestamp: iso(), properties: { product_id: 'sku-1', discount: 'spring' } },
-          { type: 'track', event: 'Video Content Playing', messageId: 'tg-play', anonymousId: 'tg-anon', timestamp: iso(), properties: { asset_id: 'film-1', position: 30, discount: 'spring' } },
+          { type: 'track', event: 'Video Content Playing', messageId: 'tg-play', anonymousId: 'tg-anon', timestamp: new Date(PLAY_TIME).toISOString(), properties: { asset_id: 'film-1', position: 30, discount: 'spring' } },
         ],
       },
       { authorization: basic(LOCAL_CREDENTIALS.trackerWriteKey) },
@@ -67,13 +71,14 @@ describe('several targets from one pipeline', () => {
     expect(retail.get('tg-view')).toMatchObject({ eventType: 'View', itemId: 'sku-1' });
     expect(retail.get('tg-play')).toMatchObject({ eventType: 'Video Content Playing', itemId: 'film-1' });
     expect(retail.get('tg-done')).toMatchObject({ eventType: 'Video Playback Completed', itemId: 'film-2', userId: 'tg-user' });
-    // The video target takes the video events only, mapped to the domain's Watch and Click.
-    expect([...video.keys()].sort()).toEqual(['tg-done', 'tg-play']);
-    expect(video.get('tg-play')).toMatchObject({ eventType: 'Watch', itemId: 'film-1' });
+    // The video target takes the video events only, mapped to the domain's Watch and Click; the
+    // heartbeat carries its window's eventId (oncePerSeconds: one Watch per 10 minutes trains).
+    expect([...video.keys()].sort()).toEqual([PLAY_WINDOW_ID, 'tg-done'].sort());
+    expect(video.get(PLAY_WINDOW_ID)).toMatchObject({ eventType: 'Watch', itemId: 'film-1' });
     expect(video.get('tg-done')).toMatchObject({ eventType: 'Watch', itemId: 'film-2', userId: 'tg-user' });
     // Shaped by each target's schema: the retail interactions have DISCOUNT, the video ones do not.
     expect(JSON.parse(retail.get('tg-play')!.properties ?? '{}')).toMatchObject({ discount: 'spring' });
-    expect(JSON.parse(video.get('tg-play')!.properties ?? '{}')).not.toHaveProperty('discount');
+    expect(JSON.parse(video.get(PLAY_WINDOW_ID)!.properties ?? '{}')).not.toHaveProperty('discount');
 
     // The film goes to the video catalog, shaped by its Items schema; retail holds it (no CATEGORY_L1, PRICE).
     const putItems = stack().personalize!.received('PutItems');
@@ -86,7 +91,7 @@ describe('several targets from one pipeline', () => {
     const videoLines = [...(await readArchive(bucket, 'targets/video/archive/interactions/')).values()].flatMap((o) => o.records);
     expect(new Map(videoLines.map((l) => [l.eventId, l.kind === 'interaction' ? l.eventType : undefined]))).toEqual(
       new Map([
-        ['tg-play', 'Watch'],
+        [PLAY_WINDOW_ID, 'Watch'],
         ['tg-done', 'Watch'],
       ]),
     );
@@ -151,8 +156,8 @@ describe('several targets from one pipeline', () => {
     const sent = stack().personalize!.receivedEvents();
     expect(sent.map((e) => [e.trackingId, e.eventId, e.eventType]).sort()).toEqual([
       [VIDEO_TRACKER, 'tg-done', 'Watch'],
-      [VIDEO_TRACKER, 'tg-play', 'Watch'],
-    ]);
+      [VIDEO_TRACKER, PLAY_WINDOW_ID, 'Watch'],
+    ].sort());
     expect(() => replayRuntimeFromEnv({ ...process.env }, { ...options, target: 'radio' })).toThrow(/--target radio is not declared in TARGETS_FILE/);
   });
 

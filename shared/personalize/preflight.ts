@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { Event as PersonalizeEvent } from '@aws-sdk/client-personalize-events';
 import type { CanonicalMessage, InteractionMessage } from '../../schemas/canonical.js';
 import { mapEvent, type EventMapping } from '../event-mapping.js';
@@ -19,10 +20,24 @@ export interface MessageChecks {
 
 export type Mapped<M> = { ok: true; message: M } | { ok: false; reason: string; errors: FieldError[] };
 
+/**
+ * The eventId every event of one heartbeat window shares (`oncePerSeconds`): a hash of the type,
+ * session, item and window, so any processor, batch or replay derives the same id.
+ */
+export function windowEventId(m: InteractionMessage, eventType: string, seconds: number): string {
+  const window = Math.floor(m.timestamp / (seconds * 1000));
+  return `w-${hash('sha256', JSON.stringify([eventType, m.sessionId, m.itemId ?? '', seconds, window]))}`;
+}
+
 /** Source event name to Personalize event type (and value); the message is copied only when the mapping changes it. */
 export function mapInteraction(mapping: EventMapping, m: InteractionMessage): Mapped<InteractionMessage> {
   const mapped = mapEvent(mapping, m.eventType, m.properties, m.eventValue);
   if (!mapped.ok) return { ok: false, reason: mapped.reason, errors: [{ path: 'eventType', message: mapped.reason }] };
+  const window = mapped.entry?.oncePerSeconds;
+  if (window !== undefined) {
+    const eventId = windowEventId(m, mapped.eventType, window);
+    return { ok: true, message: { ...m, eventId, eventType: mapped.eventType, ...(mapped.eventValue !== undefined && { eventValue: mapped.eventValue }) } };
+  }
   const unchanged = mapped.eventType === m.eventType && (mapped.eventValue === undefined || (Object.hasOwn(m, 'eventValue') && Object.is(m.eventValue, mapped.eventValue)));
   if (unchanged) return { ok: true, message: m };
   return { ok: true, message: { ...m, eventType: mapped.eventType, ...(mapped.eventValue !== undefined && { eventValue: mapped.eventValue }) } };

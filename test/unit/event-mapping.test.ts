@@ -34,6 +34,7 @@ describe('loading the mapping', () => {
     expect(errorOf({ events: { 'Order Completed': { eventType: '' } } }).message).toMatch(/entry "Order Completed" field eventType: /);
     expect(errorOf({ events: { 'Order Completed': { eventType: 'Purchase', eventValue: 5 } } }).message).toMatch(/entry "Order Completed" field eventValue: /);
     expect(errorOf({ events: { 'Order Completed': { eventType: 'Purchase', perProduct: 'yes' } } }).message).toMatch(/entry "Order Completed" field perProduct: /);
+    expect(errorOf({ events: { 'Video Content Playing': { eventType: 'Watch', oncePerSeconds: 0 } } }).message).toMatch(/entry "Video Content Playing" field oncePerSeconds: /);
   });
 
   it('rejects an unknown key in an entry, naming the entry and the key', () => {

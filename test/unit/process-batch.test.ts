@@ -4,7 +4,7 @@ import type { KinesisStreamRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { ArchivedRecord, ArchiveStore } from '../../shared/archive.js';
 import type { DeadLetterQueue, DeadLetterRecord } from '../../shared/dlq.js';
-import { loadEventMapping } from '../../shared/event-mapping.js';
+import { loadEventMapping, parseEventMapping } from '../../shared/event-mapping.js';
 import { LinkCache } from '../../shared/identity/cache.js';
 import type { IdentityLink, IdentityStore } from '../../shared/identity/store.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
@@ -568,6 +568,21 @@ describe('several targets (docs/targets.md)', () => {
     expect(byTracker).toEqual(new Map([['tracker-1', ['Video Content Playing']], ['video-tracker', ['Watch']]]));
     expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/archive/interactions/'))).toBe(true);
     expect([...archive.objects.keys()].some((k) => k.startsWith('targets/video/forwarded/interactions/'))).toBe(true);
+  });
+
+  it('sends one Watch per session, title and window for heartbeats (oncePerSeconds); a later batch of the same window re-sends its eventId, not a new one', async () => {
+    const heartbeat = parseEventMapping({ unmapped: 'reject', events: { 'Video Content Playing': { eventType: 'Watch', oncePerSeconds: 600 } } });
+    const { deps, personalize } = setup({ targets: new Map([['video', { ...video, mapping: heartbeat }]]) });
+    const beat = (eventId: string, offsetS: number, itemId = 'film-1') => ({ ...play('video'), eventId, itemId, timestamp: Math.floor(T / 600_000) * 600_000 + offsetS * 1000 });
+    const { report } = await processBatch(kinesisRecords([beat('b1', 0), beat('b2', 10), beat('b3', 20), beat('other', 30, 'film-2'), beat('next', 600)]), deps);
+    expect(report).toMatchObject({ duplicates: 2, byTarget: { video: { forwardedEvents: 3 } } });
+    const sent = personalize.eventCalls.flatMap((c) => c.eventList ?? []);
+    expect(sent.map((e) => e.eventId)).toEqual([expect.stringMatching(/^w-[0-9a-f]{64}$/), expect.stringMatching(/^w-/), expect.stringMatching(/^w-/)]);
+    expect(new Set(sent.map((e) => e.eventId)).size).toBe(3);
+    const firstWindow = sent[0]!.eventId;
+    personalize.eventCalls.length = 0;
+    await processBatch(kinesisRecords([beat('b4', 40)]), deps);
+    expect(personalize.eventCalls.flatMap((c) => c.eventList ?? []).map((e) => e.eventId)).toEqual([firstWindow]);
   });
 
   it("streams nothing to a target being bootstrapped (its own bulk mode) while the default streams; both archive", async () => {
