@@ -137,6 +137,37 @@ export function loadTargetsFile(path: string | undefined, defaults: TargetDefaul
   return parseTargets(document, dirname(path), defaults, `TARGETS_FILE ${path}`);
 }
 
+/**
+ * The mapping the doors consult (docs/targets.md). The adapters read it only for what the source's
+ * shape alone can answer: one interaction per product (`perProduct`, with the product's value path)
+ * and refusing names no mapping takes. Each target maps event types itself, in the processor. With
+ * several targets the doors take every target's entries, which must agree on `perProduct` and its
+ * value path (a product list is split once, for every target), and refuse unmapped names only when
+ * every target does.
+ */
+export function doorMapping(deployment: EventMapping, targets: readonly Pick<Target, 'name' | 'mapping'>[] | undefined): EventMapping {
+  if (targets === undefined) return deployment;
+  const events: EventMapping['events'] = {};
+  const owner = new Map<string, string>();
+  for (const { name, mapping } of targets) {
+    for (const [event, entry] of Object.entries(mapping.events)) {
+      const seen = Object.hasOwn(events, event) ? events[event] : undefined;
+      if (seen === undefined) {
+        events[event] = entry;
+        owner.set(event, name);
+        continue;
+      }
+      const split = (e: typeof entry) => (e.perProduct ? `perProduct with value ${e.eventValue ?? '(none)'}` : 'one interaction');
+      if (split(seen) !== split(entry)) {
+        throw new TargetsError(
+          `target ${name} mapping entry "${event}": ${split(entry)}, but target ${owner.get(event)!}'s says ${split(seen)}; a product list is split once, at the door, for every target`,
+        );
+      }
+    }
+  }
+  return { ...deployment, unmapped: targets.every((t) => t.mapping.unmapped === 'reject') ? 'reject' : 'passthrough', events };
+}
+
 /** The names TARGETS_FILE declares, `default` first (it exists without the file too); for pages and CLIs that only name targets. */
 export function declaredTargetNames(path: string | undefined): string[] {
   if (path === undefined || path.trim() === '') return [];

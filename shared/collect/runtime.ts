@@ -2,7 +2,7 @@ import { kinesisClient } from '../aws/clients.js';
 import { readCollectorEnv, type CollectorEnv } from '../config.js';
 import { loadEventMapping } from '../event-mapping.js';
 import { loadDatasetSchemas } from '../personalize/dataset-schema.js';
-import { loadTargetsFile } from '../targets.js';
+import { doorMapping, loadTargetsFile } from '../targets.js';
 import { putRecords } from '../aws/kinesis.js';
 import type { CollectorDeps } from './collector.js';
 import { loadCollectorSecrets } from './secrets.js';
@@ -27,7 +27,8 @@ export function collectorDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Coll
       maxRecordsPerRequest: config.COLLECTOR_MAX_RECORDS_PER_REQUEST,
       clockSkewToleranceMs: config.COLLECTOR_CLOCK_SKEW_TOLERANCE_SECONDS * 1000,
       publicProfileUpdates: config.COLLECTOR_PUBLIC_PROFILE_UPDATES,
-      mapping,
+      // Every target's entries when there are several: the doors split product lists once, for all.
+      mapping: doorMapping(mapping, targets),
       // Routes only: the collector stamps messages, the processor reads each target's settings.
       ...(targets && { targets }),
     },

@@ -3,9 +3,11 @@ import type { CanonicalMessage } from '../../schemas/canonical.js';
 import { collect, type CollectorDeps, type CollectorSettings } from '../../shared/collect/collector.js';
 import { loadCollectorSecrets } from '../../shared/collect/secrets.js';
 import { ConfigError } from '../../shared/config.js';
-import { loadEventMapping } from '../../shared/event-mapping.js';
+import { loadEventMapping, parseEventMapping } from '../../shared/event-mapping.js';
 import type { PutOutcome, StreamRecord } from '../../shared/stream-producer.js';
-import { parseTargets } from '../../shared/targets.js';
+import { doorMapping, parseTargets } from '../../shared/targets.js';
+import { collectorDepsFromEnv } from '../../shared/collect/runtime.js';
+import { join } from 'node:path';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 
 // Routing at the door (docs/targets.md): by the write key a request carried, named by its id in the
@@ -109,6 +111,40 @@ describe('routing by credential at the collector', () => {
     expect(response.status).toBe(207);
     expect(response.body).toMatchObject({ accepted: 1, rejected: [{ index: 1, reason: expect.stringContaining('more than 3 stream records') as unknown }] });
     expect(records.map((r) => r.eventId)).toEqual(['limit-1', 'limit-1']);
+  });
+});
+
+describe("the doors' mapping with several targets", () => {
+  const example = join(import.meta.dirname, '../../schemas/targets/example.json');
+  const strictRetail = JSON.stringify({ unmapped: 'reject', events: { 'Product Viewed': { eventType: 'View' } } });
+
+  it("takes a name only another target maps, where the deployment's own mapping rejects unmapped names", async () => {
+    const deps = collectorDepsFromEnv({ ...ENV, STREAM_NAME: 'events', TARGETS_FILE: example, EVENT_MAPPING: strictRetail });
+    const records: CanonicalMessage[] = [];
+    deps.stream = { put: (batch) => Promise.resolve({ stored: batch.map((_, i) => (records.push(JSON.parse(Buffer.from(batch[i]!.data).toString('utf8')) as CanonicalMessage), i)), failed: [], calls: 1 }) };
+    const body = { batch: [{ ...view('door-1'), event: 'Video Content Playing', properties: { asset_id: 'film-1' } }, { ...view('door-2'), event: 'Hover' }] };
+    const { response } = await collect(
+      { method: 'POST', path: '/v1/batch', headers: { authorization: `Basic ${Buffer.from(`${KEYS.web}:`).toString('base64')}` }, rawBody: Buffer.from(JSON.stringify(body)), receivedAt: Date.now() },
+      deps,
+    );
+    // The video target maps the heartbeat, so the door takes it (the retail copy is the processor's to judge);
+    // no target maps Hover and both reject unmapped names, so Hover is refused at the door, with the reason.
+    expect(response.body).toMatchObject({ accepted: 1, rejected: [{ index: 1, reason: expect.stringContaining('"Hover" has no entry') as unknown }] });
+    expect(records.map((r) => [r.eventId, 'target' in r ? r.target : 'default'])).toEqual([
+      ['door-1', 'default'],
+      ['door-1', 'video'],
+    ]);
+  });
+
+  it('refuses targets that disagree on splitting a product list, naming both', () => {
+    const order = (perProduct: boolean) => parseEventMapping({ events: { 'Order Completed': { eventType: 'Purchase', ...(perProduct && { perProduct, eventValue: 'price' }) } } });
+    const targets = [
+      { name: 'default', mapping: order(true) },
+      { name: 'b2b', mapping: order(false) },
+    ];
+    expect(() => doorMapping(defaults.mapping, targets)).toThrow(/target b2b mapping entry "Order Completed": one interaction, but target default's says perProduct with value price/);
+    expect(doorMapping(defaults.mapping, undefined)).toBe(defaults.mapping);
+    expect(doorMapping(defaults.mapping, [targets[0]!, { name: 'copy', mapping: order(true) }]).events['Order Completed']?.perProduct).toBe(true);
   });
 });
 
