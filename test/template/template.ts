@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { inflateRawSync } from 'node:zlib';
 
 /**
  * Packages the stack with osls exactly as `npm run package` does (offline, no AWS credentials) and
@@ -42,6 +43,17 @@ export interface Packaged {
   missingHandlers: string[];
   /** Bytes of each function's zip (`<function>.zip` in .serverless/). */
   artifacts: Record<string, number>;
+  /** The entries (paths) of each function's zip. */
+  zipEntries: Record<string, string[]>;
+  /** Per zip, the contents of the entries `extract` matched (PackageOptions). */
+  extracted: Record<string, Record<string, Buffer>>;
+}
+
+export interface PackageOptions {
+  /** Files written into the scratch copy before packaging (path relative to the repo -> content). */
+  files?: Record<string, string>;
+  /** Zip entries whose contents the result keeps (`extracted`). */
+  extract?: RegExp;
 }
 
 const run = promisify(execFile);
@@ -52,7 +64,34 @@ async function handlerFiles(serviceFile: string): Promise<string[]> {
   return [...text.matchAll(/^\s+handler:\s*(\S+)\.[A-Za-z_$][\w$]*\s*$/gm)].map((m) => `${m[1]}.ts`);
 }
 
-export async function packageStack(args: readonly string[]): Promise<Packaged> {
+/** The entries of a zip archive (from its central directory), each read on demand (stored or deflated). */
+export function readZip(zip: Buffer): Map<string, () => Buffer> {
+  const minimum = Math.max(0, zip.length - 22 - 0xffff);
+  let end = zip.length - 22;
+  while (end >= minimum && zip.readUInt32LE(end) !== 0x06054b50) end--;
+  if (end < minimum) throw new Error('not a zip archive (no end of central directory)');
+  const entries = new Map<string, () => Buffer>();
+  let at = zip.readUInt32LE(end + 16);
+  for (let n = zip.readUInt16LE(end + 10); n > 0; n--) {
+    if (zip.readUInt32LE(at) !== 0x02014b50) throw new Error(`zip central directory entry expected at ${at}`);
+    const method = zip.readUInt16LE(at + 10);
+    const size = zip.readUInt32LE(at + 20);
+    const nameLength = zip.readUInt16LE(at + 28);
+    const local = zip.readUInt32LE(at + 42);
+    const name = zip.toString('utf8', at + 46, at + 46 + nameLength);
+    entries.set(name, () => {
+      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+      const data = zip.subarray(start, start + size);
+      if (method === 0) return Buffer.from(data);
+      if (method === 8) return inflateRawSync(data);
+      throw new Error(`${name}: zip compression method ${method} not supported`);
+    });
+    at += 46 + nameLength + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32);
+  }
+  return entries;
+}
+
+export async function packageStack(args: readonly string[], options: PackageOptions = {}): Promise<Packaged> {
   const dir = await mkdtemp(join(tmpdir(), 'personalize-ingest-template-'));
   try {
     await cp(REPO, dir, { recursive: true, filter: (source) => !SKIP.has(relative(REPO, source).split(sep)[0] ?? '') });
@@ -68,21 +107,39 @@ export async function packageStack(args: readonly string[]): Promise<Packaged> {
       await mkdir(dirname(join(dir, file)), { recursive: true });
       await writeFile(join(dir, file), 'export const handler = async (): Promise<void> => {};\n');
     }
+    for (const [file, content] of Object.entries(options.files ?? {})) {
+      await mkdir(dirname(join(dir, file)), { recursive: true });
+      await writeFile(join(dir, file), content);
+    }
     const env: NodeJS.ProcessEnv = { ...process.env };
     // Packaging must not need (or find) an AWS identity.
     for (const name of Object.keys(env)) if (/^AWS_/.test(name)) delete env[name];
-    await run(process.execPath, [join(REPO, 'node_modules/osls/bin/serverless.js'), 'package', ...args], {
-      cwd: dir,
-      env,
-      timeout: 120_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    try {
+      await run(process.execPath, [join(REPO, 'node_modules/osls/bin/serverless.js'), 'package', ...args], {
+        cwd: dir,
+        env,
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+    } catch (error) {
+      // osls prints its error on stdout: the message keeps both streams.
+      const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+      throw new Error(`osls package ${args.join(' ')} failed:\n${stdout ?? ''}\n${stderr ?? ''}`, { cause: error });
+    }
     const raw = JSON.parse(await readFile(join(dir, '.serverless/cloudformation-template-update-stack.json'), 'utf8')) as Template;
     const artifacts: Record<string, number> = {};
+    const zipEntries: Record<string, string[]> = {};
+    const extracted: Record<string, Record<string, Buffer>> = {};
     for (const file of await readdir(join(dir, '.serverless'))) {
-      if (file.endsWith('.zip')) artifacts[file.slice(0, -'.zip'.length)] = (await stat(join(dir, '.serverless', file))).size;
+      if (!file.endsWith('.zip')) continue;
+      const name = file.slice(0, -'.zip'.length);
+      artifacts[name] = (await stat(join(dir, '.serverless', file))).size;
+      const entries = readZip(await readFile(join(dir, '.serverless', file)));
+      zipEntries[name] = [...entries.keys()].sort();
+      const { extract } = options;
+      extracted[name] = Object.fromEntries([...entries].filter(([entry]) => extract?.test(entry) === true).map(([entry, read]) => [entry, read()]));
     }
-    return { raw, effective: resolveConditions(raw), missingHandlers, artifacts };
+    return { raw, effective: resolveConditions(raw), missingHandlers, artifacts, zipEntries, extracted };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
