@@ -165,20 +165,41 @@ function statements(s) {
   const groups = unique(declared.map((t) => t.datasetGroupArn));
   const items = unique([s.defaults.items, ...ofKind('items')]);
   const users = unique([s.defaults.users, ...ofKind('users')]);
+  // Each target's folder of the archive bucket (docs/targets.md): targets/<name>/archive, forwarded, imports.
+  const inFolders = (...folders) => inFoldersOf(declared, folders);
+  const inFoldersOf = (targets, folders) => targets.flatMap((t) => folders.map((f) => ({ 'Fn::Sub': `\${ArchiveBucket.Arn}/targets/${t.name}/${f}/*` })));
+  const prefixes = (targets, folders) => targets.flatMap((t) => folders.map((f) => `targets/${t.name}/${f}/*`));
+  const listOf = (targets, folders) => allow('ListTargetFolders', 's3:ListBucket', { 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] }, { StringLike: { 's3:prefix': prefixes(targets, folders) } });
+  const listPrefixes = (...folders) => listOf(declared, folders);
+  // Targets with their own importRoleArn grant their role themselves.
+  const onStackRole = declared.filter((t) => t.importRoleArn === undefined);
+  const s3 = declared.length > 0;
   return {
     // PutItems/PutUsers authorize the dataset (Service Authorization Reference): the default's and
     // every target's, instead of "*". PutEvents stays on "*" in iam.yml (it authorizes no resource).
     process: [
+      // The processor archives each target's lines and its record of what PutEvents accepted.
+      ...(s3 ? [allow('TargetArchives', 's3:PutObject', inFolders('archive', 'forwarded'))] : []),
       ...(items.length > 0 ? [allow('PutItems', 'personalize:PutItems', items)] : []),
       ...(users.length > 0 ? [allow('PutUsers', 'personalize:PutUsers', users)] : []),
     ],
     // The default's datasets and jobs are in iam.yml (dataset/*, dataset-import-job/* of this account and region).
     export: [
+      // The export reads a target's archive and forwarded record and writes its imports, as the default's.
+      ...(s3
+        ? [
+            listPrefixes('archive', 'forwarded', 'imports'),
+            allow('ReadTargetArchives', 's3:GetObject', inFolders('archive', 'forwarded', 'imports')),
+            allow('WriteTargetImports', ['s3:PutObject', 's3:DeleteObject'], inFolders('imports')),
+          ]
+        : []),
       ...(importDatasets.length > 0 ? [allow('TargetImportJobs', 'personalize:CreateDatasetImportJob', importDatasets)] : []),
       ...(roles.length > 0 ? [allow('PassTargetImportRoles', 'iam:PassRole', roles, { StringEquals: { 'iam:PassedToService': 'personalize.amazonaws.com' } })] : []),
     ],
     // Deletion jobs pass the stack's import role for every group (shared/personalize-deletion): no other role.
     personalizeDeletions: groups.length > 0 ? [allow('TargetDeletionJobs', 'personalize:CreateDataDeletionJob', groups)] : [],
+    // The stack's import role, which targets without their own importRoleArn pass: it reads their import files.
+    personalizeImport: onStackRole.length > 0 ? [listOf(onStackRole, ['imports']), allow('ReadTargetImports', 's3:GetObject', inFoldersOf(onStackRole, ['imports']))] : [],
   };
 }
 
@@ -232,7 +253,7 @@ async function resources({ resolveVariable }) {
 
 /** Each function depends on its targets policy, as it does on its role: its first call has the grants. */
 async function extensions({ resolveVariable }) {
-  const ids = Object.keys(await policies(resolveVariable));
+  const ids = Object.keys(await policies(resolveVariable)).filter((id) => FUNCTIONS.some((fn) => policyId(fn) === id));
   return Object.fromEntries(ids.map((id) => [id.replace(/TargetsPolicy$/, 'LambdaFunction'), { DependsOn: [id] }]));
 }
 

@@ -123,6 +123,7 @@ function grants(t: Template, roleId: string): Map<string, Set<string>> {
   return out;
 }
 
+const videoFolder = (folder: string) => JSON.stringify({ 'Fn::Sub': `\${ArchiveBucket.Arn}/targets/video/${folder}/*` });
 const ROLES = ['CollectRole', 'ProcessRole', 'ExportRole', 'PersonalizeDeletionsRole', 'RedriveRole', 'PersonalizeImportRole'];
 const granted = (t: Template, roleId: string, action: string) => [...(grants(t, roleId).get(action) ?? [])].sort();
 const rolesMentioning = (t: Template, value: string) => ROLES.filter((roleId) => JSON.stringify(roleStatements(t, roleId)).includes(JSON.stringify(value))).sort();
@@ -217,7 +218,7 @@ describe('with param targetsFile', () => {
   });
 
   it('widens nothing: no new action, and every resource added to a grant is one the targets file or the default\'s params declare', () => {
-    const declared = new Set<string>([...Object.values(VIDEO), `${SHOP}/ITEMS`, `${SHOP}/USERS`]);
+    const declared = new Set<string>([...Object.values(VIDEO), `${SHOP}/ITEMS`, `${SHOP}/USERS`, ...['archive', 'forwarded', 'imports'].map(videoFolder)]);
     for (const roleId of ROLES) {
       const before = grants(plain.raw, roleId);
       const after = grants(targets.raw, roleId);
@@ -226,6 +227,23 @@ describe('with param targetsFile', () => {
         for (const r of resources) expect(before.get(action)?.has(r) === true || declared.has(r), `${roleId} ${action} ${r}`).toBe(true);
       }
     }
+  });
+
+  it("grants each function the target's folders of the archive bucket it reads or writes, and no other", () => {
+    const [archive, forwarded, imports] = ['archive', 'forwarded', 'imports'].map(videoFolder);
+    expect(granted(targets.raw, 'ProcessRole', 's3:PutObject').filter((r) => r.includes('targets/'))).toEqual([archive, forwarded].sort());
+    expect(granted(targets.raw, 'ExportRole', 's3:GetObject').filter((r) => r.includes('targets/'))).toEqual([archive, forwarded, imports].sort());
+    expect(granted(targets.raw, 'ExportRole', 's3:PutObject').filter((r) => r.includes('targets/'))).toEqual([imports]);
+    expect(granted(targets.raw, 'ExportRole', 's3:DeleteObject').filter((r) => r.includes('targets/'))).toEqual([imports]);
+    // The video target has no import role of its own: the stack's role reads its import files.
+    expect(granted(targets.raw, 'PersonalizeImportRole', 's3:GetObject').filter((r) => r.includes('targets/'))).toEqual([imports]);
+    const listed = (roleId: string) =>
+      roleStatements(targets.raw, roleId)
+        .filter((st) => st.Sid === 'ListTargetFolders')
+        .flatMap((st) => (st.Condition as { StringLike: { 's3:prefix': string[] } }).StringLike['s3:prefix']);
+    expect(listed('ExportRole')).toEqual(['targets/video/archive/*', 'targets/video/forwarded/*', 'targets/video/imports/*']);
+    expect(listed('PersonalizeImportRole')).toEqual(['targets/video/imports/*']);
+    for (const roleId of ['CollectRole', 'RedriveRole', 'PersonalizeDeletionsRole']) expect(JSON.stringify(roleStatements(targets.raw, roleId)), roleId).not.toContain('targets/');
   });
 
   it('makes each function wait for its targets policy, as for its role', () => {
