@@ -1,21 +1,30 @@
 // The nightly export on Athena for days too large for one Lambda (docs/export-at-scale.md), for
 // serverless.yml. Every resource here carries `Condition: ExportAthena` (param exportAthena), so a
 // stack without it has none of them. With it on, the nightly schedule starts the state machine
-// instead of the export Lambda; its first step asks the Lambda for the day's archive size and runs
-// the day in the Lambda as before (embedded engine) unless it is above exportAthenaMinArchiveBytes:
+// instead of the export Lambda; its first step asks the Lambda for each target's archive size of the
+// day (the default and every target of TARGETS_FILE, docs/targets.md) and runs a target's day in the
+// Lambda as before (embedded engine) unless it is above exportAthenaMinArchiveBytes:
 //
-//   Plan (Lambda) -> engine?
-//     duckdb: ExportInLambda (the usual {date} event) -> done
-//     athena: DynamoDB ExportTableToPointInTime of the identity table -> poll DescribeExport (bounded)
-//             -> Prepare (Lambda: run id, folders) -> Map over the kinds: RowsText (Lambda) -> Athena
+//   Plan (Lambda: per target, engine?) -> some target on Athena?
+//     yes: DynamoDB ExportTableToPointInTime of the identity table -> poll DescribeExport (bounded)
+//          (once per run: identity links are shared by every target)
+//   -> Map over the targets, one at a time:
+//     duckdb: ExportInLambda (Lambda: the target's day on the embedded engine)
+//     athena: Prepare (Lambda: run id, folders) -> Map over the kinds: RowsText (Lambda) -> Athena
 //             UNLOAD of the rows (startQueryExecution.sync) -> ReportText -> UNLOAD of the report
-//             -> Finish (Lambda: CSV parts, imports, manifest) -> done
+//             -> Finish (Lambda: CSV parts, imports, manifest under the target's root)
+//   -> done
 //   (one query text in the state at a time: Athena takes up to 262,144 bytes, a state holds 256 KiB)
 //   any failure -> ExportFailed (a Fail state; the alarm below pages)
 //
-// Resources are scoped to this stack: the workgroup, the Glue database and its two tables, the
-// archive bucket's prefixes archive/ (read), exports/identity/ (the DynamoDB export) and athena/
-// (query results and UNLOAD output), the identity table and its exports, the export function.
+// Target names are not known at package time (the Lambda reads TARGETS_FILE): the targets' archives
+// are read through tables whose partition `target` is projected as `injected` (every query names its
+// target) over targets/${target}/archive/ and targets/${target}/forwarded/.
+//
+// Resources are scoped to this stack: the workgroup, the Glue database and its tables, the archive
+// bucket's prefixes archive/, forwarded/, targets/*/archive/, targets/*/forwarded/ (read),
+// exports/identity/ (the DynamoDB export) and athena/ (query results and UNLOAD output, every
+// target's), the identity table and its exports, the export function.
 
 /** DescribeExport is polled this often, at most this many times (2 hours), then the run fails. */
 const IDENTITY_EXPORT_POLL_SECONDS = 60;
@@ -28,6 +37,10 @@ const CONDITION = 'ExportAthena';
 const ARCHIVE_TABLE = 'archive_lines';
 const LINKS_TABLE = 'identity_links';
 const FORWARDED_TABLE = 'forwarded_lines';
+const TARGET_ARCHIVE_TABLE = 'target_archive_lines';
+const TARGET_FORWARDED_TABLE = 'target_forwarded_lines';
+/** The non-default targets' archive prefixes (shared/archive.ts TARGETS_PREFIX): targets/<name>/archive/, targets/<name>/forwarded/. */
+const TARGET_SOURCES = ['targets/*/archive/', 'targets/*/forwarded/'];
 const IDENTITY_EXPORT_PREFIX = 'exports/identity';
 const EXPORT_KINDS = ['interactions', 'items', 'users'];
 
@@ -136,6 +149,22 @@ const DAY_PROJECTION = {
   'projection.dt.interval.unit': 'DAYS',
 };
 
+/** Partition projection of archive/<kind>/dt=<day>/hour=<HH>/. */
+const ARCHIVE_PROJECTION = {
+  'projection.kind.type': 'enum',
+  'projection.kind.values': EXPORT_KINDS.join(','),
+  ...DAY_PROJECTION,
+  'projection.hour.type': 'integer',
+  'projection.hour.range': '0,23',
+  'projection.hour.digits': '2',
+};
+
+/**
+ * A target's name, projected as `injected`: a query must name it (`target = '...'`, Athena refuses
+ * one that does not), so the names need not be known when the stack is packaged.
+ */
+const TARGET_PROJECTION = { 'projection.target.type': 'injected' };
+
 /**
  * The archive as text. LazySimpleSerDe with its default field delimiter \001, which JSON text never
  * holds raw, so an invalid line is counted, not lost; gzip is recognised by the objects' .gz
@@ -146,17 +175,22 @@ async function archiveTable() {
   return linesTable({
     name: ARCHIVE_TABLE,
     description: 'Archive lines (gzip NDJSON), one string per line; partition projection on kind, dt, hour',
-    projection: {
-      'projection.kind.type': 'enum',
-      'projection.kind.values': EXPORT_KINDS.join(','),
-      ...DAY_PROJECTION,
-      'projection.hour.type': 'integer',
-      'projection.hour.range': '0,23',
-      'projection.hour.digits': '2',
-    },
+    projection: ARCHIVE_PROJECTION,
     partitionKeys: ['kind', 'dt', 'hour'],
     template: 's3://${ArchiveBucket}/archive/${!kind}/dt=${!dt}/hour=${!hour}/',
     location: 's3://${ArchiveBucket}/archive/',
+  });
+}
+
+/** The other targets' archives (targets/<name>/archive/...), read like archive_lines; `target` injected. */
+async function targetArchiveTable() {
+  return linesTable({
+    name: TARGET_ARCHIVE_TABLE,
+    description: 'Archive lines of the targets other than the default (targets/<name>/archive/); partition projection on target (injected), kind, dt, hour',
+    projection: { ...TARGET_PROJECTION, ...ARCHIVE_PROJECTION },
+    partitionKeys: ['target', 'kind', 'dt', 'hour'],
+    template: 's3://${ArchiveBucket}/targets/${!target}/archive/${!kind}/dt=${!dt}/hour=${!hour}/',
+    location: 's3://${ArchiveBucket}/targets/',
   });
 }
 
@@ -172,6 +206,18 @@ async function forwardedTable() {
     partitionKeys: ['dt'],
     template: 's3://${ArchiveBucket}/forwarded/interactions/dt=${!dt}/',
     location: 's3://${ArchiveBucket}/forwarded/interactions/',
+  });
+}
+
+/** What PutEvents accepted for the other targets (targets/<name>/forwarded/interactions/); `target` injected. */
+async function targetForwardedTable() {
+  return linesTable({
+    name: TARGET_FORWARDED_TABLE,
+    description: 'Interactions PutEvents accepted for the targets other than the default (targets/<name>/forwarded/interactions/); partition projection on target (injected), dt',
+    projection: { ...TARGET_PROJECTION, ...DAY_PROJECTION },
+    partitionKeys: ['target', 'dt'],
+    template: 's3://${ArchiveBucket}/targets/${!target}/forwarded/interactions/dt=${!dt}/',
+    location: 's3://${ArchiveBucket}/targets/',
   });
 }
 
@@ -258,23 +304,34 @@ const catchAll = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: FA
 /** Throttled (reserved concurrency 1: a run by hand at the same time): it did not run, so it may be retried. */
 const lambdaRetry = [{ ErrorEquals: ['Lambda.TooManyRequestsException'], IntervalSeconds: 5, MaxAttempts: 8, BackoffRate: 2 }];
 
-/** `payload`: the event object, or a JSONPath (a string) to it. */
+/**
+ * `payload`: the event object. `next` undefined: the last state of a Map iteration, whose output is
+ * `$.result` only (the iteration's result, not its inputs).
+ */
 function invokeExport(payload, resultSelector, resultPath, next, { nested = false } = {}) {
   return {
     Type: 'Task',
     Resource: 'arn:aws:states:::lambda:invoke',
-    Parameters: { FunctionName: '${ExportFunctionArn}', ...(typeof payload === 'string' ? { 'Payload.$': payload } : { Payload: payload }) },
+    Parameters: { FunctionName: '${ExportFunctionArn}', Payload: payload },
     ResultSelector: resultSelector,
     ResultPath: resultPath,
-    Next: next,
+    ...(next === undefined ? { OutputPath: resultPath, End: true } : { Next: next }),
     Retry: lambdaRetry,
-    // Inside the Map a failure ends the iteration; the Map's own Catch goes to ExportFailed.
+    // Inside a Map a failure ends the iteration; the outer Map's own Catch goes to ExportFailed.
     ...(!nested && { Catch: catchAll }),
   };
 }
 
 /** Where the queries read and write: filled in from this stack's resources. */
-const PLACES = { bucket: '${ArchiveBucket}', database: '${Database}', archiveTable: '${ArchiveTable}', linksTable: '${LinksTable}', forwardedTable: '${ForwardedTable}' };
+const PLACES = {
+  bucket: '${ArchiveBucket}',
+  database: '${Database}',
+  archiveTable: '${ArchiveTable}',
+  linksTable: '${LinksTable}',
+  forwardedTable: '${ForwardedTable}',
+  targetArchiveTable: '${TargetArchiveTable}',
+  targetForwardedTable: '${TargetForwardedTable}',
+};
 
 /** The Lambda writes one statement's UNLOAD text into $.text (replacing the previous one). */
 function queryTextTask(statement, next) {
@@ -283,6 +340,7 @@ function queryTextTask(statement, next) {
       athena: 'query',
       statement,
       'kind.$': '$.kind',
+      'target.$': '$.target',
       'date.$': '$.date',
       'identityExportArn.$': '$.identityExportArn',
       'nowSeconds.$': '$.nowSeconds',
@@ -321,31 +379,101 @@ function unload(queryPath, resultPath, next) {
   };
 }
 
+/** One target's day on Athena: Prepare -> the kinds' UNLOADs -> Finish; the states of a target iteration. */
+function athenaStates() {
+  return {
+    Prepare: invokeExport(
+      { athena: 'prepare', 'target.$': '$.target', 'date.$': '$.date', 'identityExportArn.$': '$.identityExportArn', ...PLACES },
+      { 'runId.$': '$.Payload.runId', 'anonymous.$': '$.Payload.anonymous', 'bulkMode.$': '$.Payload.bulkMode', 'nowSeconds.$': '$.Payload.nowSeconds', 'kinds.$': '$.Payload.kinds' },
+      '$.prepared',
+      'Queries',
+      { nested: true },
+    ),
+    Queries: {
+      Type: 'Map',
+      ItemsPath: '$.prepared.kinds',
+      ItemSelector: {
+        'kind.$': '$$.Map.Item.Value.kind',
+        'rowsPrefix.$': '$$.Map.Item.Value.rowsPrefix',
+        'reportPrefix.$': '$$.Map.Item.Value.reportPrefix',
+        'target.$': '$.target',
+        'date.$': '$.date',
+        'identityExportArn.$': '$.identityExportArn',
+        'nowSeconds.$': '$.prepared.nowSeconds',
+        'anonymous.$': '$.prepared.anonymous',
+        'bulkMode.$': '$.prepared.bulkMode',
+      },
+      MaxConcurrency: EXPORT_KINDS.length,
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: 'RowsText',
+        States: {
+          RowsText: queryTextTask('rows', 'UnloadRows'),
+          UnloadRows: unload('$.text.query', '$.rowsResult', 'ReportText'),
+          ReportText: queryTextTask('report', 'UnloadReport'),
+          UnloadReport: unload('$.text.query', '$.reportResult', 'KindDone'),
+          KindDone: {
+            Type: 'Pass',
+            Parameters: {
+              'kind.$': '$.kind',
+              'rowsPrefix.$': '$.rowsPrefix',
+              'reportPrefix.$': '$.reportPrefix',
+              'rowsQueryId.$': '$.rowsResult.queryId',
+              'rowsBytesScanned.$': '$.rowsResult.bytesScanned',
+              'reportQueryId.$': '$.reportResult.queryId',
+              'reportBytesScanned.$': '$.reportResult.bytesScanned',
+            },
+            End: true,
+          },
+        },
+      },
+      ResultPath: '$.queries',
+      Next: 'Finish',
+    },
+    Finish: invokeExport(
+      {
+        athena: 'finish',
+        'target.$': '$.target',
+        'date.$': '$.date',
+        'options.$': '$.options',
+        'anonymous.$': '$.prepared.anonymous',
+        'bulkMode.$': '$.prepared.bulkMode',
+        'startedAt.$': '$$.Execution.StartTime',
+        'kinds.$': '$.queries',
+      },
+      { 'summary.$': '$.Payload' },
+      '$.result',
+      undefined,
+      { nested: true },
+    ),
+  };
+}
+
 function definition(s) {
   return {
-    Comment: `${s.base} nightly export: the embedded engine in the export Lambda, or Athena for a day above ${s.minArchiveBytes} archive bytes (docs/export-at-scale.md)`,
+    Comment: `${s.base} nightly export: per target, the embedded engine in the export Lambda, or Athena for a day above ${s.minArchiveBytes} archive bytes (docs/export-at-scale.md)`,
     StartAt: 'Plan',
     TimeoutSeconds: EXECUTION_TIMEOUT_SECONDS,
     States: {
       Plan: invokeExport(
         { athena: 'plan', 'input.$': '$', minArchiveBytes: s.minArchiveBytes },
         {
-          'engine.$': '$.Payload.engine',
           'date.$': '$.Payload.date',
-          'archiveBytes.$': '$.Payload.archiveBytes',
-          'lambdaEvent.$': '$.Payload.lambdaEvent',
           'options.$': '$.Payload.options',
+          'athena.$': '$.Payload.athena',
+          'targets.$': '$.Payload.targets',
         },
         '$.plan',
-        'Engine',
+        'NeedsIdentityExport',
       ),
-      Engine: {
+      // The identity table export is shared by every target run on Athena: one per run, none when
+      // every target runs in the Lambda.
+      NeedsIdentityExport: {
         Type: 'Choice',
-        Choices: [{ Variable: '$.plan.engine', StringEquals: 'athena', Next: 'StartIdentityExport' }],
-        Default: 'ExportInLambda',
+        Choices: [{ Variable: '$.plan.athena', BooleanEquals: true, Next: 'StartIdentityExport' }],
+        Default: 'NoIdentityExport',
       },
-      // The export function's own event ({date, mode?, import?}), exactly as a run by hand.
-      ExportInLambda: invokeExport('$.plan.lambdaEvent', { 'summary.$': '$.Payload' }, '$.result', 'ExportDone'),
+      NoIdentityExport: { Type: 'Pass', Result: { arn: 'none', status: 'NOT_NEEDED', polls: 0 }, ResultPath: '$.identityExport', Next: 'Targets' },
       // A point-in-time export of the identity table (no read capacity used): links written after
       // the day still count, as when the Lambda reads the table at export time.
       StartIdentityExport: {
@@ -389,7 +517,7 @@ function definition(s) {
       IdentityExportDone: {
         Type: 'Choice',
         Choices: [
-          { Variable: '$.identityExport.status', StringEquals: 'COMPLETED', Next: 'Prepare' },
+          { Variable: '$.identityExport.status', StringEquals: 'COMPLETED', Next: 'Targets' },
           { Variable: '$.identityExport.status', StringEquals: 'FAILED', Next: 'IdentityExportFailed' },
           { Variable: '$.identityExport.polls', NumericGreaterThanEquals: IDENTITY_EXPORT_MAX_POLLS, Next: 'IdentityExportTimedOut' },
         ],
@@ -401,67 +529,43 @@ function definition(s) {
         Error: 'IdentityExportTimedOut',
         Cause: `the identity table export did not complete within ${IDENTITY_EXPORT_MAX_POLLS} polls of ${IDENTITY_EXPORT_POLL_SECONDS} s`,
       },
-      Prepare: invokeExport(
-        { athena: 'prepare', 'date.$': '$.plan.date', 'identityExportArn.$': '$.identityExport.arn', ...PLACES },
-        { 'runId.$': '$.Payload.runId', 'anonymous.$': '$.Payload.anonymous', 'bulkMode.$': '$.Payload.bulkMode', 'nowSeconds.$': '$.Payload.nowSeconds', 'kinds.$': '$.Payload.kinds' },
-        '$.prepared',
-        'Queries',
-      ),
-      Queries: {
+      // Every target, the default first, one at a time (as the export Lambda runs them): the
+      // function has a reserved concurrency of 1, and a target's Athena queries run 3 at a time.
+      Targets: {
         Type: 'Map',
-        ItemsPath: '$.prepared.kinds',
+        ItemsPath: '$.plan.targets',
         ItemSelector: {
-          'kind.$': '$$.Map.Item.Value.kind',
-          'rowsPrefix.$': '$$.Map.Item.Value.rowsPrefix',
-          'reportPrefix.$': '$$.Map.Item.Value.reportPrefix',
-          'date.$': '$.plan.date',
-          'identityExportArn.$': '$.identityExport.arn',
-          'nowSeconds.$': '$.prepared.nowSeconds',
-          'anonymous.$': '$.prepared.anonymous',
-          'bulkMode.$': '$.prepared.bulkMode',
-        },
-        MaxConcurrency: EXPORT_KINDS.length,
-        ItemProcessor: {
-          ProcessorConfig: { Mode: 'INLINE' },
-          StartAt: 'RowsText',
-          States: {
-            RowsText: queryTextTask('rows', 'UnloadRows'),
-            UnloadRows: unload('$.text.query', '$.rowsResult', 'ReportText'),
-            ReportText: queryTextTask('report', 'UnloadReport'),
-            UnloadReport: unload('$.text.query', '$.reportResult', 'KindDone'),
-            KindDone: {
-              Type: 'Pass',
-              Parameters: {
-                'kind.$': '$.kind',
-                'rowsPrefix.$': '$.rowsPrefix',
-                'reportPrefix.$': '$.reportPrefix',
-                'rowsQueryId.$': '$.rowsResult.queryId',
-                'rowsBytesScanned.$': '$.rowsResult.bytesScanned',
-                'reportQueryId.$': '$.reportResult.queryId',
-                'reportBytesScanned.$': '$.reportResult.bytesScanned',
-              },
-              End: true,
-            },
-          },
-        },
-        ResultPath: '$.queries',
-        Next: 'Finish',
-        Catch: catchAll,
-      },
-      Finish: invokeExport(
-        {
-          athena: 'finish',
+          'target.$': '$$.Map.Item.Value.target',
+          'engine.$': '$$.Map.Item.Value.engine',
           'date.$': '$.plan.date',
           'options.$': '$.plan.options',
-          'anonymous.$': '$.prepared.anonymous',
-          'bulkMode.$': '$.prepared.bulkMode',
-          'startedAt.$': '$$.Execution.StartTime',
-          'kinds.$': '$.queries',
+          'identityExportArn.$': '$.identityExport.arn',
         },
-        { 'summary.$': '$.Payload' },
-        '$.result',
-        'ExportDone',
-      ),
+        MaxConcurrency: 1,
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'INLINE' },
+          StartAt: 'TargetEngine',
+          States: {
+            TargetEngine: {
+              Type: 'Choice',
+              Choices: [{ Variable: '$.engine', StringEquals: 'athena', Next: 'Prepare' }],
+              Default: 'ExportInLambda',
+            },
+            // The target's day on the embedded engine, with the options of the Lambda's own {date} run.
+            ExportInLambda: invokeExport(
+              { athena: 'embedded', 'target.$': '$.target', 'date.$': '$.date', 'options.$': '$.options' },
+              { 'summary.$': '$.Payload' },
+              '$.result',
+              undefined,
+              { nested: true },
+            ),
+            ...athenaStates(),
+          },
+        },
+        ResultPath: '$.results',
+        Next: 'ExportDone',
+        Catch: catchAll,
+      },
       ExportDone: { Type: 'Succeed' },
       [FAILED]: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
     },
@@ -488,6 +592,8 @@ async function stateMachine({ resolveVariable }) {
         ArchiveTable: ref('ExportAthenaArchiveTable'),
         LinksTable: ref('ExportAthenaLinksTable'),
         ForwardedTable: ref('ExportAthenaForwardedTable'),
+        TargetArchiveTable: ref('ExportAthenaTargetArchiveTable'),
+        TargetForwardedTable: ref('ExportAthenaTargetForwardedTable'),
       },
       // Step and error records only: execution data (SQL texts, counts) stays in the execution history.
       LoggingConfiguration: {
@@ -555,17 +661,32 @@ async function stateMachineRole({ resolveVariable }) {
                 Sid: 'GlueTables',
                 Effect: 'Allow',
                 Action: ['glue:GetDatabase', 'glue:GetPartitions', 'glue:GetTable'],
-                Resource: [arn('glue', 'catalog'), arn('glue', 'database/${ExportAthenaDatabase}'), table(ARCHIVE_TABLE), table(LINKS_TABLE), table(FORWARDED_TABLE)],
+                Resource: [
+                  arn('glue', 'catalog'),
+                  arn('glue', 'database/${ExportAthenaDatabase}'),
+                  table(ARCHIVE_TABLE),
+                  table(LINKS_TABLE),
+                  table(FORWARDED_TABLE),
+                  table(TARGET_ARCHIVE_TABLE),
+                  table(TARGET_FORWARDED_TABLE),
+                ],
               },
-              { Sid: 'ReadSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [bucketObjects('archive/'), bucketObjects('forwarded/'), bucketObjects(`${IDENTITY_EXPORT_PREFIX}/`)] },
+              // The targets' archives and forwarded records only: nothing else under targets/ (their imports/).
+              {
+                Sid: 'ReadSources',
+                Effect: 'Allow',
+                Action: 's3:GetObject',
+                Resource: [bucketObjects('archive/'), bucketObjects('forwarded/'), ...TARGET_SOURCES.map(bucketObjects), bucketObjects(`${IDENTITY_EXPORT_PREFIX}/`)],
+              },
               {
                 Sid: 'ListSources',
                 Effect: 'Allow',
                 Action: 's3:ListBucket',
                 Resource: getAtt('ArchiveBucket', 'Arn'),
-                Condition: { StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', `${IDENTITY_EXPORT_PREFIX}/*`, 'athena/*'] } },
+                Condition: { StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', ...TARGET_SOURCES.map((p) => `${p}*`), `${IDENTITY_EXPORT_PREFIX}/*`, 'athena/*'] } },
               },
               { Sid: 'Bucket', Effect: 'Allow', Action: ['s3:GetBucketLocation', 's3:ListBucketMultipartUploads'], Resource: getAtt('ArchiveBucket', 'Arn') },
+              // Query results and every target's UNLOAD output (athena/exports/<date>/<run>/[targets/<name>/]).
               {
                 Sid: 'WriteResults',
                 Effect: 'Allow',
@@ -732,6 +853,8 @@ module.exports = {
   archiveTable,
   linksTable,
   forwardedTable,
+  targetArchiveTable,
+  targetForwardedTable,
   workGroup,
   stateMachine,
   stateMachineLogGroup,
@@ -750,4 +873,6 @@ module.exports = {
   ARCHIVE_TABLE,
   LINKS_TABLE,
   FORWARDED_TABLE,
+  TARGET_ARCHIVE_TABLE,
+  TARGET_FORWARDED_TABLE,
 };

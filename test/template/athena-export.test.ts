@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { athenaFinishEventSchema, athenaPlanEventSchema, athenaPrepareEventSchema, athenaQueryEventSchema } from '../../shared/export/athena/orchestrate.js';
+import { athenaEmbeddedEventSchema, athenaFinishEventSchema, athenaPlanEventSchema, athenaPrepareEventSchema, athenaQueryEventSchema } from '../../shared/export/athena/orchestrate.js';
 import { ATHENA_TABLE_NAMES } from '../../shared/export/athena/relations.js';
 import {
   actionsOf,
@@ -31,6 +31,8 @@ const ATHENA_RESOURCES: Record<string, string> = {
   ExportAthenaArchiveTable: 'AWS::Glue::Table',
   ExportAthenaLinksTable: 'AWS::Glue::Table',
   ExportAthenaForwardedTable: 'AWS::Glue::Table',
+  ExportAthenaTargetArchiveTable: 'AWS::Glue::Table',
+  ExportAthenaTargetForwardedTable: 'AWS::Glue::Table',
   ExportAthenaWorkGroup: 'AWS::Athena::WorkGroup',
   ExportStateMachine: 'AWS::StepFunctions::StateMachine',
   ExportStateMachineLogGroup: 'AWS::Logs::LogGroup',
@@ -171,6 +173,37 @@ describe('with exportAthena on', () => {
       expect((storage.SerdeInfo as JsonObject).Parameters).not.toHaveProperty('field.delim');
     });
 
+    it('reads the other targets\' archives and forwarded records under targets/<name>/, the target an injected partition (no names at package time)', () => {
+      const archive = props(resource(on, 'ExportAthenaTargetArchiveTable'));
+      expect(archive.DatabaseName).toEqual({ Ref: 'ExportAthenaDatabase' });
+      const input = archive.TableInput as JsonObject;
+      expect(input.Name).toBe(ATHENA_TABLE_NAMES.targetArchiveTable);
+      expect(input.PartitionKeys).toEqual(['target', 'kind', 'dt', 'hour'].map((Name) => ({ Name, Type: 'string' })));
+      // The default's table with `target` in front: the same columns, SerDe and projections.
+      const base = props(resource(on, 'ExportAthenaArchiveTable')).TableInput as JsonObject;
+      const baseParameters = { ...(base.Parameters as JsonObject) };
+      delete baseParameters['storage.location.template'];
+      expect(input.Parameters).toEqual({
+        ...baseParameters,
+        // Athena refuses a query without `target = '<literal>'` on an injected key (partition projection, "injected" type).
+        'projection.target.type': 'injected',
+        // The processor's layout for a target (shared/process/process-batch.ts): targets/<name>/archive/<kind>/dt=<day>/hour=<HH>/.
+        'storage.location.template': { 'Fn::Sub': 's3://${ArchiveBucket}/targets/${!target}/archive/${!kind}/dt=${!dt}/hour=${!hour}/' },
+      });
+      expect(input.StorageDescriptor).toEqual({ ...(base.StorageDescriptor as JsonObject), Location: { 'Fn::Sub': 's3://${ArchiveBucket}/targets/' } });
+
+      const forwarded = props(resource(on, 'ExportAthenaTargetForwardedTable')).TableInput as JsonObject;
+      expect(forwarded.Name).toBe(ATHENA_TABLE_NAMES.targetForwardedTable);
+      expect(forwarded.PartitionKeys).toEqual([{ Name: 'target', Type: 'string' }, { Name: 'dt', Type: 'string' }]);
+      expect(forwarded.Parameters).toMatchObject({
+        'projection.enabled': 'true',
+        'projection.target.type': 'injected',
+        'projection.dt.type': 'date',
+        'storage.location.template': { 'Fn::Sub': 's3://${ArchiveBucket}/targets/${!target}/forwarded/interactions/dt=${!dt}/' },
+      });
+      expect((forwarded.StorageDescriptor as JsonObject).Columns).toEqual([{ Name: 'line', Type: 'string' }]);
+    });
+
     it('names the database after the stack, as Athena allows (lowercase, underscores)', () => {
       expect((props(resource(on, 'ExportAthenaDatabase')).DatabaseInput as JsonObject).Name).toBe('personalize_ingest_ci_export');
     });
@@ -222,7 +255,10 @@ describe('with exportAthena on', () => {
     const machine = () => props(resource(on, 'ExportStateMachine'));
     const definition = () => machine().Definition as JsonObject & { StartAt: string; States: Record<string, State> };
     const states = () => definition().States;
-    const mapStates = () => ((states().Queries!.ItemProcessor as JsonObject).States as Record<string, State>);
+    /** One target's iteration of the Targets Map. */
+    const targetStates = () => ((states().Targets!.ItemProcessor as JsonObject).States as Record<string, State>);
+    /** One kind's iteration of a target's Queries Map. */
+    const mapStates = () => ((targetStates().Queries!.ItemProcessor as JsonObject).States as Record<string, State>);
     /** Payload object of a Lambda task (keys without their `.$`). */
     const payloadKeys = (state: State | undefined) =>
       Object.keys((state?.Parameters as JsonObject).Payload as JsonObject).map((k) => k.replace(/\.\$$/, '')).sort();
@@ -247,6 +283,8 @@ describe('with exportAthena on', () => {
         ArchiveTable: { Ref: 'ExportAthenaArchiveTable' },
         LinksTable: { Ref: 'ExportAthenaLinksTable' },
         ForwardedTable: { Ref: 'ExportAthenaForwardedTable' },
+        TargetArchiveTable: { Ref: 'ExportAthenaTargetArchiveTable' },
+        TargetForwardedTable: { Ref: 'ExportAthenaTargetForwardedTable' },
       });
       // Every ${Name} in the definition is one of the substitutions.
       const used = [...JSON.stringify(definition()).matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]);
@@ -274,27 +312,54 @@ describe('with exportAthena on', () => {
           }
         }
         expect([...seen].sort()).toEqual(Object.keys(all).sort());
-        if (!nested) {
-          for (const [name, state] of Object.entries(all)) {
-            if (state.Type === 'Task' || state.Type === 'Map') expect(state.Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'ExportFailed' }]);
-          }
+        for (const [name, state] of Object.entries(all)) {
+          if (!nested && (state.Type === 'Task' || state.Type === 'Map')) expect(state.Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'ExportFailed' }]);
+          // Inside a Map a Catch could not reach ExportFailed: a failure ends the iteration, the outer Map catches it.
+          if (nested) expect(state.Catch, name).toBeUndefined();
         }
       };
       check(states(), definition().StartAt, false);
-      check(mapStates(), (states().Queries!.ItemProcessor as JsonObject).StartAt as string, true);
+      check(targetStates(), (states().Targets!.ItemProcessor as JsonObject).StartAt as string, true);
+      check(mapStates(), (targetStates().Queries!.ItemProcessor as JsonObject).StartAt as string, true);
       expect(states().ExportFailed).toEqual({ Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' });
       expect(definition().TimeoutSeconds).toBeGreaterThan(0);
     });
 
-    it('plans first, with the configured size, and runs a small day in the export function with its usual event', () => {
+    it('plans every target first, with the configured size, then runs each target, one at a time, in the export function or on Athena', () => {
       expect(definition().StartAt).toBe('Plan');
       const plan = states().Plan!;
       expect(plan.Resource).toBe('arn:aws:states:::lambda:invoke');
       expect((plan.Parameters as JsonObject).FunctionName).toBe('${ExportFunctionArn}');
       expect((plan.Parameters as JsonObject).Payload).toEqual({ athena: 'plan', 'input.$': '$', minArchiveBytes: 5_000_000_000 });
       expect(payloadKeys(plan)).toEqual(schemaKeys(athenaPlanEventSchema));
-      expect(states().Engine).toMatchObject({ Type: 'Choice', Choices: [{ Variable: '$.plan.engine', StringEquals: 'athena', Next: 'StartIdentityExport' }], Default: 'ExportInLambda' });
-      expect((states().ExportInLambda!.Parameters as JsonObject)['Payload.$']).toBe('$.plan.lambdaEvent');
+      // What the plan step returns (orchestrate.ts TargetsPlan) is what the state machine keeps.
+      expect(plan.ResultSelector).toEqual({ 'date.$': '$.Payload.date', 'options.$': '$.Payload.options', 'athena.$': '$.Payload.athena', 'targets.$': '$.Payload.targets' });
+      expect(plan.Next).toBe('NeedsIdentityExport');
+      // One identity export for the run, only when some target runs on Athena.
+      expect(states().NeedsIdentityExport).toEqual({
+        Type: 'Choice',
+        Choices: [{ Variable: '$.plan.athena', BooleanEquals: true, Next: 'StartIdentityExport' }],
+        Default: 'NoIdentityExport',
+      });
+      expect(states().NoIdentityExport).toMatchObject({ Type: 'Pass', ResultPath: '$.identityExport', Next: 'Targets' });
+
+      const targets = states().Targets!;
+      expect(targets).toMatchObject({ Type: 'Map', ItemsPath: '$.plan.targets', MaxConcurrency: 1, ResultPath: '$.results', Next: 'ExportDone' });
+      expect(targets.ItemSelector).toEqual({
+        'target.$': '$$.Map.Item.Value.target',
+        'engine.$': '$$.Map.Item.Value.engine',
+        'date.$': '$.plan.date',
+        'options.$': '$.plan.options',
+        'identityExportArn.$': '$.identityExport.arn',
+      });
+      expect((targets.ItemProcessor as JsonObject).StartAt).toBe('TargetEngine');
+      expect(targetStates().TargetEngine).toEqual({ Type: 'Choice', Choices: [{ Variable: '$.engine', StringEquals: 'athena', Next: 'Prepare' }], Default: 'ExportInLambda' });
+      // A small day: the target's day on the embedded engine, in the export function.
+      const inLambda = targetStates().ExportInLambda!;
+      expect((inLambda.Parameters as JsonObject).Payload).toEqual({ athena: 'embedded', 'target.$': '$.target', 'date.$': '$.date', 'options.$': '$.options' });
+      expect(payloadKeys(inLambda)).toEqual(schemaKeys(athenaEmbeddedEventSchema));
+      // Each iteration ends with its summary only.
+      for (const name of ['ExportInLambda', 'Finish']) expect(targetStates()[name], name).toMatchObject({ ResultPath: '$.result', OutputPath: '$.result', End: true });
     });
 
     it('exports the identity table to exports/identity/ and polls DescribeExport a bounded number of times', () => {
@@ -307,7 +372,7 @@ describe('with exportAthena on', () => {
       expect((states().CountPoll!.Parameters as JsonObject)['polls.$']).toBe('States.MathAdd($.identityExport.polls, 1)');
       const done = states().IdentityExportDone!;
       expect(done.Choices).toEqual([
-        { Variable: '$.identityExport.status', StringEquals: 'COMPLETED', Next: 'Prepare' },
+        { Variable: '$.identityExport.status', StringEquals: 'COMPLETED', Next: 'Targets' },
         { Variable: '$.identityExport.status', StringEquals: 'FAILED', Next: 'IdentityExportFailed' },
         { Variable: '$.identityExport.polls', NumericGreaterThanEquals: athenaModule.IDENTITY_EXPORT_MAX_POLLS, Next: 'IdentityExportTimedOut' },
       ]);
@@ -316,16 +381,26 @@ describe('with exportAthena on', () => {
       expect(states().IdentityExportTimedOut!.Type).toBe('Fail');
     });
 
-    it('hands the Lambda prepare, query and finish events its schemas accept', () => {
-      expect(payloadKeys(states().Prepare)).toEqual(schemaKeys(athenaPrepareEventSchema));
-      expect(payloadKeys(states().Finish)).toEqual(schemaKeys(athenaFinishEventSchema));
+    it('hands the Lambda prepare, query and finish events its schemas accept, each naming its target', () => {
+      expect(payloadKeys(targetStates().Prepare)).toEqual(schemaKeys(athenaPrepareEventSchema));
+      expect(payloadKeys(targetStates().Finish)).toEqual(schemaKeys(athenaFinishEventSchema));
+      // Every path a target's states read is one the Targets Map's ItemSelector provides, or an earlier step's result.
+      const item = [...Object.keys(states().Targets!.ItemSelector as JsonObject).map((k) => `$.${k.replace(/\.\$$/, '')}`), '$.queries'];
+      for (const name of ['ExportInLambda', 'Prepare', 'Finish']) {
+        const payload = (targetStates()[name]!.Parameters as JsonObject).Payload as JsonObject;
+        expect(payload['target.$'], name).toBe('$.target');
+        for (const [key, value] of Object.entries(payload)) {
+          if (key.endsWith('.$') && typeof value === 'string' && !value.startsWith('$$.') && !value.startsWith('$.prepared.')) expect(item, `${name} ${key}`).toContain(value);
+        }
+      }
+      expect((targetStates().Prepare!.Parameters as JsonObject).Payload).toMatchObject({ targetArchiveTable: '${TargetArchiveTable}', targetForwardedTable: '${TargetForwardedTable}' });
       for (const [name, statement] of [['RowsText', 'rows'], ['ReportText', 'report']] as const) {
         const state = mapStates()[name]!;
         expect(payloadKeys(state), name).toEqual(schemaKeys(athenaQueryEventSchema));
         const payload = (state.Parameters as JsonObject).Payload as JsonObject;
-        expect(payload).toMatchObject({ athena: 'query', statement, bucket: '${ArchiveBucket}', database: '${Database}' });
+        expect(payload).toMatchObject({ athena: 'query', statement, bucket: '${ArchiveBucket}', database: '${Database}', 'target.$': '$.target', targetArchiveTable: '${TargetArchiveTable}' });
         // Every path the payload reads is one the Map's ItemSelector provides.
-        const provided = Object.keys(states().Queries!.ItemSelector as JsonObject).map((k) => `$.${k.replace(/\.\$$/, '')}`);
+        const provided = Object.keys(targetStates().Queries!.ItemSelector as JsonObject).map((k) => `$.${k.replace(/\.\$$/, '')}`);
         for (const [key, value] of Object.entries(payload)) if (key.endsWith('.$')) expect(provided, `${name} ${key}`).toContain(value);
         // One query text in the state at a time: each replaces the previous one.
         expect(state.ResultPath).toBe('$.text');
@@ -337,9 +412,9 @@ describe('with exportAthena on', () => {
     });
 
     it('runs the UNLOAD of each kind\'s rows and report with the Athena .sync integration in the export workgroup', () => {
-      const queries = states().Queries!;
+      const queries = targetStates().Queries!;
       expect(queries).toMatchObject({ Type: 'Map', ItemsPath: '$.prepared.kinds', MaxConcurrency: 3, Next: 'Finish' });
-      expect((states().Queries!.ItemProcessor as JsonObject).StartAt).toBe('RowsText');
+      expect((queries.ItemProcessor as JsonObject).StartAt).toBe('RowsText');
       expect(mapStates().RowsText!.Next).toBe('UnloadRows');
       expect(mapStates().UnloadRows!.Next).toBe('ReportText');
       expect(mapStates().ReportText!.Next).toBe('UnloadReport');
@@ -403,16 +478,22 @@ describe('with exportAthena on', () => {
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/archive_lines',
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/identity_links',
             'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/forwarded_lines',
+            'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/target_archive_lines',
+            'arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${ExportAthenaDatabase}/target_forwarded_lines',
           ].sort(),
         );
       }
       const objects = (action: string) => targets(action).map((r) => subString(r)?.replace('${ArchiveBucket.Arn}/', '')).sort();
-      expect(objects('s3:GetObject')).toEqual(['archive/*', 'exports/identity/*', 'forwarded/*']);
+      // The targets' archives and forwarded records (targets/<name>/...), not the rest of targets/ (their imports).
+      expect(objects('s3:GetObject')).toEqual(['archive/*', 'exports/identity/*', 'forwarded/*', 'targets/*/archive/*', 'targets/*/forwarded/*']);
+      // Every target's UNLOAD output is under athena/exports/<date>/<run>/targets/<name>/: no write under targets/.
       expect(objects('s3:PutObject')).toEqual(['athena/*', 'exports/identity/*']);
       expect(objects('s3:AbortMultipartUpload')).toEqual(['athena/*', 'exports/identity/*']);
       expect(objects('s3:PutObjectAcl')).toEqual(['exports/identity/*']);
       const list = statements.find((s) => actionsOf(s).includes('s3:ListBucket'));
-      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', 'exports/identity/*', 'athena/*'] } });
+      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['archive/*', 'forwarded/*', 'targets/*/archive/*', 'targets/*/forwarded/*', 'exports/identity/*', 'athena/*'] } });
+      // Nothing on targets/ as a whole, nor on a target's imports.
+      expect(JSON.stringify(statements)).not.toMatch(/targets\/\*"|targets\/\*\/\*"|targets\/\*\/imports/);
       expect(targets('s3:GetBucketLocation')).toEqual([{ 'Fn::GetAtt': ['ArchiveBucket', 'Arn'] }]);
       // Nothing touches imports/, control/ (the deletion registry) or dlq-payloads/.
       expect(JSON.stringify(statements)).not.toMatch(/imports\/|control\/|dlq-payloads\//);

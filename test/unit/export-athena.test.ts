@@ -2,14 +2,15 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsArchiveSource, FsImportStore } from '../support/fs-adapters.js';
+import { MemoryLinks } from '../support/memory-export.js';
 import type { DeletedUsers } from '../../shared/deletion.js';
 import { csvHeader, loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
 import { finishKind, readReport } from '../../shared/export/athena/finish.js';
-import type { ReportRow } from '../../shared/export/manifest.js';
+import type { ExportManifest, ReportRow } from '../../shared/export/manifest.js';
 import { CsvPartWriter } from '../../shared/util/csv-parts.js';
 import {
   AthenaEventError,
@@ -18,14 +19,24 @@ import {
   chooseEngine,
   fillAthenaReport,
   finishExport,
+  handleAthenaEvent,
   isAthenaEvent,
   planExport,
   prepareExport,
   QUERY_TEXT_MAX_BYTES,
   queryText,
   type AthenaFinishEvent,
+  type AthenaFinishSummary,
+  type PreparedExport,
+  type TargetsPlan,
 } from '../../shared/export/athena/orchestrate.js';
-import { AthenaTextError, exportIdOf, linksRelation, rawRelation, unloadPrefix, unloadStatement } from '../../shared/export/athena/relations.js';
+import type { ExportDeps } from '../../shared/export/export-day.js';
+import { handleExportEvent, setExportRuntime } from '../../shared/export/handle.js';
+import type { CreateImportJobRequest, ImportJobs, ImportJobSummary } from '../../shared/export/ports.js';
+import type { ExportRuntime } from '../../shared/export/runtime.js';
+import { loadEventMapping } from '../../shared/event-mapping.js';
+import { loadTargetsFile } from '../../shared/targets.js';
+import { AthenaTextError, exportIdOf, forwardedRelation, linksRelation, rawRelation, unloadPrefix, unloadStatement } from '../../shared/export/athena/relations.js';
 import { emptyKindReport } from '../../shared/export/manifest.js';
 import { EXPORT_KINDS, type ExportKind } from '../../shared/export/kinds.js';
 import { duckdbDialect } from '../../shared/export/sql/dialect.js';
@@ -35,6 +46,10 @@ const schemas = loadDatasetSchemas();
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PLAN_SETTINGS = { bulkMode: 'complement', anonymous: 'skip' } as const;
 const TABLES = { database: 'personalize_ingest_prod_export', archiveTable: 'archive_lines', linksTable: 'identity_links', forwardedTable: 'forwarded_lines' };
+/** What the state machine puts in every prepare and query event (serverless/athena-export.cjs PLACES). */
+const PLACES = { bucket: 'personalize-ingest-prod-archive', ...TABLES, targetArchiveTable: 'target_archive_lines', targetForwardedTable: 'target_forwarded_lines' };
+/** The tables a non-default target's statements read (orchestrate.ts tablesOf). */
+const TARGET_TABLES = { ...TABLES, archiveTable: 'target_archive_lines', forwardedTable: 'target_forwarded_lines', target: 'video' };
 const EXPORT_ARN = 'arn:aws:dynamodb:eu-west-1:123456789012:table/personalize-ingest-prod-IdentityTable-1A2B3C/export/01764000000000-a1b2c3d4';
 const DATE = '2026-11-22';
 const TARGET = {
@@ -104,6 +119,20 @@ WHERE kind = 'interactions' AND dt = '2026-11-22'`,
     );
   });
 
+  it('reads a non-default target through the target tables, naming it (its injected partition), with keys relative to its root', () => {
+    expect(rawRelation(TARGET_TABLES, 'items', DATE)).toBe(
+      `SELECT regexp_replace("$path", '^s3://[^/]+/targets/[^/]+/', '') AS object_key, line
+FROM "personalize_ingest_prod_export"."target_archive_lines"
+WHERE target = 'video' AND kind = 'items' AND dt = '2026-11-22'`,
+    );
+    expect(forwardedRelation(TARGET_TABLES, DATE)).toContain(`FROM "personalize_ingest_prod_export"."target_forwarded_lines"\nWHERE target = 'video' AND dt = '2026-11-22'`);
+    // The default, named or not, keeps its own tables and text.
+    expect(rawRelation({ ...TABLES, target: 'default' }, 'items', DATE)).toBe(rawRelation(TABLES, 'items', DATE));
+    // Its UNLOAD folders are the run's, under targets/<name>/ (athena/ is expired and granted as before).
+    expect(unloadPrefix(DATE, '01764000000000-a1b2c3d4', 'items', 'rows', 'video')).toBe('athena/exports/2026-11-22/01764000000000-a1b2c3d4/targets/video/items/rows/');
+    expect(unloadPrefix(DATE, '01764000000000-a1b2c3d4', 'items', 'rows', 'default')).toBe(unloadPrefix(DATE, '01764000000000-a1b2c3d4', 'items', 'rows'));
+  });
+
   it('reads one row per claim from the named export, as the identity store reads links', () => {
     const text = linksRelation(TABLES, { exportId: '01764000000000-a1b2c3d4', nowSeconds: 1_764_000_000 });
     expect(text).toContain(`FROM "personalize_ingest_prod_export"."identity_links"`);
@@ -123,6 +152,8 @@ WHERE kind = 'interactions' AND dt = '2026-11-22'`,
     expect(() => linksRelation(TABLES, { exportId: "x' OR 1=1 --", nowSeconds: 1 })).toThrow(AthenaTextError);
     expect(() => linksRelation(TABLES, { exportId: 'abc', nowSeconds: 1.5 })).toThrow(AthenaTextError);
     expect(exportIdOf(EXPORT_ARN)).toBe('01764000000000-a1b2c3d4');
+    expect(() => rawRelation({ ...TARGET_TABLES, target: "video' OR '1'='1" }, 'items', DATE)).toThrow(AthenaTextError);
+    expect(() => unloadPrefix(DATE, '01764000000000-a1b2c3d4', 'items', 'rows', '../x')).toThrow(AthenaTextError);
     expect(() => exportIdOf('arn:aws:dynamodb:eu-west-1:123456789012:table/t/backup/x')).toThrow(AthenaTextError);
   });
 
@@ -322,12 +353,10 @@ describe('the state machine\'s events', () => {
       date: DATE,
       archiveBytes: 2500,
       minArchiveBytes: 2000,
-      lambdaEvent: { date: DATE },
       options: {},
     });
     expect(await planExport(archive, { athena: 'plan', input: { date: DATE, mode: 'INCREMENTAL', import: false }, minArchiveBytes: 3000 }, PLAN_SETTINGS)).toMatchObject({
       engine: 'duckdb',
-      lambdaEvent: { date: DATE, mode: 'INCREMENTAL', import: false },
       options: { mode: 'INCREMENTAL', import: false },
     });
     // The bulk-mode refusals (shared/bulk-mode.ts) come before any query is paid for.
@@ -338,7 +367,7 @@ describe('the state machine\'s events', () => {
 
   it('prepares this run\'s folders and settings, then each statement\'s UNLOAD text on its own', () => {
     const prepared = prepareExport(
-      { athena: 'prepare', date: DATE, identityExportArn: EXPORT_ARN, bucket: 'personalize-ingest-prod-archive', ...TABLES },
+      { athena: 'prepare', date: DATE, identityExportArn: EXPORT_ARN, ...PLACES },
       { anonymous: 'skip', bulkMode: 'complement', now: Date.UTC(2026, 10, 23, 2, 30) },
     );
     expect(prepared).toMatchObject({ runId: '01764000000000-a1b2c3d4', anonymous: 'skip', nowSeconds: Date.UTC(2026, 10, 23, 2, 30) / 1000 });
@@ -349,7 +378,7 @@ describe('the state machine\'s events', () => {
         reportPrefix: `athena/exports/${DATE}/01764000000000-a1b2c3d4/${k}/report/`,
       })),
     );
-    expect(() => prepareExport({ athena: 'prepare', date: DATE, identityExportArn: 'nope', bucket: 'b-b-b', ...TABLES }, { anonymous: 'skip', bulkMode: 'complement', now: 0 })).toThrow(AthenaTextError);
+    expect(() => prepareExport({ athena: 'prepare', date: DATE, identityExportArn: 'nope', ...PLACES, bucket: 'b-b-b' }, { anonymous: 'skip', bulkMode: 'complement', now: 0 })).toThrow(AthenaTextError);
 
     for (const k of EXPORT_KINDS) {
       const statements = athenaStatements(k, { ...TARGET, date: DATE }, { schemas, anonymous: 'skip', bulkMode: 'complement' });
@@ -361,7 +390,7 @@ describe('the state machine\'s events', () => {
   });
 
   it('hands out one statement\'s text at a time, and refuses, naming it, a text too long to run', () => {
-    const event = { athena: 'query' as const, statement: 'report' as const, kind: 'users' as const, date: DATE, identityExportArn: EXPORT_ARN, nowSeconds: 1, anonymous: 'skip' as const, bulkMode: 'complement' as const, bucket: 'personalize-ingest-prod-archive', ...TABLES };
+    const event = { athena: 'query' as const, statement: 'report' as const, kind: 'users' as const, date: DATE, identityExportArn: EXPORT_ARN, nowSeconds: 1, anonymous: 'skip' as const, bulkMode: 'complement' as const, ...PLACES };
     const expected = athenaStatements('users', { ...TARGET, nowSeconds: 1 }, { schemas, anonymous: 'skip', bulkMode: 'complement' }).reportQuery;
     expect(queryText(event, schemas)).toEqual({ query: expected, bytes: Buffer.byteLength(expected) });
     // A schema with many more columns makes a longer text than a query may be.
@@ -571,5 +600,344 @@ describe('finishExport (the last step, end to end on local folders)', () => {
     expect(await store.getJson(`imports/manifests/${DATE}.json`)).toMatchObject({ date: DATE });
     // The scratch folder is gone.
     expect((await readdir(dir)).filter((n) => n.startsWith('pi-athena-'))).toEqual([]);
+  });
+});
+
+// ------------------------------------------------------------------ several targets
+
+/**
+ * Two targets (docs/targets.md) as schemas/targets/example.json declares them: the retail default at
+ * the bucket's root, the VIDEO_ON_DEMAND `video` target under targets/video/. The state machine's
+ * steps are played in its order with the events its definition sends (serverless/athena-export.cjs);
+ * Athena is stood in for by `localAthena`, which reads what the Glue tables' location templates
+ * resolve to for the text's table and partition values, and runs the same rules (../sql/rules.ts) on
+ * DuckDB, writing what UNLOAD writes to the text's TO folder.
+ */
+describe('several targets: the Athena steps per target (docs/targets.md)', () => {
+  const EXAMPLE = join(HERE, '../../schemas/targets/example.json');
+  const video = loadTargetsFile(EXAMPLE, { schemas, mapping: loadEventMapping({}) })!.find((t) => t.name === 'video')!;
+  const ROLE = 'arn:aws:iam::000000000000:role/personalize-import';
+  const RETAIL = {
+    interactions: 'arn:aws:personalize:us-east-1:000000000000:dataset/local-retail/INTERACTIONS',
+    items: 'arn:aws:personalize:us-east-1:000000000000:dataset/local-retail/ITEMS',
+    users: 'arn:aws:personalize:us-east-1:000000000000:dataset/local-retail/USERS',
+  };
+  const VIDEO = { interactions: video.interactionsDatasetArn!, items: video.itemsDatasetArn!, users: video.usersDatasetArn! };
+  const T = Date.UTC(2026, 10, 22, 9, 30, 0);
+  const RUN = '01764000000000-a1b2c3d4';
+  const line = (value: Record<string, unknown>) => JSON.stringify(value);
+
+  /** Each target's archive of the day, as the processor writes it (shared/process/process-batch.ts). */
+  const ARCHIVE: Record<string, Record<ExportKind, string[]>> = {
+    '': {
+      interactions: [
+        line({ kind: 'interaction', eventId: 'r1', source: 'native', timestamp: T, sessionId: 's1', userId: 'u-1', eventType: 'View', itemId: 'sku-1' }),
+        line({ kind: 'interaction', eventId: 'r2', source: 'native', timestamp: T + 1000, sessionId: 's2', eventType: 'Purchase', itemId: 'sku-2' }),
+      ],
+      items: [line({ kind: 'item', eventId: 'ri1', source: 'feed', timestamp: T, itemId: 'sku-1', properties: { categoryL1: 'shoes', price: 10, creationTimestamp: T, description: 'boots' } })],
+      users: [line({ kind: 'user', eventId: 'ru1', source: 'native', timestamp: T, userId: 'u-1', properties: { membershipType: 'gold' } })],
+    },
+    'targets/video/': {
+      interactions: [
+        line({ kind: 'interaction', eventId: 'v1', source: 'segment', timestamp: T, sessionId: 'vs1', userId: 'u-1', eventType: 'Watch', itemId: 'film-1' }),
+        line({ kind: 'interaction', eventId: 'v2', source: 'segment', timestamp: T + 2000, sessionId: 'vs2', eventType: 'Click', itemId: 'film-2' }),
+        line({ kind: 'interaction', eventId: 'v3', source: 'segment', timestamp: T + 3000, sessionId: 'vs3', userId: 'u-1', eventType: 'Watch', itemId: 'film-2' }),
+        // Enough for an import job of their own (Personalize's minimum is 1,000 records: FACTS §4c).
+        ...Array.from({ length: 1000 }, (_, i) =>
+          line({ kind: 'interaction', eventId: `vw${i}`, source: 'segment', timestamp: T + 10_000 + i, sessionId: `vs-u3-${i % 7}`, userId: 'u-3', eventType: 'Watch', itemId: `film-${i % 2 === 0 ? 1 : 2}` }),
+        ),
+      ],
+      items: [
+        line({ kind: 'item', eventId: 'vi1', source: 'feed', timestamp: T, itemId: 'film-1', properties: { genres: 'drama|thriller', creationTimestamp: T, duration: 5400, contentOwner: 'studio-a' } }),
+        line({ kind: 'item', eventId: 'vi2', source: 'feed', timestamp: T, itemId: 'film-2', properties: { genres: 'comedy', creationTimestamp: T, contentClassification: 'PG' } }),
+      ],
+      users: [line({ kind: 'user', eventId: 'vu1', source: 'native', timestamp: T, userId: 'u-1', properties: { subscriptionModel: 'premium' } })],
+    },
+  };
+
+  /** A bucket on disk: both archives, and the video target's record of what PutEvents accepted (v1). */
+  async function bucket(name: string): Promise<string> {
+    const root = join(dir, name);
+    for (const [prefix, kinds] of Object.entries(ARCHIVE)) {
+      for (const k of EXPORT_KINDS) {
+        await mkdir(join(root, `${prefix}archive/${k}/dt=${DATE}/hour=09`), { recursive: true });
+        await writeFile(join(root, `${prefix}archive/${k}/dt=${DATE}/hour=09/a.ndjson.gz`), gzipSync(kinds[k].map((l) => `${l}\n`).join('')));
+      }
+    }
+    await mkdir(join(root, `targets/video/forwarded/interactions/dt=${DATE}/hour=09`), { recursive: true });
+    await writeFile(join(root, `targets/video/forwarded/interactions/dt=${DATE}/hour=09/f.ndjson.gz`), gzipSync(`${line({ sessionId: 'vs1', eventId: 'v1' })}\n`));
+    return root;
+  }
+
+  /** One control plane for the account: jobs per dataset. */
+  class Jobs implements ImportJobs {
+    readonly created: CreateImportJobRequest[] = [];
+    list(datasetArn: string): Promise<ImportJobSummary[]> {
+      return Promise.resolve(this.created.filter((r) => r.datasetArn === datasetArn).map((r) => ({ jobName: r.jobName, jobArn: `arn:job/${r.jobName}`, status: 'CREATE PENDING', importMode: r.importMode })));
+    }
+    create(request: CreateImportJobRequest): Promise<{ jobArn: string } | { alreadyExists: true }> {
+      if (this.created.some((r) => r.jobName === request.jobName && r.datasetArn === request.datasetArn)) return Promise.resolve({ alreadyExists: true });
+      this.created.push(request);
+      return Promise.resolve({ jobArn: `arn:job/${request.jobName}` });
+    }
+  }
+
+  /** Identity links are shared by every target: s2 (retail) and vs2 (video) were claimed by u-2 after the day. */
+  const links = new MemoryLinks().add('s2', 'u-2', T + 60_000).add('vs2', 'u-2', T + 60_000);
+
+  /** What runtime.ts builds from TARGETS_FILE, on a directory: the video target rooted at targets/video/. */
+  function runtimeOf(root: string, jobs: Jobs, withTargets = true): ExportRuntime {
+    const deps: ExportDeps = {
+      archive: new FsArchiveSource(root),
+      store: new FsImportStore(root),
+      links,
+      deletedUsers: () => Promise.resolve(deletedOf([])),
+      jobs,
+      settings: { schemas, datasets: RETAIL, roleArn: ROLE },
+    };
+    const videoRoot = join(root, 'targets/video');
+    return {
+      deps,
+      targets: withTargets
+        ? [{ name: 'video', deps: { ...deps, archive: new FsArchiveSource(videoRoot), store: new FsImportStore(videoRoot), settings: { schemas: video.schemas, datasets: VIDEO, roleArn: ROLE } } }]
+        : [],
+      defaults: { bulkMode: 'complement', mode: 'auto', anonymous: 'skip', partMaxBytes: 1_000_000, readConcurrency: 4, reexportDays: 0, engine: { memoryLimit: '256MB', threads: 1 }, workDir: dir },
+    };
+  }
+
+  let instance: DuckDBInstance;
+  let connection: DuckDBConnection;
+  beforeAll(async () => {
+    instance = await DuckDBInstance.create(':memory:');
+    connection = await instance.connect();
+  });
+  afterAll(() => {
+    connection.closeSync();
+    instance.closeSync();
+  });
+
+  const gunzipLines = async (root: string, prefix: string): Promise<{ key: string; line: string }[]> => {
+    const out: { key: string; line: string }[] = [];
+    for (const o of await new FsArchiveSource(root).list(prefix)) {
+      for (const l of gunzipSync(await readFile(join(root, o.key))).toString('utf8').split('\n')) if (l !== '') out.push({ key: o.key, line: l });
+    }
+    return out;
+  };
+
+  /**
+   * Athena, locally: the text's table and partition values -> the folder its Glue location template
+   * names (archive_lines: archive/<kind>/dt=<day>/; target_archive_lines: targets/<target>/archive/...;
+   * the forwarded tables alike), the run's identity export -> the shared links, then the same rules on
+   * DuckDB with the schemas of the target the text names; rows and report written as UNLOAD writes
+   * them (gzip JSON lines) to the TO folder.
+   */
+  async function localAthena(root: string, runtime: ExportRuntime, query: string): Promise<void> {
+    const to = /\) TO 's3:\/\/[^/]+\/([^']+)' WITH \(format = 'JSON', compression = 'GZIP'\)$/.exec(query)?.[1];
+    const from = /FROM "[a-z_]+"\."(archive_lines|target_archive_lines)"\nWHERE (?:target = '([a-z0-9-]+)' AND )?kind = '([a-z]+)' AND dt = '([0-9-]+)'/.exec(query);
+    expect(to, 'an UNLOAD to the bucket').toBeDefined();
+    expect(from, 'the archive table with its partition values').not.toBeNull();
+    const [, table, target, k, dt] = from! as unknown as [string, string, string | undefined, ExportKind, string];
+    // Athena refuses a target table read without its injected partition value.
+    expect(table === 'target_archive_lines', 'a target table is read with target = ...').toBe(target !== undefined);
+    const root_ = target === undefined ? '' : `targets/${target}/`;
+    const fwd = /FROM "[a-z_]+"\."(forwarded_lines|target_forwarded_lines)"\nWHERE (?:target = '([a-z0-9-]+)' AND )?dt = '([0-9-]+)'/.exec(query);
+    if (fwd) expect(fwd[2]).toBe(target);
+    if (k === 'interactions') expect(query).toContain(`WHERE export_id = '${RUN}'`);
+
+    await connection.run('CREATE OR REPLACE TABLE raw_t (object_key VARCHAR, line VARCHAR)');
+    await connection.run('CREATE OR REPLACE TABLE links_t (session_id VARCHAR, user_id VARCHAR, linked_at BIGINT)');
+    await connection.run('CREATE OR REPLACE TABLE fwd_t (session_id VARCHAR, event_id VARCHAR)');
+    const raw = await connection.createAppender('raw_t');
+    for (const l of await gunzipLines(root, `${root_}archive/${k}/dt=${dt}/`)) {
+      // "$path" with the target's root taken off, as rawRelation does.
+      raw.appendVarchar(l.key.slice(root_.length));
+      raw.appendVarchar(l.line);
+      raw.endRow();
+    }
+    raw.closeSync();
+    const linkRows = await connection.createAppender('links_t');
+    for (const [session, claims] of links.claims) {
+      for (const c of claims) {
+        linkRows.appendVarchar(session);
+        linkRows.appendVarchar(c.userId);
+        linkRows.appendBigInt(BigInt(c.linkedAt ?? 0));
+        linkRows.endRow();
+      }
+    }
+    linkRows.closeSync();
+    const forwarded = await connection.createAppender('fwd_t');
+    if (fwd) {
+      for (const l of await gunzipLines(root, `${root_}forwarded/interactions/dt=${dt}/`)) {
+        const { sessionId, eventId } = JSON.parse(l.line) as { sessionId: string; eventId: string };
+        forwarded.appendVarchar(sessionId);
+        forwarded.appendVarchar(eventId);
+        forwarded.endRow();
+      }
+    }
+    forwarded.closeSync();
+
+    const targetSchemas = target === undefined ? runtime.deps.settings.schemas : runtime.targets.find((t) => t.name === target)!.deps.settings.schemas;
+    const sql = exportSql(k, {
+      schemas: targetSchemas,
+      dialect: duckdbDialect,
+      anonymous: runtime.defaults.anonymous,
+      bulkMode: runtime.defaults.bulkMode,
+      relations: { raw: 'SELECT * FROM raw_t', links: 'SELECT * FROM links_t', ...(fwd && { forwarded: 'SELECT * FROM fwd_t' }) },
+    });
+    const rows = to!.endsWith('/rows/')
+      ? ((await connection.runAndReadAll(sql.rows)).getRows() as [string | null, string, bigint, string][]).map(([user_id, csv_line, ord_ts, ord_id]) => ({ ...(user_id !== null && { user_id }), csv_line, ord_ts: Number(ord_ts), ord_id }))
+      : ((await connection.runAndReadAll(sql.report)).getRows() as [string, string | null, bigint | number][]).map(([metric, reason, n]) => ({ metric, reason, n: Number(n) }));
+    // UNLOAD refuses a folder that is not empty.
+    expect(await new FsArchiveSource(root).list(to!)).toEqual([]);
+    await writeUnload(root, to!, rows, 2);
+  }
+
+  /** The state machine's run, step by step, with the events its definition sends; returns each target's result. */
+  async function execute(root: string, runtime: ExportRuntime, input: unknown, minArchiveBytes: number) {
+    const plan = (await handleAthenaEvent({ athena: 'plan', input, minArchiveBytes }, runtime)) as TargetsPlan;
+    const identityExportArn = plan.athena ? EXPORT_ARN : 'none';
+    const results: AthenaFinishSummary[] = [];
+    for (const item of plan.targets) {
+      if (item.engine === 'duckdb') {
+        // Through the export Lambda's handler, which dispatches the state machine's events.
+        setExportRuntime(runtime);
+        try {
+          results.push((await handleExportEvent({ athena: 'embedded', target: item.target, date: plan.date, options: plan.options })) as AthenaFinishSummary);
+        } finally {
+          setExportRuntime(undefined);
+        }
+        continue;
+      }
+      const prepared = (await handleAthenaEvent({ athena: 'prepare', target: item.target, date: plan.date, identityExportArn, ...PLACES }, runtime)) as PreparedExport;
+      const kinds: AthenaFinishEvent['kinds'] = [];
+      for (const q of prepared.kinds) {
+        const ids = { rowsQueryId: `rows-${item.target}-${q.kind}`, reportQueryId: `report-${item.target}-${q.kind}` };
+        for (const statement of ['rows', 'report'] as const) {
+          const event = { athena: 'query', statement, kind: q.kind, target: item.target, date: plan.date, identityExportArn, nowSeconds: prepared.nowSeconds, anonymous: prepared.anonymous, bulkMode: prepared.bulkMode, ...PLACES };
+          const { query } = (await handleAthenaEvent(event, runtime)) as { query: string };
+          await localAthena(root, runtime, query);
+        }
+        kinds.push({ kind: q.kind, rowsPrefix: q.rowsPrefix, reportPrefix: q.reportPrefix, ...ids, rowsBytesScanned: 10, reportBytesScanned: 10 });
+      }
+      results.push(
+        (await handleAthenaEvent(
+          { athena: 'finish', target: item.target, date: plan.date, options: plan.options, anonymous: prepared.anonymous, bulkMode: prepared.bulkMode, startedAt: '2026-11-23T02:15:00.000Z', kinds },
+          runtime,
+        )) as AthenaFinishSummary,
+      );
+    }
+    return { plan, results };
+  }
+
+  /** The CSV files under a prefix, by key relative to it. */
+  const csvFiles = async (root: string, prefix: string): Promise<Record<string, string>> => {
+    const out: Record<string, string> = {};
+    for (const o of await new FsArchiveSource(root).list(prefix)) if (o.key.endsWith('.csv')) out[o.key.slice(prefix.length)] = await readFile(join(root, o.key), 'utf8');
+    return out;
+  };
+
+  it('plans each target by the size of its own archive of the day, the default first, and exports the identity table only when one runs on Athena', async () => {
+    const root = await bucket('targets-plan');
+    const runtime = runtimeOf(root, new Jobs());
+    const sizeOf = async (prefix: string) => (await new FsArchiveSource(root).list(prefix)).filter((o) => o.key.includes(`/dt=${DATE}/`) && !o.key.includes('forwarded/')).reduce((n, o) => n + o.bytes, 0);
+    const retailBytes = await sizeOf('archive/');
+    const videoBytes = await sizeOf('targets/video/archive/');
+    expect(videoBytes).toBeGreaterThan(retailBytes);
+    const plan = (await handleAthenaEvent({ athena: 'plan', input: { date: DATE }, minArchiveBytes: retailBytes }, runtime)) as TargetsPlan;
+    expect(plan).toEqual({
+      date: DATE,
+      minArchiveBytes: retailBytes,
+      options: {},
+      athena: true,
+      targets: [
+        { target: 'default', engine: 'duckdb', archiveBytes: retailBytes },
+        { target: 'video', engine: 'athena', archiveBytes: videoBytes },
+      ],
+    });
+    const small = (await handleAthenaEvent({ athena: 'plan', input: { date: DATE }, minArchiveBytes: videoBytes }, runtime)) as TargetsPlan;
+    expect(small).toMatchObject({ athena: false, targets: [{ target: 'default', engine: 'duckdb' }, { target: 'video', engine: 'duckdb' }] });
+    // A step naming a target TARGETS_FILE does not declare fails before any query is paid for.
+    await expect(handleAthenaEvent({ athena: 'prepare', target: 'radio', date: DATE, identityExportArn: EXPORT_ARN, ...PLACES }, runtime)).rejects.toThrow(/target radio is not declared in TARGETS_FILE \(declared: default, video\)/);
+  });
+
+  /** Both targets forced onto Athena (execution input `"engine": "athena"`), once for the tests below. */
+  let onAthena: { root: string; jobs: Jobs } & Awaited<ReturnType<typeof execute>>;
+  beforeAll(async () => {
+    const root = await bucket('targets-athena');
+    const jobs = new Jobs();
+    onAthena = { root, jobs, ...(await execute(root, runtimeOf(root, jobs), { date: DATE, engine: 'athena' }, 10 ** 12)) };
+  }, 120_000);
+
+  it('exports the video target on Athena into targets/video/ with its schemas, datasets and role, and leaves the default\'s output as it was', async () => {
+    const { root, jobs, plan, results } = onAthena;
+    expect(plan.targets.map((t) => [t.target, t.engine])).toEqual([['default', 'athena'], ['video', 'athena']]);
+    expect(results.map((r) => [r.target, r.manifestKey])).toEqual([['default', `imports/manifests/${DATE}.json`], ['video', `imports/manifests/${DATE}.json`]]);
+
+    // Each target's UNLOAD output is its own, under the run's folder in athena/.
+    expect((await new FsArchiveSource(root).list(`athena/exports/${DATE}/${RUN}/targets/video/`)).length).toBeGreaterThan(0);
+
+    // The video target: its CSVs under targets/video/imports/, with the video schemas' headers.
+    const videoCsvs = await csvFiles(root, 'targets/video/imports/');
+    for (const k of EXPORT_KINDS) {
+      const files = Object.entries(videoCsvs).filter(([key]) => key.startsWith(`${k}/`));
+      expect(files.length, k).toBe(1);
+      expect(files[0]![1].split('\n')[0], k).toBe(csvHeader(video.schemas[k]).join(','));
+    }
+    expect(csvHeader(video.schemas.items)).toEqual(['ITEM_ID', 'GENRES', 'GENRE_L2', 'CREATION_TIMESTAMP', 'DURATION', 'CONTENT_OWNER', 'CONTENT_CLASSIFICATION', 'PRODUCT_DESCRIPTION']);
+    const videoItems = Object.entries(videoCsvs).find(([key]) => key.startsWith('items/'))![1];
+    expect(videoItems).toContain('film-1,drama|thriller,');
+    // Complement: v1 is in the video target's forwarded record (PutEvents took it), vs2 backfilled from the shared links.
+    const videoInteractions = Object.entries(videoCsvs).find(([key]) => key.startsWith('interactions/'))![1];
+    expect(videoInteractions).not.toContain('u-1,film-1,');
+    expect(videoInteractions).toContain('u-2,film-2,Click');
+    expect(videoInteractions).toContain('u-1,film-2,Watch');
+    const videoManifest = (await new FsImportStore(join(root, 'targets/video')).getJson(`imports/manifests/${DATE}.json`)) as ExportManifest;
+    expect(videoManifest.options.engine).toEqual({ name: 'athena' });
+    expect(videoManifest.kinds.interactions).toMatchObject({ read: 1003, streamed: 1, backfilled: 1, exported: 1002 });
+    // Its import jobs: the video datasets, files under targets/video/imports/, the target's role.
+    const videoJobs = jobs.created.filter((j) => j.dataLocation.includes('/targets/video/'));
+    expect(videoJobs.map((j) => j.datasetArn).sort()).toEqual(Object.values(VIDEO).sort());
+    for (const j of videoJobs) expect(j).toMatchObject({ roleArn: ROLE, dataLocation: expect.stringContaining(`${join(root, 'targets/video/imports', j.datasetArn.split('/').at(-1)!.toLowerCase())}/`) as unknown });
+    expect(videoManifest.importJobs.map((j) => [j.kind, j.status])).toEqual([['interactions', 'started'], ['items', 'started'], ['users', 'started']]);
+
+    // The default: the retail headers and datasets at the root, nothing of the video target.
+    const retailCsvs = await csvFiles(root, 'imports/');
+    for (const k of EXPORT_KINDS) {
+      const file = Object.entries(retailCsvs).find(([key]) => key.startsWith(`${k}/`))![1];
+      expect(file.split('\n')[0], k).toBe(csvHeader(schemas[k]).join(','));
+      expect(file, k).not.toMatch(/film-/);
+    }
+    // Two retail interactions are below the job minimum: held in the default's own pending folder, as before.
+    const retailJobs = jobs.created.filter((j) => !j.dataLocation.includes('/targets/'));
+    expect(retailJobs.map((j) => j.datasetArn).sort()).toEqual([RETAIL.items, RETAIL.users]);
+    expect(Object.keys(retailCsvs).filter((k) => k.startsWith('interactions/'))).toEqual([`interactions/pending/interactions-${DATE}-r1-001.csv`]);
+    expect(jobs.created).toHaveLength(5);
+
+    // ... and exactly what the Athena path wrote for it before targets: the same run with no TARGETS_FILE.
+    const alone = await bucket('targets-athena-default-alone');
+    await rm(join(alone, 'targets'), { recursive: true, force: true });
+    const aloneJobs = new Jobs();
+    const single = await execute(alone, runtimeOf(alone, aloneJobs, false), { date: DATE, engine: 'athena' }, 10 ** 12);
+    expect(single.plan.targets).toEqual([{ target: 'default', engine: 'athena', archiveBytes: plan.targets[0]!.archiveBytes }]);
+    expect(single.results).toEqual([results[0]]);
+    expect(await csvFiles(alone, 'imports/')).toEqual(retailCsvs);
+    // The same manifest but for the time it finished and the scratch bucket's path.
+    const manifestOf = async (r: string) => {
+      const m = (await new FsImportStore(r).getJson(`imports/manifests/${DATE}.json`)) as ExportManifest;
+      return JSON.parse(JSON.stringify({ ...m, finishedAt: undefined }).replaceAll(r, '<root>')) as unknown;
+    };
+    expect(await manifestOf(alone)).toEqual(await manifestOf(root));
+    expect(aloneJobs.created.map((j) => ({ ...j, dataLocation: j.dataLocation.replace(alone, '<root>') }))).toEqual(retailJobs.map((j) => ({ ...j, dataLocation: j.dataLocation.replace(root, '<root>') })));
+  });
+
+  it('writes for a target on Athena the same CSV records the embedded engine writes for it (the state machine\'s small-day branch)', async () => {
+    const embedded = await bucket('targets-same-embedded');
+    const { plan, results } = await execute(embedded, runtimeOf(embedded, new Jobs()), { date: DATE }, 10 ** 12);
+    expect(plan).toMatchObject({ athena: false, targets: [{ target: 'default', engine: 'duckdb' }, { target: 'video', engine: 'duckdb' }] });
+    expect(results.map((r) => r.target)).toEqual(['default', 'video']);
+    expect(results[1]).toMatchObject({ kinds: { interactions: { read: 1003, exported: 1002 }, items: { exported: 2 }, users: { exported: 1 } } });
+    // One target's run each: the embedded run of the video target writes under targets/video/ only, readiness included.
+    expect((await new FsArchiveSource(embedded).list('targets/video/imports/readiness/')).length).toBeGreaterThan(0);
+    for (const prefix of ['imports/', 'targets/video/imports/']) expect(await csvFiles(onAthena.root, prefix), prefix).toEqual(await csvFiles(embedded, prefix));
   });
 });

@@ -2,11 +2,13 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { TARGET_NAME_PATTERN } from '../../../schemas/canonical.js';
 import { forwardedDayPrefix } from '../../archive.js';
 import { BULK_MODES, bulkRunRefusal, type BulkMode } from '../../bulk-mode.js';
 import { csvHeader, type DatasetSchemas } from '../../personalize/dataset-schema.js';
+import { DEFAULT_TARGET } from '../../targets.js';
 import { isExportDate, previousUtcDay } from '../../util/dates.js';
-import { preparePublishing, type ExportDeps } from '../export-day.js';
+import { exportDay, preparePublishing, type ExportDeps } from '../export-day.js';
 import { publishKind, type Publication } from '../publish.js';
 import { IMPORT_LIMITS } from '../../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
@@ -15,22 +17,26 @@ import { EXPORT_KINDS, type ExportKind } from '../kinds.js';
 import type { ExportRuntime } from '../runtime.js';
 import { trinoDialect } from '../sql/dialect.js';
 import { exportSql } from '../sql/rules.js';
-import { finishKind, readReport, type FinishKindResult } from './finish.js';
-import { checkBucket, exportIdOf, forwardedRelation, linksRelation, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
+import { finishKind, readReport, type FinishKindResult, type UnloadOutput } from './finish.js';
+import { checkBucket, exportIdOf, forwardedRelation, linksRelation, otherTarget, rawRelation, unloadPrefix, unloadStatement, type AthenaTables } from './relations.js';
 
 /**
  * The Athena path of the nightly export, as the steps of the state machine in
  * serverless/athena-export.cjs (docs/export-at-scale.md):
- *   plan     (Lambda)  the day's archive size -> chooseEngine: the embedded engine in the export
- *                      Lambda as usual, or Athena;
- *   [DynamoDB ExportTableToPointInTime of the identity table, polled until COMPLETED]
- *   prepare  (Lambda)  the run's id, output folders and settings;
- *   [Map over the kinds: query (Lambda) -> the rows UNLOAD text -> Athena startQueryExecution.sync,
- *    then the same for the report] — one query text in the state at a time: a text may be up to
- *    Athena's 262,144 bytes, and a Step Functions state holds at most 256 KiB;
- *   finish   (Lambda)  UNLOAD output -> deleted users left out -> CSV parts -> publishKind, manifest.
+ *   plan     (Lambda)  per target (the default, then every one of TARGETS_FILE, docs/targets.md):
+ *                      the day's archive size under its root -> chooseEngine;
+ *   [DynamoDB ExportTableToPointInTime of the identity table, polled until COMPLETED: once per run,
+ *    when some target runs on Athena (identity links are shared by every target)]
+ *   [Map over the targets, one at a time:
+ *     embedded (Lambda)  the target's day on the embedded engine, as the export Lambda runs it; or
+ *     prepare  (Lambda)  the run's id, the target's output folders and settings;
+ *     [Map over the kinds: query (Lambda) -> the rows UNLOAD text -> Athena startQueryExecution.sync,
+ *      then the same for the report] — one query text in the state at a time: a text may be up to
+ *      Athena's 262,144 bytes, and a Step Functions state holds at most 256 KiB;
+ *     finish   (Lambda)  UNLOAD output -> deleted users left out -> CSV parts -> publishKind, manifest,
+ *                        all under the target's root with its schemas, datasets and import role]
  * The Lambda tells these events apart by `athena` (`{"athena":"plan",...}`); the shapes below are
- * the contract with the state machine definition.
+ * the contract with the state machine definition. `target` unset is the default target.
  */
 
 export type ExportEngine = 'duckdb' | 'athena';
@@ -55,6 +61,9 @@ const mode = z.enum(['auto', 'INCREMENTAL', 'FULL']);
 const glueName = z.string().regex(/^[a-z_][a-z0-9_]{0,254}$/, 'a lowercase Glue name');
 const kind = z.enum(['interactions', 'items', 'users']);
 const bytesScanned = z.number().int().nonnegative();
+/** A target's name (shared/targets.ts); unset or `default`: the default target. */
+const target = z.string().regex(TARGET_NAME_PATTERN, 'a target name (1-32 of a-z, 0-9 and -)').optional();
+const runOptions = z.strictObject({ mode: mode.optional(), import: z.boolean().optional() });
 
 /** What starts an execution: the nightly schedule's event, or a hand-written input. */
 const executionInputSchema = z.union([
@@ -82,10 +91,14 @@ const placesShape = {
   archiveTable: glueName,
   linksTable: glueName,
   forwardedTable: glueName,
+  /** The non-default targets' tables (injected partition `target`). */
+  targetArchiveTable: glueName,
+  targetForwardedTable: glueName,
 };
 
 export const athenaPrepareEventSchema = z.strictObject({
   athena: z.literal('prepare'),
+  target,
   date,
   /** ExportDescription.ExportArn of this run's identity table export. */
   identityExportArn: z.string(),
@@ -96,6 +109,7 @@ export const athenaQueryEventSchema = z.strictObject({
   athena: z.literal('query'),
   statement: z.enum(['rows', 'report']),
   kind,
+  target,
   date,
   identityExportArn: z.string(),
   /** From prepare: the same expired-link cut-off and anonymous rule for both statements. */
@@ -117,8 +131,9 @@ const kindQueriesSchema = z.strictObject({
 
 export const athenaFinishEventSchema = z.strictObject({
   athena: z.literal('finish'),
+  target,
   date,
-  options: z.strictObject({ mode: mode.optional(), import: z.boolean().optional() }),
+  options: runOptions,
   anonymous: z.enum(['skip', 'session-as-user']),
   bulkMode: z.enum(BULK_MODES),
   /** $$.Execution.StartTime */
@@ -129,12 +144,27 @@ export const athenaFinishEventSchema = z.strictObject({
   ),
 });
 
-export const athenaEventSchema = z.discriminatedUnion('athena', [athenaPlanEventSchema, athenaPrepareEventSchema, athenaQueryEventSchema, athenaFinishEventSchema]);
+/** One target's day on the embedded engine, in the export Lambda (a day at or below the size). */
+export const athenaEmbeddedEventSchema = z.strictObject({
+  athena: z.literal('embedded'),
+  target,
+  date,
+  options: runOptions,
+});
+
+export const athenaEventSchema = z.discriminatedUnion('athena', [
+  athenaPlanEventSchema,
+  athenaEmbeddedEventSchema,
+  athenaPrepareEventSchema,
+  athenaQueryEventSchema,
+  athenaFinishEventSchema,
+]);
 export type AthenaEvent = z.input<typeof athenaEventSchema>;
 export type AthenaPlanEvent = z.infer<typeof athenaPlanEventSchema>;
 export type AthenaPrepareEvent = z.infer<typeof athenaPrepareEventSchema>;
 export type AthenaQueryEvent = z.infer<typeof athenaQueryEventSchema>;
 export type AthenaFinishEvent = z.infer<typeof athenaFinishEventSchema>;
+export type AthenaEmbeddedEvent = z.infer<typeof athenaEmbeddedEventSchema>;
 export type KindQueries = z.infer<typeof kindQueriesSchema>;
 
 /** True for an event of the Athena state machine (it carries `athena`). */
@@ -154,14 +184,13 @@ function parse<S extends z.ZodType>(schema: S, event: unknown, what: string): z.
 
 // ------------------------------------------------------------------ plan
 
+/** One target's plan: its archive of the day, the engine that exports it. */
 export interface ExportPlan {
   engine: ExportEngine;
   date: string;
   archiveBytes: number;
   minArchiveBytes: number;
-  /** The export Lambda's own event for the embedded engine (shared/export/handle.ts). */
-  lambdaEvent: { date: string; mode?: RequestedMode; import?: boolean };
-  /** Passed on to finish. */
+  /** Passed on to the embedded run or to finish. */
   options: { mode?: RequestedMode; import?: boolean };
 }
 
@@ -189,8 +218,32 @@ export async function planExport(
     date: day,
     archiveBytes,
     minArchiveBytes: event.minArchiveBytes,
-    lambdaEvent: { date: day, ...options },
     options,
+  };
+}
+
+/** The run's plan: every target's, the default first (its run compacts the deletion registry, as in handle.ts). */
+export interface TargetsPlan {
+  date: string;
+  minArchiveBytes: number;
+  options: ExportPlan['options'];
+  /** Some target runs on Athena: the run exports the identity table, once for all of them. */
+  athena: boolean;
+  targets: { target: string; engine: ExportEngine; archiveBytes: number }[];
+}
+
+/** Each target planned on its own archive (the default's at the root, the others' under targets/<name>/). */
+export async function planTargets(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, event: AthenaPlanEvent, settings: { bulkMode: BulkMode; anonymous: 'skip' | 'session-as-user' }, now: Date = new Date()): Promise<TargetsPlan> {
+  const all = [{ name: DEFAULT_TARGET, deps: runtime.deps }, ...runtime.targets];
+  const plans: (ExportPlan & { target: string })[] = [];
+  for (const t of all) plans.push({ target: t.name, ...(await planExport(t.deps.archive, event, settings, now)) });
+  const first = plans[0]!;
+  return {
+    date: first.date,
+    minArchiveBytes: first.minArchiveBytes,
+    options: first.options,
+    athena: plans.some((p) => p.engine === 'athena'),
+    targets: plans.map((p) => ({ target: p.target, engine: p.engine, archiveBytes: p.archiveBytes })),
   };
 }
 
@@ -251,8 +304,8 @@ export function athenaStatements(
     ...(settings.bulkMode === 'complement' && { forwarded: forwardedRelation(target.tables, target.date) }),
   };
   const sql = exportSql(k, { schemas: settings.schemas, dialect: trinoDialect, anonymous: settings.anonymous, bulkMode: settings.bulkMode, relations });
-  const rowsPrefix = unloadPrefix(target.date, target.runId, k, 'rows');
-  const reportPrefix = unloadPrefix(target.date, target.runId, k, 'report');
+  const rowsPrefix = unloadPrefix(target.date, target.runId, k, 'rows', target.tables.target);
+  const reportPrefix = unloadPrefix(target.date, target.runId, k, 'report', target.tables.target);
   return {
     kind: k,
     rowsQuery: unloadStatement(sql.rows, { bucket: target.bucket, prefix: rowsPrefix }),
@@ -272,8 +325,20 @@ export function prepareExport(event: AthenaPrepareEvent, settings: PrepareSettin
     anonymous: settings.anonymous,
     bulkMode: settings.bulkMode,
     nowSeconds: Math.floor(settings.now / 1000),
-    kinds: EXPORT_KINDS.map((k) => ({ kind: k, rowsPrefix: unloadPrefix(event.date, runId, k, 'rows'), reportPrefix: unloadPrefix(event.date, runId, k, 'report') })),
+    kinds: EXPORT_KINDS.map((k) => ({
+      kind: k,
+      rowsPrefix: unloadPrefix(event.date, runId, k, 'rows', event.target),
+      reportPrefix: unloadPrefix(event.date, runId, k, 'report', event.target),
+    })),
   };
+}
+
+/** The tables a target's statements read: the default's own, or the target tables with its name. */
+export function tablesOf(event: Pick<AthenaQueryEvent, 'target' | 'database' | 'archiveTable' | 'linksTable' | 'forwardedTable' | 'targetArchiveTable' | 'targetForwardedTable'>): AthenaTables {
+  const other = otherTarget(event.target);
+  if (other === undefined) return { database: event.database, archiveTable: event.archiveTable, linksTable: event.linksTable, forwardedTable: event.forwardedTable };
+  // Identity links are shared by every target: the one export of the run.
+  return { database: event.database, archiveTable: event.targetArchiveTable, linksTable: event.linksTable, forwardedTable: event.targetForwardedTable, target: other };
 }
 
 /** One UNLOAD text, for the Map's next query; refused here, named, when Athena would refuse it. */
@@ -285,7 +350,7 @@ export function queryText(event: AthenaQueryEvent, schemas: DatasetSchemas): { q
       bucket: checkBucket(event.bucket),
       date: event.date,
       runId: exportId,
-      tables: { database: event.database, archiveTable: event.archiveTable, linksTable: event.linksTable, forwardedTable: event.forwardedTable },
+      tables: tablesOf(event),
       exportId,
       nowSeconds: event.nowSeconds,
     },
@@ -327,7 +392,11 @@ export interface FinishSettings {
   now?: () => Date;
 }
 
-export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, settings: FinishSettings): Promise<ExportManifest> {
+/**
+ * `output`: where the UNLOAD folders are read (the bucket's root: a target's deps are rooted at
+ * targets/<name>/, its UNLOAD output is under athena/); default `deps.archive`.
+ */
+export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, settings: FinishSettings, output: UnloadOutput = deps.archive): Promise<ExportManifest> {
   const now = settings.now ?? (() => new Date());
   const { date } = event;
   const mode = event.options.mode ?? settings.mode;
@@ -362,8 +431,8 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
 
       const dir = join(scratch, k);
       await mkdir(dir, { recursive: true });
-      const reportRows = await readReport(deps.archive, queries.reportPrefix);
-      const finished = await finishKind(deps.archive, {
+      const reportRows = await readReport(output, queries.reportPrefix);
+      const finished = await finishKind(output, {
         prefix: queries.rowsPrefix,
         dir,
         baseName: publications[k].baseName,
@@ -402,21 +471,23 @@ export async function finishExport(deps: ExportDeps, event: AthenaFinishEvent, s
   return manifest;
 }
 
-/** What finish hands back to the state machine: counts and job states, no ids from the data. */
+/** What finish (and an embedded run) hands back to the state machine: counts and job states, no ids from the data. */
 export interface AthenaFinishSummary {
+  target: string;
   date: string;
   manifestKey: string;
   kinds: Record<ExportKind, { read: number; rejected: number; exported: number; deletedUserRows: number; heldRows: number }>;
   importJobs: { kind: ExportKind; jobName: string; status: string }[];
 }
 
-export function summarizeAthena(manifest: ExportManifest): AthenaFinishSummary {
+export function summarizeAthena(manifest: ExportManifest, target: string = DEFAULT_TARGET): AthenaFinishSummary {
   const kinds = {} as AthenaFinishSummary['kinds'];
   for (const k of EXPORT_KINDS) {
     const r = manifest.kinds[k];
     kinds[k] = { read: r.read, rejected: r.rejected, exported: r.exported, deletedUserRows: r.deletedUserRows, heldRows: r.held.rows };
   }
   return {
+    target,
     date: manifest.date,
     manifestKey: manifestKey(manifest.date),
     kinds,
@@ -426,31 +497,67 @@ export function summarizeAthena(manifest: ExportManifest): AthenaFinishSummary {
 
 // ------------------------------------------------------------------ the Lambda's entry
 
+/** A target's adapters: the default's, or a TARGETS_FILE target's (rooted at targets/<name>/). */
+export function targetDeps(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, name: string | undefined): ExportDeps {
+  if (otherTarget(name) === undefined) return runtime.deps;
+  const found = runtime.targets.find((t) => t.name === name);
+  if (found === undefined) {
+    throw new AthenaEventError(`target ${name} is not declared in TARGETS_FILE (declared: ${[DEFAULT_TARGET, ...runtime.targets.map((t) => t.name)].join(', ')})`);
+  }
+  return found.deps;
+}
+
+/** One target's day on the embedded engine, with the options the export Lambda's `{date}` run uses (handle.ts). */
+export function exportEmbedded(deps: ExportDeps, event: AthenaEmbeddedEvent, defaults: ExportRuntime['defaults']): Promise<ExportManifest> {
+  return exportDay(deps, {
+    date: event.date,
+    mode: event.options.mode ?? defaults.mode,
+    bulkMode: defaults.bulkMode,
+    import: event.options.import !== false,
+    anonymous: defaults.anonymous,
+    partMaxBytes: defaults.partMaxBytes,
+    readConcurrency: defaults.readConcurrency,
+    engine: defaults.engine,
+    ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
+  });
+}
+
 /**
  * The export Lambda's handling of a state machine event (shared/export/handle.ts dispatches here
- * when `isAthenaEvent(event)`): plan, prepare, query or finish.
+ * when `isAthenaEvent(event)`): plan, embedded, prepare, query or finish.
  */
 export async function handleAthenaEvent(
   event: unknown,
   runtime: ExportRuntime,
   now: Date = new Date(),
-): Promise<ExportPlan | PreparedExport | { query: string; bytes: number } | AthenaFinishSummary> {
+): Promise<TargetsPlan | PreparedExport | { query: string; bytes: number } | AthenaFinishSummary> {
   const parsed = parse(athenaEventSchema, event, 'Athena export event');
-  const { deps, defaults } = runtime;
+  const { defaults } = runtime;
   switch (parsed.athena) {
     case 'plan':
-      return planExport(deps.archive, parsed, { bulkMode: defaults.bulkMode, anonymous: defaults.anonymous }, now);
+      return planTargets(runtime, parsed, { bulkMode: defaults.bulkMode, anonymous: defaults.anonymous }, now);
+    case 'embedded':
+      return summarizeAthena(await exportEmbedded(targetDeps(runtime, parsed.target), parsed, defaults), parsed.target ?? DEFAULT_TARGET);
     case 'prepare':
+      // An undeclared target fails here, before any query is paid for.
+      targetDeps(runtime, parsed.target);
       return prepareExport(parsed, { anonymous: defaults.anonymous, bulkMode: defaults.bulkMode, now: now.getTime() });
     case 'query':
-      return queryText(parsed, deps.settings.schemas);
+      return queryText(parsed, targetDeps(runtime, parsed.target).settings.schemas);
     case 'finish':
       return summarizeAthena(
-        await finishExport(deps, parsed, {
-          partMaxBytes: defaults.partMaxBytes,
-          mode: defaults.mode,
-          ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
-        }),
+        await finishExport(
+          targetDeps(runtime, parsed.target),
+          parsed,
+          {
+            partMaxBytes: defaults.partMaxBytes,
+            mode: defaults.mode,
+            ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
+          },
+          // The UNLOAD output is under the bucket's athena/, whichever target it is for.
+          runtime.deps.archive,
+        ),
+        parsed.target ?? DEFAULT_TARGET,
       );
   }
 }

@@ -1,3 +1,6 @@
+import { TARGET_NAME_PATTERN } from '../../../schemas/canonical.js';
+import { TARGETS_PREFIX } from '../../archive.js';
+import { DEFAULT_TARGET } from '../../targets.js';
 import { isExportDate } from '../../util/dates.js';
 import type { ExportKind } from '../kinds.js';
 
@@ -8,7 +11,10 @@ import type { ExportKind } from '../kinds.js';
  *   - `archive_lines`: the archive's gzip NDJSON as one string column `line`, partitions kind/dt/hour
  *     by partition projection (no crawler, no partition maintenance);
  *   - `identity_links`: a DynamoDB export-to-S3 of the identity table (DYNAMODB_JSON), partition
- *     `export_id` projected as `injected`: each run names the export it made.
+ *     `export_id` projected as `injected`: each run names the export it made;
+ *   - `target_archive_lines`, `target_forwarded_lines`: the same as `archive_lines` and
+ *     `forwarded_lines` under targets/<name>/ (docs/targets.md), with the target an `injected`
+ *     partition: a query names its target, so no target name is needed at package time.
  * Every value spliced into the text is validated first (identifiers, dates, export ids): the text
  * is run as-is by Athena.
  */
@@ -19,10 +25,21 @@ export interface AthenaTables {
   archiveTable: string;
   linksTable: string;
   forwardedTable: string;
+  /**
+   * A target other than the default: archiveTable and forwardedTable are then the target tables,
+   * read with `target = '<name>'` (their injected partition). Unset: the default's own tables.
+   */
+  target?: string;
 }
 
 /** The table names the stack creates (the database is per stage). */
-export const ATHENA_TABLE_NAMES = { archiveTable: 'archive_lines', linksTable: 'identity_links', forwardedTable: 'forwarded_lines' } as const;
+export const ATHENA_TABLE_NAMES = {
+  archiveTable: 'archive_lines',
+  linksTable: 'identity_links',
+  forwardedTable: 'forwarded_lines',
+  targetArchiveTable: 'target_archive_lines',
+  targetForwardedTable: 'target_forwarded_lines',
+} as const;
 
 /** The archive bucket's prefixes the Athena path writes (serverless/athena-export.cjs expires them). */
 export const ATHENA_PREFIX = 'athena/';
@@ -58,6 +75,19 @@ function checkDate(date: string): string {
   return date;
 }
 
+/** A non-default target's name, checked; undefined for the default (its tables have no target partition). */
+export function otherTarget(target: string | undefined): string | undefined {
+  if (target === undefined || target === DEFAULT_TARGET) return undefined;
+  if (!TARGET_NAME_PATTERN.test(target)) throw new AthenaTextError(`not a target name: ${JSON.stringify(target)}`);
+  return target;
+}
+
+/** `target = '<name> AND '` for a target table, nothing for the default's. */
+function targetFilter(tables: AthenaTables): string {
+  const target = otherTarget(tables.target);
+  return target === undefined ? '' : `target = ${trinoString(target)} AND `;
+}
+
 export function checkBucket(bucket: string): string {
   if (!BUCKET.test(bucket) || bucket.includes('..')) throw new AthenaTextError(`not an S3 bucket name: ${JSON.stringify(bucket)}`);
   return bucket;
@@ -74,12 +104,14 @@ export function exportIdOf(exportArn: string): string {
  * `raw`: (object_key VARCHAR, line VARCHAR), every line of the kind's archive objects of the day.
  * Partition projection turns `kind = ... AND dt = ...` into the 24 hour folders of that day: the
  * query reads (and Athena bills) that day's objects only. object_key is the S3 key, as the
- * embedded engine and the manifest name objects.
+ * embedded engine and the manifest name objects: for a target, relative to its root targets/<name>/,
+ * as the target's rooted bucket names them.
  */
 export function rawRelation(tables: AthenaTables, kind: ExportKind, date: string): string {
-  return `SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS object_key, line
+  const root = otherTarget(tables.target) === undefined ? '' : `${TARGETS_PREFIX}[^/]+/`;
+  return `SELECT regexp_replace("$path", '^s3://[^/]+/${root}', '') AS object_key, line
 FROM ${table(tables, 'archiveTable')}
-WHERE kind = ${trinoString(kind)} AND dt = ${trinoString(checkDate(date))}`;
+WHERE ${targetFilter(tables)}kind = ${trinoString(kind)} AND dt = ${trinoString(checkDate(date))}`;
 }
 
 /**
@@ -89,7 +121,7 @@ WHERE kind = ${trinoString(kind)} AND dt = ${trinoString(checkDate(date))}`;
 export function forwardedRelation(tables: AthenaTables, date: string): string {
   return `SELECT json_extract_scalar(line, '$.sessionId') AS session_id, json_extract_scalar(line, '$.eventId') AS event_id
 FROM ${table(tables, 'forwardedTable')}
-WHERE dt = ${trinoString(checkDate(date))}`;
+WHERE ${targetFilter(tables)}dt = ${trinoString(checkDate(date))}`;
 }
 
 export interface LinksOptions {
@@ -138,10 +170,16 @@ FROM (
 CROSS JOIN UNNEST(link.claims) AS claim (user_id, linked_at)`;
 }
 
-/** Where a run's UNLOAD of one kind goes: a folder of its own, since UNLOAD refuses a non-empty one. */
-export function unloadPrefix(date: string, runId: string, kind: ExportKind, what: 'rows' | 'report'): string {
+/**
+ * Where a run's UNLOAD of one kind goes: a folder of its own, since UNLOAD refuses a non-empty one.
+ * A non-default target's under the run's `targets/<name>/`: still under athena/, which the scratch
+ * lifecycle rule expires and the grants already cover (a lifecycle prefix takes no wildcard, so
+ * targets/<name>/athena/ could not be expired without naming every target at package time).
+ */
+export function unloadPrefix(date: string, runId: string, kind: ExportKind, what: 'rows' | 'report', target?: string): string {
   if (!EXPORT_ID.test(runId)) throw new AthenaTextError(`runId must be a short token of letters, digits and -, got ${JSON.stringify(runId)}`);
-  return `${ATHENA_PREFIX}exports/${checkDate(date)}/${runId}/${kind}/${what}/`;
+  const other = otherTarget(target);
+  return `${ATHENA_PREFIX}exports/${checkDate(date)}/${runId}/${other === undefined ? '' : `${TARGETS_PREFIX}${other}/`}${kind}/${what}/`;
 }
 
 /**
