@@ -14,15 +14,30 @@ import type { KinesisStreamRecord } from 'aws-lambda';
  * - profiles (the merged item/user records, same table): BatchGetItem ceil(item and user ids / 100),
  *   BatchWriteItem ceil(item and user ids / 25) — for writes a bound: the processor does not
  *   rewrite a record the batch leaves unchanged;
- * - S3 PutObject: one per distinct (kind, event-time hour) partition (README "Archive").
+ * - S3 PutObject: one per distinct (kind, event-time hour) partition (README "Archive");
+ * - the record of what PutEvents accepted (docs/bulk-modes.md): one object per event-time UTC day of
+ *   the batch's interactions, counted apart (`s3Forwarded`, not in `s3Puts`).
  * "The warm cache cannot answer" follows the documented cache policy (found links kept
  * `positiveTtlMs`, "no link yet" kept `negativeTtlMs`, one cache per shard's container) with
  * this model's own bookkeeping, not the product's cache.
+ *
+ * Several targets (docs/targets.md): a record the collector stamped with `target` is that target's
+ * copy of a message (same eventId), so deduplication is per (eventId, target). Identity is shared:
+ * the sessions a batch touches are read and linked once, whichever targets their events go to.
+ * Everything from pre-flight on is per target, because each target is its own destination:
+ * PutEvents per (target, user, session) (one tracking id per call), PutItems / PutUsers per
+ * (target) (one dataset per call), profile reads and writes per target (its records live under
+ * its own keys; the processor merges each target's profiles as one step, docs/targets.md), archive
+ * objects per (target, kind, hour) and forwarded-record objects per (target, day) (one prefix per
+ * target). Unstamped records are the default target's; with one target the counts are exactly
+ * those of the rules above.
  */
 
 interface Message {
   kind: 'interaction' | 'item' | 'user' | 'identify' | 'alias';
   eventId: string;
+  /** The target the collector stamped (docs/targets.md); absent: the default target. */
+  target?: string;
   timestamp: number;
   sessionId?: string;
   previousId?: string;
@@ -36,9 +51,16 @@ export interface CallCounts {
   putUsers: number;
   batchGet: number;
   batchWrite: number;
+  /** Archive objects. */
   s3Puts: number;
   /** Keys read (billed per item), not calls. */
   keysRead: number;
+  /** Of batchGet, batchWrite and keysRead: the profile records' (per target); the rest is identity's (shared). */
+  profileGet: number;
+  profileWrite: number;
+  profileKeysRead: number;
+  /** Objects of the record of what PutEvents accepted (forwarded/), not counted in s3Puts. */
+  s3Forwarded: number;
 }
 
 export interface NaiveCounts {
@@ -51,7 +73,7 @@ export interface NaiveCounts {
 }
 
 export function emptyCounts(): CallCounts {
-  return { putEvents: 0, putItems: 0, putUsers: 0, batchGet: 0, batchWrite: 0, s3Puts: 0, keysRead: 0 };
+  return { putEvents: 0, putItems: 0, putUsers: 0, batchGet: 0, batchWrite: 0, s3Puts: 0, keysRead: 0, profileGet: 0, profileWrite: 0, profileKeysRead: 0, s3Forwarded: 0 };
 }
 
 export function emptyNaive(): NaiveCounts {
@@ -70,6 +92,17 @@ function hourOf(timestampMs: number): string {
   return new Date(timestampMs).toISOString().slice(0, 13);
 }
 
+function dayOf(timestampMs: number): string {
+  return new Date(timestampMs).toISOString().slice(0, 10);
+}
+
+/** The default target's name here: unstamped records (the processor's DEFAULT_TARGET, not imported to stay independent). */
+export const DEFAULT_TARGET_NAME = 'default';
+
+function targetOf(m: Message): string {
+  return m.target ?? DEFAULT_TARGET_NAME;
+}
+
 const ARCHIVE_KIND: Record<Message['kind'], string> = {
   interaction: 'interactions',
   item: 'items',
@@ -84,6 +117,12 @@ export class MinimumModel {
   /** One warm cache per shard (a container per shard): session -> user or null, until expiry. */
   private readonly caches = new Map<number, Map<string, { user: string | null; until: number }>>();
   readonly minimum = emptyCounts();
+  /**
+   * The same minimum split by target: what each target's own calls cost (Personalize, profiles,
+   * archive, forwarded record). Identity reads and writes are shared by every target and are in no
+   * target's counts; the default target's include unstamped records only.
+   */
+  readonly byTarget = new Map<string, CallCounts>();
   readonly naive = emptyNaive();
 
   constructor(private readonly cachePolicy: { positiveTtlMs: number; negativeTtlMs: number }) {}
@@ -95,8 +134,10 @@ export class MinimumModel {
       const m = decodeRecord(record);
       // One call per message, duplicates included: that forwarder keeps no state.
       this.countNaive(m);
-      if (seen.has(m.eventId)) continue;
-      seen.add(m.eventId);
+      // A copy for another target carries the same eventId and is not a duplicate.
+      const key = m.target === undefined ? m.eventId : `${m.eventId}\u0000${m.target}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
       messages.push(m);
     }
     const counts = emptyCounts();
@@ -144,34 +185,56 @@ export class MinimumModel {
     }
     counts.batchWrite = Math.ceil(fresh / WRITE_ITEMS);
 
-    // Profiles: one read of every item/user id the batch updates, one write set of the merged records.
-    const profiles = new Set<string>();
+    // From here on per target: each target's messages (unstamped ones are the default's).
+    const perTarget = new Map<string, Message[]>();
     for (const m of messages) {
-      if (m.kind === 'item' && m.itemId !== undefined) profiles.add(`item#${m.itemId}`);
-      else if (m.kind === 'user' && m.userId !== undefined) profiles.add(`user#${m.userId}`);
+      const target = targetOf(m);
+      let list = perTarget.get(target);
+      if (!list) perTarget.set(target, (list = []));
+      list.push(m);
     }
-    counts.keysRead += profiles.size;
-    counts.batchGet += Math.ceil(profiles.size / GET_KEYS);
-    counts.batchWrite += Math.ceil(profiles.size / WRITE_ITEMS);
+    for (const [target, list] of perTarget) {
+      const own = emptyCounts();
 
-    // Personalize: groups by (effective user, session); latest-per-id for items and users.
-    const groups = new Map<string, number>();
-    const items = new Set<string>();
-    const users = new Set<string>();
-    const partitions = new Set<string>();
-    for (const m of messages) {
-      partitions.add(`${ARCHIVE_KIND[m.kind]}/${hourOf(m.timestamp)}`);
-      if (m.kind === 'interaction') {
-        const user = m.userId ?? known.get(m.sessionId ?? '') ?? '';
-        const key = JSON.stringify([user, m.sessionId]);
-        groups.set(key, (groups.get(key) ?? 0) + 1);
-      } else if (m.kind === 'item' && m.itemId !== undefined) items.add(m.itemId);
-      else if (m.kind === 'user' && m.userId !== undefined) users.add(m.userId);
+      // Profiles: one read of every item/user id the batch updates, one write set of the merged records.
+      const profiles = new Set<string>();
+      for (const m of list) {
+        if (m.kind === 'item' && m.itemId !== undefined) profiles.add(`item#${m.itemId}`);
+        else if (m.kind === 'user' && m.userId !== undefined) profiles.add(`user#${m.userId}`);
+      }
+      own.profileKeysRead = own.keysRead = profiles.size;
+      own.profileGet = own.batchGet = Math.ceil(profiles.size / GET_KEYS);
+      own.profileWrite = own.batchWrite = Math.ceil(profiles.size / WRITE_ITEMS);
+
+      // Personalize: groups by (effective user, session); latest-per-id for items and users.
+      const groups = new Map<string, number>();
+      const items = new Set<string>();
+      const users = new Set<string>();
+      const partitions = new Set<string>();
+      const days = new Set<string>();
+      for (const m of list) {
+        partitions.add(`${ARCHIVE_KIND[m.kind]}/${hourOf(m.timestamp)}`);
+        if (m.kind === 'interaction') {
+          const user = m.userId ?? known.get(m.sessionId ?? '') ?? '';
+          const key = JSON.stringify([user, m.sessionId]);
+          groups.set(key, (groups.get(key) ?? 0) + 1);
+          days.add(dayOf(m.timestamp));
+        } else if (m.kind === 'item' && m.itemId !== undefined) items.add(m.itemId);
+        else if (m.kind === 'user' && m.userId !== undefined) users.add(m.userId);
+      }
+      for (const n of groups.values()) own.putEvents += Math.ceil(n / PER_CALL);
+      own.putItems = Math.ceil(items.size / PER_CALL);
+      own.putUsers = Math.ceil(users.size / PER_CALL);
+      own.s3Puts = partitions.size;
+      own.s3Forwarded = days.size;
+
+      let sum = this.byTarget.get(target);
+      if (!sum) this.byTarget.set(target, (sum = emptyCounts()));
+      for (const key of Object.keys(own) as (keyof CallCounts)[]) {
+        counts[key] += own[key];
+        sum[key] += own[key];
+      }
     }
-    for (const n of groups.values()) counts.putEvents += Math.ceil(n / PER_CALL);
-    counts.putItems = Math.ceil(items.size / PER_CALL);
-    counts.putUsers = Math.ceil(users.size / PER_CALL);
-    counts.s3Puts = partitions.size;
 
     for (const key of Object.keys(counts) as (keyof CallCounts)[]) this.minimum[key] += counts[key];
     return counts;

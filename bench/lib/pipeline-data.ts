@@ -4,7 +4,8 @@ import type { HttpRequest } from '../../shared/collect/http.js';
 import type { CollectorSecrets } from '../../shared/collect/secrets.js';
 import { loadEventMapping } from '../../shared/event-mapping.js';
 import { loadDatasetSchemas } from '../../shared/personalize/dataset-schema.js';
-import type { ProcessorSettings } from '../../shared/process/process-batch.js';
+import type { ProcessorSettings, TargetSettings } from '../../shared/process/process-batch.js';
+import type { Target } from '../../shared/targets.js';
 import { putRecords } from '../../shared/aws/kinesis.js';
 import { CallLog, FakeKinesis } from './fake-aws.js';
 import { generateDay, type DayOptions, type SyntheticDay, type TimedRequest } from './synthetic-day.js';
@@ -38,11 +39,22 @@ export function toHttpRequest(request: TimedRequest): HttpRequest {
   };
 }
 
-export function collectorDeps(kinesis: FakeKinesis): CollectorDeps {
+/** `targets`: the routes of several targets (docs/targets.md), as the collector's runtime passes them; unset: one target. */
+export function collectorDeps(kinesis: FakeKinesis, targets?: readonly Target[]): CollectorDeps {
   return {
     stream: { put: (records) => putRecords(kinesis.asClient(), records, { streamName: 'bench', maxAttempts: 1 }) },
     secrets: () => Promise.resolve(BENCH_SECRETS),
-    settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'accept' as const, mapping: loadEventMapping({}) },
+    settings: {
+      maxBodyBytes: 512_000,
+      maxMessageBytes: 32_768,
+      maxMessages: 4_000,
+      maxExpandedPerMessage: 250,
+      maxRecordsPerRequest: 10_000,
+      clockSkewToleranceMs: 60_000,
+      publicProfileUpdates: 'accept' as const,
+      mapping: loadEventMapping({}),
+      ...(targets && { targets }),
+    },
   };
 }
 
@@ -59,11 +71,12 @@ export interface CollectedDay {
   rejected: number;
 }
 
-export async function collectDay(options: DayOptions, shardCount: number): Promise<CollectedDay> {
+/** With `targets`, the collector routes and stamps as it does when TARGETS_FILE is set: one record per target. */
+export async function collectDay(options: DayOptions, shardCount: number, targets?: readonly Target[]): Promise<CollectedDay> {
   const day = generateDay(options);
   const log = new CallLog();
   const kinesis = new FakeKinesis(log, shardCount);
-  const deps = collectorDeps(kinesis);
+  const deps = collectorDeps(kinesis, targets);
   let records = 0;
   let minimum = 0;
   let filtered = 0;
@@ -114,8 +127,11 @@ export const BENCH_DATASETS = {
   users: 'arn:aws:personalize:us-east-1:000000000000:dataset/bench/USERS',
 } as const;
 
-/** The processor's settings as deployed by default (FORWARD_CONCURRENCY 8), both datasets configured. */
-export function processorSettings(forwardConcurrency = 8): ProcessorSettings {
+/**
+ * The processor's settings as deployed by default (FORWARD_CONCURRENCY 8), both datasets configured;
+ * `targets`: the other targets' settings (docs/targets.md), unset: one target.
+ */
+export function processorSettings(forwardConcurrency = 8, targets?: ReadonlyMap<string, TargetSettings>): ProcessorSettings {
   return {
     trackingId: 'bench-tracking-id',
     itemsDatasetArn: BENCH_DATASETS.items,
@@ -123,6 +139,7 @@ export function processorSettings(forwardConcurrency = 8): ProcessorSettings {
     forwardConcurrency,
     schemas: loadDatasetSchemas(),
     mapping: loadEventMapping({}),
+    ...(targets && { targets }),
   };
 }
 
