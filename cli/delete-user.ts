@@ -67,7 +67,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   const ttl = io.env.IDENTITY_CACHE_TTL_SECONDS ?? '900';
   io.out(`deleted user ${userId}:`);
   io.out(`  identity links removed: ${result.linksRemoved.length} (the user's anonymous sessions are no longer attributed to them)`);
-  io.out(`  stored profile removed (the merged record PutUsers is built from; a later update starts a new one)${targets.length > 0 ? ` (in every target: ${targets.join(', ')})` : ''}`);
+  io.out(`  stored profile removed${targets.length > 0 ? ` in every target (${targets.join(', ')})` : ''} (the merged record PutUsers is built from; a later update starts a new one)`);
   io.out(`  deletion recorded: ${archive.location(recordedKey)} (a hash of the id, not the id; every later export and replay leaves the user out)`);
   io.out('still to do (see README, "Deleting a user"):');
   io.out('  - running processors may still attribute those sessions from their warm cache for up to IDENTITY_CACHE_TTL_SECONDS' + ` (${ttl} s here)`);

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseEnv } from '../shared/config.js';
+import { declaredTargetNames } from '../shared/targets.js';
 import { DEFAULT_NAMES, DEFAULT_PORTS, LOCAL_CREDENTIALS, startLocalStack } from './stack.js';
 
 /** `npm start`: the whole pipeline on this machine, no AWS account. */
@@ -54,6 +55,7 @@ console.log(
     `  personalize       ${e.personalizeEvents}${stack.personalize ? `   (local; received: ${stack.personalize.url}/_local/received)` : ''}`,
     `  import jobs       ${e.personalize}${stack.personalizeControl ? `   (local control plane; jobs: ${stack.personalizeControl.url}/_local/jobs, deletion jobs: /_local/deletion-jobs)` : ''}`,
     `  state             ${stateDir}`,
+    ...(process.env.TARGETS_FILE ? [`  targets           ${declaredTargetNames(process.env.TARGETS_FILE).join(', ')} (TARGETS_FILE ${process.env.TARGETS_FILE}; /readiness?target=<name>)`] : []),
     // Only the built-in development defaults are printed; credentials a user set stay unprinted.
     process.env.TRACKER_WRITE_KEYS === LOCAL_CREDENTIALS.trackerWriteKey
       ? `  door credentials  write key ${LOCAL_CREDENTIALS.trackerWriteKey}, feed key ${LOCAL_CREDENTIALS.feedApiKey} (local defaults, see README)`

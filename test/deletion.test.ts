@@ -136,7 +136,7 @@ describe('npm run delete-user', () => {
     expect(code).toBe(0);
     const output = lines.join('\n');
     expect(output).toMatch(/identity links removed: 2/);
-    expect(output).toMatch(/stored profile removed .*\(in every target: default, video\)/);
+    expect(output).toMatch(/stored profile removed in every target \(default, video\) \(the merged record/);
     expect(output).toMatch(/control\/deletions\/dt=\d{4}-\d{2}-\d{2}\/[0-9a-f]{64}\.json/);
     expect(output).not.toMatch(/warning/);
     expect(output).toMatch(/the daily deletion step \(npm run personalize-deletions\) creates the data deletion job/);
