@@ -1,11 +1,11 @@
 import * as crypto from 'node:crypto';
+import { collectorTestSettings } from './support/collector.js';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { matchesAnyKey, safeEqual, segmentSignature, verifySegmentSignature } from '../shared/collect/auth.js';
 import { routeKinds } from '../shared/collect/http-contract.js';
 import { collect, COLLECTOR_PATHS, type CollectorDeps, type StreamWriter } from '../shared/collect/collector.js';
 import type { CollectorSecrets } from '../shared/collect/secrets.js';
-import { loadEventMapping } from '../shared/event-mapping.js';
 import type { PutOutcome, StreamRecord } from '../shared/stream-producer.js';
 
 // Every secret comparison must go through timingSafeEqual: count its calls.
@@ -40,7 +40,7 @@ const stream = new CountingStream();
 const deps: CollectorDeps = {
   stream,
   secrets: () => Promise.resolve(SECRETS),
-  settings: { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'drop', mapping: loadEventMapping({}) },
+  settings: collectorTestSettings(),
 };
 
 const time = new Date(Date.now() - 3_600_000).toISOString();

@@ -1,4 +1,5 @@
 import type { KinesisStreamRecord } from 'aws-lambda';
+import { collectorTestSettings } from '../../test/support/collector.js';
 import { collect, type CollectorDeps } from '../../shared/collect/collector.js';
 import type { HttpRequest } from '../../shared/collect/http.js';
 import type { CollectorSecrets } from '../../shared/collect/secrets.js';
@@ -44,17 +45,10 @@ export function collectorDeps(kinesis: FakeKinesis, targets?: readonly Target[])
   return {
     stream: { put: (records) => putRecords(kinesis.asClient(), records, { streamName: 'bench', maxAttempts: 1 }) },
     secrets: () => Promise.resolve(BENCH_SECRETS),
-    settings: {
-      maxBodyBytes: 512_000,
-      maxMessageBytes: 32_768,
-      maxMessages: 4_000,
-      maxExpandedPerMessage: 250,
-      maxRecordsPerRequest: 10_000,
-      clockSkewToleranceMs: 60_000,
-      publicProfileUpdates: 'accept' as const,
-      mapping: loadEventMapping({}),
+    settings: collectorTestSettings({
+      publicProfileUpdates: 'accept',
       ...(targets && { targets }),
-    },
+    }),
   };
 }
 

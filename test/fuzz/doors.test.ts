@@ -1,11 +1,11 @@
 import fc from 'fast-check';
+import { collectorTestSettings } from '../support/collector.js';
 import { describe, expect, it } from 'vitest';
 import { canonicalMessageSchema } from '../../schemas/canonical.js';
 import { segmentSignature } from '../../shared/collect/auth.js';
 import { collect, type CollectorDeps, type StreamWriter } from '../../shared/collect/collector.js';
 import type { HttpRequest } from '../../shared/collect/http.js';
 import type { CollectorSecrets } from '../../shared/collect/secrets.js';
-import { loadEventMapping } from '../../shared/event-mapping.js';
 import { processBatch } from '../../shared/process/process-batch.js';
 import type { PutOutcome, StreamRecord } from '../../shared/stream-producer.js';
 import { LOCAL_CREDENTIALS } from '../../local/stack.js';
@@ -26,7 +26,7 @@ const secrets: CollectorSecrets = {
   mparticleAuthorization: LOCAL_CREDENTIALS.mparticleAuthorization,
   feedApiKeys: [LOCAL_CREDENTIALS.feedApiKey],
 };
-const settings = { maxBodyBytes: 512_000, maxMessageBytes: 32_768, maxMessages: 4_000, maxExpandedPerMessage: 250, maxRecordsPerRequest: 10_000, clockSkewToleranceMs: 60_000, publicProfileUpdates: 'accept' as const, mapping: loadEventMapping({}) };
+const settings = collectorTestSettings({ publicProfileUpdates: 'accept' });
 const basic = `Basic ${Buffer.from(`${LOCAL_CREDENTIALS.trackerWriteKey}:`).toString('base64')}`;
 
 /** Stores everything, or (failing) refuses every third record as a throttled Kinesis shard would. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { collectorTestSettings } from '../support/collector.js';
 import type { CanonicalMessage } from '../../schemas/canonical.js';
 import { collect, type CollectorDeps, type CollectorSettings } from '../../shared/collect/collector.js';
 import { loadCollectorSecrets } from '../../shared/collect/secrets.js';
@@ -41,18 +42,7 @@ function collector(targets: CollectorSettings['targets'], limits: Partial<Collec
       },
     },
     secrets: () => loadCollectorSecrets(ENV),
-    settings: {
-      maxBodyBytes: 512_000,
-      maxMessageBytes: 32_768,
-      maxMessages: 4_000,
-      maxExpandedPerMessage: 250,
-      maxRecordsPerRequest: 10_000,
-      clockSkewToleranceMs: 60_000,
-      publicProfileUpdates: 'drop',
-      mapping: defaults.mapping,
-      ...(targets && { targets }),
-      ...limits,
-    },
+    settings: collectorTestSettings({ ...(targets && { targets }), ...limits }),
   };
   const post = async (key: string, batch: unknown[]) => {
     const { response } = await collect(
