@@ -27,6 +27,9 @@ const stack = useLocalStack('targets', { processorEnv: { TARGETS_FILE } });
 /** The heartbeat's eventId at the video target: its 10-minute window's (schemas/targets/video/event-mapping.json). */
 const PLAY_TIME = eventTime();
 const PLAY_WINDOW_ID = windowEventId({ kind: 'interaction', source: 'segment', eventId: 'tg-play', sessionId: 'tg-anon', eventType: 'Video Content Playing', itemId: 'film-1', timestamp: PLAY_TIME }, 'Watch', 600);
+/** The completed playback's: Watch entries of the video mapping all share their window's eventId. */
+const DONE_TIME = eventTime();
+const DONE_WINDOW_ID = windowEventId({ kind: 'interaction', source: 'segment', eventId: 'tg-done', sessionId: 'tg-user', userId: 'tg-user', eventType: 'Video Playback Completed', itemId: 'film-2', timestamp: DONE_TIME }, 'Watch', 600);
 const basic = (user: string) => `Basic ${Buffer.from(`${user}:`).toString('base64')}`;
 const iso = (offsetMs = 0) => new Date(eventTime(offsetMs)).toISOString();
 
@@ -50,7 +53,7 @@ describe('several targets from one pipeline', () => {
     );
     expect(tracker).toMatchObject({ status: 200, body: { accepted: 2 } });
 
-    const webhook = { type: 'track', event: 'Video Playback Completed', messageId: 'tg-done', userId: 'tg-user', timestamp: iso(), properties: { content_asset_id: 'film-2', session_id: 'player-1' } };
+    const webhook = { type: 'track', event: 'Video Playback Completed', messageId: 'tg-done', userId: 'tg-user', timestamp: new Date(DONE_TIME).toISOString(), properties: { content_asset_ids: ['film-2'], session_id: 'player-1' } };
     const segment = await post('/v1/webhooks/segment', webhook, { 'x-signature': segmentSignature(JSON.stringify(webhook), LOCAL_CREDENTIALS.segmentSharedSecret) });
     expect(segment).toMatchObject({ status: 200, body: { accepted: 1 } });
 
@@ -73,9 +76,9 @@ describe('several targets from one pipeline', () => {
     expect(retail.get('tg-done')).toMatchObject({ eventType: 'Video Playback Completed', itemId: 'film-2', userId: 'tg-user' });
     // The video target takes the video events only, mapped to the domain's Watch and Click; the
     // heartbeat carries its window's eventId (oncePerSeconds: one Watch per 10 minutes trains).
-    expect([...video.keys()].sort()).toEqual([PLAY_WINDOW_ID, 'tg-done'].sort());
+    expect([...video.keys()].sort()).toEqual([PLAY_WINDOW_ID, DONE_WINDOW_ID].sort());
     expect(video.get(PLAY_WINDOW_ID)).toMatchObject({ eventType: 'Watch', itemId: 'film-1' });
-    expect(video.get('tg-done')).toMatchObject({ eventType: 'Watch', itemId: 'film-2', userId: 'tg-user' });
+    expect(video.get(DONE_WINDOW_ID)).toMatchObject({ eventType: 'Watch', itemId: 'film-2', userId: 'tg-user' });
     // Shaped by each target's schema: the retail interactions have DISCOUNT, the video ones do not.
     expect(JSON.parse(retail.get('tg-play')!.properties ?? '{}')).toMatchObject({ discount: 'spring' });
     expect(JSON.parse(video.get(PLAY_WINDOW_ID)!.properties ?? '{}')).not.toHaveProperty('discount');
@@ -92,7 +95,7 @@ describe('several targets from one pipeline', () => {
     expect(new Map(videoLines.map((l) => [l.eventId, l.kind === 'interaction' ? l.eventType : undefined]))).toEqual(
       new Map([
         [PLAY_WINDOW_ID, 'Watch'],
-        ['tg-done', 'Watch'],
+        [DONE_WINDOW_ID, 'Watch'],
       ]),
     );
     const retailLines = [...(await readArchive(bucket, 'archive/interactions/')).values()].flatMap((o) => o.records).filter((l) => l.eventId.startsWith('tg-'));
@@ -155,7 +158,7 @@ describe('several targets from one pipeline', () => {
     expect(summary).toMatchObject({ finished: true, eventsSent: 2, rejected: 0 });
     const sent = stack().personalize!.receivedEvents();
     expect(sent.map((e) => [e.trackingId, e.eventId, e.eventType]).sort()).toEqual([
-      [VIDEO_TRACKER, 'tg-done', 'Watch'],
+      [VIDEO_TRACKER, DONE_WINDOW_ID, 'Watch'],
       [VIDEO_TRACKER, PLAY_WINDOW_ID, 'Watch'],
     ].sort());
     expect(() => replayRuntimeFromEnv({ ...process.env }, { ...options, target: 'radio' })).toThrow(/--target radio is not declared in TARGETS_FILE/);

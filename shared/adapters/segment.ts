@@ -42,9 +42,22 @@ const TYPES = new Set(['track', 'page', 'screen', 'identify', 'alias', 'group', 
 /**
  * Segment ecommerce spec: Product Viewed/Clicked/Added carry the product at the top level of
  * properties. Video spec: content events carry the video as asset_id, playback events as
- * content_asset_id (docs/FACTS.md §11).
+ * content_asset_id, or content_asset_ids (docs/FACTS.md §11; see trackItem).
  */
 const TRACK_ITEM_KEYS = ['product_id', 'item_id', 'sku', 'id', 'asset_id', 'content_asset_id'] as const;
+
+/**
+ * A track call's item: the first of TRACK_ITEM_KEYS, else a playback's `content_asset_ids` when it
+ * names exactly one asset (a playback of several names no one title the event is about).
+ */
+function trackItem(properties: Record<string, unknown>): { id: string; key: string } | undefined {
+  const item = firstId(properties, TRACK_ITEM_KEYS);
+  if (item) return item;
+  const assets: unknown = Object.hasOwn(properties, 'content_asset_ids') ? properties.content_asset_ids : undefined;
+  if (!Array.isArray(assets) || assets.length !== 1) return undefined;
+  const only: unknown = assets[0];
+  return firstId({ 'content_asset_ids.0': only }, ['content_asset_ids.0']);
+}
 /** A product of `properties.products[]` (Order Completed, Checkout Started). */
 const PRODUCT_ITEM_KEYS = ['product_id', 'sku', 'id'] as const;
 /** page/screen: only an explicit item id; a page's `id`-like fields are not items. */
@@ -359,7 +372,7 @@ function track(common: Common, ctx: AdapterContext, result: AdapterResult): void
     return;
   }
 
-  const item = firstId(properties, TRACK_ITEM_KEYS);
+  const item = trackItem(properties);
   accept(
     result,
     index,

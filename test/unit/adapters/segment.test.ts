@@ -191,6 +191,18 @@ describe('Segment track (ecommerce spec)', () => {
     expect(event).toMatchObject({ sessionId: '4242', userId: '4242', itemId: 'A-1' });
   });
 
+  it("reads a Video spec event's title: asset_id (content), content_asset_id or a one-title content_asset_ids (playback)", () => {
+    const video = (event: string, properties: Record<string, unknown>) => {
+      const message = { type: 'track', event, messageId: `v-${event}`, userId: 'u-1', timestamp: '2024-05-14T08:00:00Z', properties };
+      return interactions(fromSegmentMessage(message, undefined, ctx))[0]?.itemId;
+    };
+    expect(video('Video Content Playing', { asset_id: 'film-1', position: 10 })).toBe('film-1');
+    expect(video('Video Playback Completed', { content_asset_id: 'film-2' })).toBe('film-2');
+    expect(video('Video Playback Completed', { content_asset_ids: ['film-3'] })).toBe('film-3');
+    // A playback of several titles names no one title the event is about.
+    expect(video('Video Playback Completed', { content_asset_ids: ['film-3', 'film-4'] })).toBeUndefined();
+  });
+
   it('properties that are not an object are rejected with their path', () => {
     const result = fromSegmentMessage({ ...productViewed, properties: 'product_id=1' }, undefined, ctx);
     expect(result.rejections[0]).toMatchObject({ index: 0, errors: [{ path: 'properties' }] });
