@@ -27,11 +27,17 @@ const routeSchema = z.union([
   /** By the write key or API key the request carried, named by its id in the collector's secret (`keyIds`). */
   z.strictObject({ credentials: z.array(credentialId).min(1) }),
   z.strictObject({
-    /** A dot path into the canonical message (e.g. `properties.brand`); matched as a string. */
-    match: z.strictObject({ path: z.string().min(1), equals: z.array(z.string()).min(1) }),
+    /**
+     * A dot path, matched as a string: into the canonical message (`in: "message"`, the default;
+     * e.g. `properties.brand`), or into the message as the source sent it (`in: "sent"`; e.g.
+     * Segment's `context.app.name`, an mParticle batch's `application_info.package`), which keeps
+     * fields the canonical message does not.
+     */
+    match: z.strictObject({ in: z.enum(['message', 'sent']).default('message'), path: z.string().min(1), equals: z.array(z.string()).min(1) }),
   }),
 ]);
-export type Route = z.infer<typeof routeSchema>;
+/** As declared: `match.in` may be left out (the canonical message). */
+export type Route = z.input<typeof routeSchema>;
 
 const datasetArn = z.string().regex(DATASET_ARN, 'must be a Personalize dataset ARN');
 
@@ -182,7 +188,7 @@ export function declaredTargetNames(path: string | undefined): string[] {
   return [DEFAULT_TARGET, ...parsed.data.targets.map((t) => t.name).filter((name) => name !== DEFAULT_TARGET)];
 }
 
-function valueAt(message: CanonicalMessage, path: string): unknown {
+function valueAt(message: unknown, path: string): unknown {
   let value: unknown = message;
   for (const part of path.split('.')) {
     if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
@@ -191,16 +197,18 @@ function valueAt(message: CanonicalMessage, path: string): unknown {
   return value;
 }
 
-/** What the door knew of a message's request: the id of the key it carried, when the key has one. */
+/** What the door knew of a message: the id of the key its request carried, and the message as sent. */
 export interface RequestOrigin {
   credentialId?: string | undefined;
+  /** The source message the canonical one came from (a Segment message, an mParticle batch, a feed entry). */
+  sent?: unknown;
 }
 
 function routeTakes(route: Route, message: CanonicalMessage, origin: RequestOrigin): boolean {
   if ('all' in route) return true;
   if ('sources' in route) return route.sources.includes(message.source);
   if ('credentials' in route) return origin.credentialId !== undefined && route.credentials.includes(origin.credentialId);
-  const value = valueAt(message, route.match.path);
+  const value = valueAt(route.match.in === 'sent' ? origin.sent : message, route.match.path);
   return (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') && route.match.equals.includes(String(value));
 }
 

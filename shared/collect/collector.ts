@@ -53,9 +53,9 @@ export interface CollectorSettings {
 }
 
 /** The stream records one admitted message becomes; empty when routes take it to no target. */
-function recordsFor(message: CanonicalMessage, targets: CollectorSettings['targets'], origin: RequestOrigin): CanonicalMessage[] {
+function recordsFor(message: CanonicalMessage, targets: CollectorSettings['targets'], origin: () => RequestOrigin): CanonicalMessage[] {
   if (targets === undefined || (message.kind !== 'interaction' && message.kind !== 'item' && message.kind !== 'user')) return [message];
-  return routeMessage(targets, message, origin).map((name) => (name === DEFAULT_TARGET ? message : { ...message, target: name }));
+  return routeMessage(targets, message, origin()).map((name) => (name === DEFAULT_TARGET ? message : { ...message, target: name }));
 }
 
 export interface CollectorDeps {
@@ -89,17 +89,27 @@ interface Route {
   adapt(body: unknown, ctx: AdapterContext): AdapterResult;
   /** Source messages in the body, for the per-request limit (undefined: not countable yet). */
   count(body: unknown): number | undefined;
+  /** The source message a canonical message of this index came from, as sent (targets route on it, `in: "sent"`). */
+  sent(body: unknown, index: number): unknown;
 }
 
 const arrayLength = (value: unknown) => (Array.isArray(value) ? value.length : undefined);
 const field = (body: unknown, name: string) =>
-  body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined;
+  body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, name) ? (body as Record<string, unknown>)[name] : undefined;
+/** Entry `index` of the body's list `name` (a batch's messages, a feed's entries). */
+const entryOf = (name: string) => (body: unknown, index: number) => {
+  const list = field(body, name);
+  return Array.isArray(list) ? (list[index] as unknown) : undefined;
+};
+/** One message per request: the body is the message. */
+const wholeBody = (body: unknown) => body;
 
 const segmentCall = (type: SegmentCall): Route => ({
   door: 'tracker',
   clock: 'device',
   adapt: (body, ctx) => fromSegmentMessage(body, type, ctx),
   count: () => 1,
+  sent: wholeBody,
 });
 
 /** Segment's webhook posts one message per request; the Actions webhook can batch them. */
@@ -109,7 +119,7 @@ function adaptSegmentWebhook(body: unknown, ctx: AdapterContext): AdapterResult 
   return fromSegmentMessage(body, undefined, ctx);
 }
 
-const segmentBatch: Route = { door: 'tracker', clock: 'device', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')) };
+const segmentBatch: Route = { door: 'tracker', clock: 'device', adapt: fromSegmentBatch, count: (b) => arrayLength(field(b, 'batch')), sent: entryOf('batch') };
 
 /** What each route name in http-contract.json does. */
 const ROUTE_KINDS = {
@@ -127,11 +137,13 @@ const ROUTE_KINDS = {
     clock: 'source',
     adapt: adaptSegmentWebhook,
     count: (b) => arrayLength(b) ?? arrayLength(field(b, 'batch')) ?? 1,
+    sent: (b, index) => (Array.isArray(b) ? (b[index] as unknown) : Array.isArray(field(b, 'batch')) ? entryOf('batch')(b, index) : b),
   },
-  'mparticle-webhook': { door: 'mparticle-webhook', clock: 'source', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')) },
-  'items-feed': { door: 'items-feed', clock: 'source', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')) },
-  'privacy-delete': { door: 'privacy', clock: 'source', adapt: fromPrivacyRequest, count: (b) => arrayLength(field(b, 'userIds')) ?? 1 },
-  'users-feed': { door: 'users-feed', clock: 'source', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')) },
+  // An mParticle batch's events share its context (application_info, device_info, user_attributes): the batch is what was sent.
+  'mparticle-webhook': { door: 'mparticle-webhook', clock: 'source', adapt: fromMParticleBatch, count: (b) => arrayLength(field(b, 'events')), sent: wholeBody },
+  'items-feed': { door: 'items-feed', clock: 'source', adapt: fromItemsFeed, count: (b) => arrayLength(field(b, 'items')), sent: entryOf('items') },
+  'privacy-delete': { door: 'privacy', clock: 'source', adapt: fromPrivacyRequest, count: (b) => arrayLength(field(b, 'userIds')) ?? 1, sent: wholeBody },
+  'users-feed': { door: 'users-feed', clock: 'source', adapt: fromUsersFeed, count: (b) => arrayLength(field(b, 'users')), sent: entryOf('users') },
 } satisfies Record<string, Route>;
 
 function routesFromContract(): Record<string, Route> {
@@ -184,7 +196,7 @@ export function admit(
   messages: AdapterResult['messages'],
   limits: Pick<CollectorSettings, 'maxExpandedPerMessage' | 'maxRecordsPerRequest'>,
   /** Stream records a message becomes: one per target it is routed to (docs/targets.md). */
-  recordsOf: (message: CanonicalMessage) => number = () => 1,
+  recordsOf: (adapted: AdapterResult['messages'][number]) => number = () => 1,
 ): { messages: AdapterResult['messages']; rejections: Rejection[] } {
   const bySource = new Map<number, AdapterResult['messages']>();
   for (const m of messages) {
@@ -205,7 +217,7 @@ export function admit(
       });
       continue;
     }
-    const groupRecords = group.reduce((n, m) => n + recordsOf(m.message), 0);
+    const groupRecords = group.reduce((n, m) => n + recordsOf(m), 0);
     if (index >= 0 && records + groupRecords > limits.maxRecordsPerRequest) {
       rejections.push({
         index,
@@ -227,7 +239,7 @@ export function admit(
         interactionOwners.set(m.message.eventId, { key, index });
       }
       out.push(m);
-      records += recordsOf(m.message);
+      records += recordsOf(m);
     }
   }
   return { messages: out, rejections };
@@ -291,21 +303,24 @@ export async function collect(request: HttpRequest, deps: CollectorDeps): Promis
     clockSkewToleranceMs: settings.clockSkewToleranceMs,
   });
   const trusted = byCredential(adapted, credential, settings.publicProfileUpdates);
-  const origin: RequestOrigin = { credentialId: authenticated.keyId };
   const copiesOf = new Map<CanonicalMessage, CanonicalMessage[]>();
-  const copies = (message: CanonicalMessage) => {
+  const copies = (message: CanonicalMessage, index: number) => {
     let routed = copiesOf.get(message);
-    if (routed === undefined) copiesOf.set(message, (routed = recordsFor(message, settings.targets, origin)));
+    if (routed === undefined) {
+      // Batch-level messages (index -1) were sent as the body itself.
+      const origin = (): RequestOrigin => ({ credentialId: authenticated.keyId, sent: index >= 0 ? route.sent(body.value, index) : body.value });
+      copiesOf.set(message, (routed = recordsFor(message, settings.targets, origin)));
+    }
     return routed;
   };
-  const admitted = admit(trusted.messages, settings, (message) => copies(message).length);
+  const admitted = admit(trusted.messages, settings, (m) => copies(m.message, m.index).length);
   const rejections: Rejection[] = [...adapted.rejections, ...trusted.rejections, ...admitted.rejections];
   const records: StreamRecord[] = [];
   const recordIndex: number[] = [];
   const accepted = new Set<number>();
   let routedNowhere = 0;
   for (const { index, message: admittedMessage } of admitted.messages) {
-    const routed = copies(admittedMessage);
+    const routed = copies(admittedMessage, index);
     if (routed.length === 0) routedNowhere++;
     for (const message of routed) {
       const data = Buffer.from(JSON.stringify(message satisfies CanonicalMessage));

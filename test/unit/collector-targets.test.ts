@@ -86,6 +86,24 @@ describe('routing by credential at the collector', () => {
     expect(records.map((r) => ('target' in r ? r.target : 'default'))).toEqual(['default', 'fr']);
   });
 
+  it("routes by a field of the message as the source sent it (Segment's context.app.name), which the canonical message does not keep", async () => {
+    const byApp = parseTargets(
+      { targets: [{ name: 'default', routes: [{ all: true }] }, { name: 'tv', routes: [{ match: { in: 'sent', path: 'context.app.name', equals: ['Streamly TV'] } }] }] },
+      '.',
+      defaults,
+    );
+    const { post, records } = collector(byApp);
+    const fromApp = (messageId: string, app: string) => ({ ...view(messageId), context: { app: { name: app, version: '4.2' }, library: { name: 'analytics-kotlin' } } });
+    const response = await post(KEYS.plain, [fromApp('app-1', 'Streamly TV'), fromApp('app-2', 'Streamly Phone'), view('web-1')]);
+    expect(response.body).toMatchObject({ accepted: 3, filtered: 0 });
+    expect(records.map((r) => [r.eventId, 'target' in r ? r.target : 'default'])).toEqual([
+      ['app-1', 'default'],
+      ['app-1', 'tv'],
+      ['app-2', 'default'],
+      ['web-1', 'default'],
+    ]);
+  });
+
   it('filters, with a count, what a key without an id sends when only credential routes exist', async () => {
     const { post, records } = collector(brandTargets);
     const response = await post(KEYS.plain, [view('nowhere-1')]);

@@ -36,6 +36,7 @@ describe('targets configuration', () => {
     expect(bad([{ name: 'a', routes: [{ all: true }] }, { name: 'a', routes: [{ all: true }] }])).toThrow(/target names must be unique/);
     expect(bad([{ name: 'default', trackingId: 't', routes: [{ all: true }] }])).toThrow(/give it routes only/);
     expect(bad([{ name: 'default', bulkMode: 'bootstrap', routes: [{ all: true }] }])).toThrow(/give it routes only/);
+    expect(bad([{ name: 'tv', routes: [{ match: { in: 'raw', path: 'context.app.name', equals: ['TV'] } }] }])).toThrow(/targets\.0\.routes\.0/);
     expect(bad([{ name: 'video', bulkMode: 'backfill', routes: [{ all: true }] }])).toThrow(/targets\.0\.bulkMode/);
     expect(parseTargets({ targets: [{ name: 'video', bulkMode: 'bootstrap', routes: [{ all: true }] }] }, dir, defaults)[0]!.bulkMode).toBe('bootstrap');
     expect(bad([{ name: 'video', routes: [{ all: true }], mapping: 'missing.json' }])).toThrow(TargetsError);
