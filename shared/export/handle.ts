@@ -107,7 +107,8 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   // The Athena path's state machine steps (docs/export-at-scale.md) come to the same function.
   if (isAthenaEvent(event)) {
     runtime ??= exportRuntimeFromEnv();
-    return handleAthenaEvent(event, runtime, now);
+    // A finished target's day (embedded or Athena) publishes the same metrics as the {date} run.
+    return handleAthenaEvent(event, runtime, now, (manifest, target) => recordMetrics([summarize(manifest)], target));
   }
   const parsed = exportEventSchema.safeParse(event ?? {});
   if (!parsed.success) throw new ExportInputError(`export event not understood: ${z.prettifyError(parsed.error)}`);

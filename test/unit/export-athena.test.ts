@@ -860,6 +860,22 @@ describe('several targets: the Athena steps per target (docs/targets.md)', () =>
     await expect(handleAthenaEvent({ athena: 'prepare', target: 'radio', date: DATE, identityExportArn: EXPORT_ARN, ...PLACES }, runtime)).rejects.toThrow(/target radio is not declared in TARGETS_FILE \(declared: default, video\)/);
   });
 
+  it("runs each target in its own bulk mode, and tells the caller of each finished target's run (its metrics)", async () => {
+    const root = await bucket('targets-bulk-mode');
+    const base = runtimeOf(root, new Jobs());
+    const runtime: ExportRuntime = { ...base, targets: base.targets.map((t) => ({ ...t, bulkMode: 'bulk-only' as const })) };
+    const prepared = async (target: string) =>
+      ((await handleAthenaEvent({ athena: 'prepare', target, date: DATE, identityExportArn: EXPORT_ARN, ...PLACES }, runtime)) as PreparedExport).bulkMode;
+    expect([await prepared('default'), await prepared('video')]).toEqual(['complement', 'bulk-only']);
+    const told: [string, string][] = [];
+    const tell = (manifest: ExportManifest, target: string) => void told.push([target, manifest.options.bulkMode]);
+    // The video day has a forwarded record: its own mode (bulk-only) refuses to import it again.
+    await expect(handleAthenaEvent({ athena: 'embedded', target: 'video', date: DATE, options: { import: false } }, runtime, new Date(), tell)).rejects.toThrow(/bulk-only would import them a second time/);
+    const summary = (await handleAthenaEvent({ athena: 'embedded', target: 'default', date: DATE, options: { import: false } }, runtime, new Date(), tell)) as AthenaFinishSummary;
+    expect(summary.target).toBe('default');
+    expect(told).toEqual([['default', 'complement']]);
+  });
+
   /** Both targets forced onto Athena (execution input `"engine": "athena"`), once for the tests below. */
   let onAthena: { root: string; jobs: Jobs } & Awaited<ReturnType<typeof execute>>;
   beforeAll(async () => {

@@ -236,7 +236,8 @@ export interface TargetsPlan {
 export async function planTargets(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, event: AthenaPlanEvent, settings: { bulkMode: BulkMode; anonymous: 'skip' | 'session-as-user' }, now: Date = new Date()): Promise<TargetsPlan> {
   const all = [{ name: DEFAULT_TARGET, deps: runtime.deps }, ...runtime.targets];
   const plans: (ExportPlan & { target: string })[] = [];
-  for (const t of all) plans.push({ target: t.name, ...(await planExport(t.deps.archive, event, settings, now)) });
+  // Each target in its own bulk mode (docs/targets.md): its refusals are its own.
+  for (const t of all) plans.push({ target: t.name, ...(await planExport(t.deps.archive, event, { ...settings, bulkMode: ('bulkMode' in t && t.bulkMode) || settings.bulkMode }, now)) });
   const first = plans[0]!;
   return {
     date: first.date,
@@ -507,12 +508,18 @@ export function targetDeps(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, nam
   return found.deps;
 }
 
+/** A target's bulk mode: its own (TARGETS_FILE), else the deployment's. */
+function bulkModeOf(runtime: Pick<ExportRuntime, 'targets' | 'defaults'>, target: string | undefined): BulkMode {
+  const declared = target === undefined || target === DEFAULT_TARGET ? undefined : runtime.targets.find((t) => t.name === target);
+  return declared?.bulkMode ?? runtime.defaults.bulkMode;
+}
+
 /** One target's day on the embedded engine, with the options the export Lambda's `{date}` run uses (handle.ts). */
-export function exportEmbedded(deps: ExportDeps, event: AthenaEmbeddedEvent, defaults: ExportRuntime['defaults']): Promise<ExportManifest> {
+export function exportEmbedded(deps: ExportDeps, event: AthenaEmbeddedEvent, defaults: ExportRuntime['defaults'], bulkMode: BulkMode = defaults.bulkMode): Promise<ExportManifest> {
   return exportDay(deps, {
     date: event.date,
     mode: event.options.mode ?? defaults.mode,
-    bulkMode: defaults.bulkMode,
+    bulkMode,
     import: event.options.import !== false,
     anonymous: defaults.anonymous,
     partMaxBytes: defaults.partMaxBytes,
@@ -530,34 +537,39 @@ export async function handleAthenaEvent(
   event: unknown,
   runtime: ExportRuntime,
   now: Date = new Date(),
+  /** Told of each target's finished run (the embedded engine's or Athena's), for its metrics. */
+  onExported: (manifest: ExportManifest, target: string) => void = () => undefined,
 ): Promise<TargetsPlan | PreparedExport | { query: string; bytes: number } | AthenaFinishSummary> {
   const parsed = parse(athenaEventSchema, event, 'Athena export event');
   const { defaults } = runtime;
   switch (parsed.athena) {
     case 'plan':
       return planTargets(runtime, parsed, { bulkMode: defaults.bulkMode, anonymous: defaults.anonymous }, now);
-    case 'embedded':
-      return summarizeAthena(await exportEmbedded(targetDeps(runtime, parsed.target), parsed, defaults), parsed.target ?? DEFAULT_TARGET);
+    case 'embedded': {
+      const manifest = await exportEmbedded(targetDeps(runtime, parsed.target), parsed, defaults, bulkModeOf(runtime, parsed.target));
+      onExported(manifest, parsed.target ?? DEFAULT_TARGET);
+      return summarizeAthena(manifest, parsed.target ?? DEFAULT_TARGET);
+    }
     case 'prepare':
       // An undeclared target fails here, before any query is paid for.
       targetDeps(runtime, parsed.target);
-      return prepareExport(parsed, { anonymous: defaults.anonymous, bulkMode: defaults.bulkMode, now: now.getTime() });
+      return prepareExport(parsed, { anonymous: defaults.anonymous, bulkMode: bulkModeOf(runtime, parsed.target), now: now.getTime() });
     case 'query':
       return queryText(parsed, targetDeps(runtime, parsed.target).settings.schemas);
-    case 'finish':
-      return summarizeAthena(
-        await finishExport(
-          targetDeps(runtime, parsed.target),
-          parsed,
-          {
-            partMaxBytes: defaults.partMaxBytes,
-            mode: defaults.mode,
-            ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
-          },
-          // The UNLOAD output is under the bucket's athena/, whichever target it is for.
-          runtime.deps.archive,
-        ),
-        parsed.target ?? DEFAULT_TARGET,
+    case 'finish': {
+      const manifest = await finishExport(
+        targetDeps(runtime, parsed.target),
+        parsed,
+        {
+          partMaxBytes: defaults.partMaxBytes,
+          mode: defaults.mode,
+          ...(defaults.workDir !== undefined && { workDir: defaults.workDir }),
+        },
+        // The UNLOAD output is under the bucket's athena/, whichever target it is for.
+        runtime.deps.archive,
       );
+      onExported(manifest, parsed.target ?? DEFAULT_TARGET);
+      return summarizeAthena(manifest, parsed.target ?? DEFAULT_TARGET);
+    }
   }
 }
