@@ -637,6 +637,12 @@ describe('observability', () => {
       expect(variables.Service).toBe(env.POWERTOOLS_SERVICE_NAME);
     });
 
+    it('shows each target\'s forwarded, archived and exported counts by their target dimension (docs/targets.md)', () => {
+      const perTarget = widget('Per target (TARGETS_FILE): events forwarded') + widget('Per target (TARGETS_FILE): nightly export');
+      for (const name of ['forwardedEvents', 'archivedRecords', 'interactionsExported']) expect(perTarget).toContain(`MetricName=\\"${name}\\"`);
+      expect(perTarget).toContain('{0,service,target}');
+    });
+
     it('shows dead-letter queue depth, errors and throttles of every function, and the export run duration', () => {
       expect(widget('Dead-letter queue depth')).toContain('ApproximateNumberOfMessagesVisible');
       for (const fn of functions(t)) {
