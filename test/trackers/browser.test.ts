@@ -1,30 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'puppeteer-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'puppeteer-core';
+import { describe, expect, it } from 'vitest';
 import { collectorDeps, setCollectorDeps } from '../../shared/collect/handle.js';
 import type { ReceivedEvent } from '../../local/personalize-server.js';
-import { LOCAL_CREDENTIALS, startLocalStack, type LocalStack } from '../../local/stack.js';
+import { LOCAL_CREDENTIALS } from '../../local/stack.js';
 import { knownUserSessionId } from '../../shared/personalize/put-session.js';
 import { useEmulators } from '../support/env.js';
-import { isolatedStack } from '../support/stack.js';
 import {
-  bundlePage,
   headersNeedingPermission,
-  htmlPage,
-  launchBrowser,
-  openTab,
   openTabBeside,
-  startPageServer,
   waitFor,
   type CallResult,
   type Exchange,
   type HarnessGlobals,
-  type PageServer,
   type RudderPageConfig,
   type SegmentPageConfig,
   type TrackerTab,
 } from './support/browser.js';
+import { useTrackerStack } from './support/harness.js';
 
 /**
  * Real browser SDKs (@segment/analytics-next, @rudderstack/analytics-js) in headless Chromium,
@@ -40,47 +33,11 @@ const BASIC_AUTH = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
 /** How far Personalize's sentAt (seconds) may be from the event time the SDK stamped. */
 const SENT_AT_TOLERANCE_S = 3;
 
-let stack: LocalStack | undefined;
-/** The launch error when Chromium is missing: every test then fails with it (none is skipped). */
-let browser: Browser | Error | undefined;
-let pages: PageServer | undefined;
-let tab: TrackerTab | undefined;
-
-beforeAll(async () => {
-  const pageEntry = (name: string) => fileURLToPath(new URL(`./pages/${name}.ts`, import.meta.url));
-  const [segmentJs, rudderJs] = await Promise.all([bundlePage(pageEntry('segment')), bundlePage(pageEntry('rudder'))]);
-  pages = await startPageServer({
-    '/segment.html': htmlPage('Segment analytics-next', '/segment.js'),
-    '/segment.js': { contentType: 'text/javascript', body: segmentJs },
-    '/rudder.html': htmlPage('RudderStack analytics-js', '/rudder.js'),
-    '/rudder.js': { contentType: 'text/javascript', body: rudderJs },
-  });
-  browser = await launchBrowser().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-  stack = await startLocalStack({
-    ...isolatedStack('browser', 1),
-    poller: { batchSize: 500, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
-    // Identify traits from a browser (public) write key reach Personalize only where the deployment
-    // accepts them (the default drops them: anyone holding the page's key could send them).
-    processorEnv: { COLLECTOR_PUBLIC_PROFILE_UPDATES: 'accept' },
-  });
-}, 50_000);
-
-afterAll(async () => {
-  if (browser && !(browser instanceof Error)) await browser.close();
-  await pages?.close();
-  await stack?.stop();
+const { running, open } = useTrackerStack('browser', { segment: 'Segment analytics-next', rudder: 'RudderStack analytics-js' }, {
+  // Identify traits from a browser (public) write key reach Personalize only where the deployment
+  // accepts them (the default drops them: anyone holding the page's key could send them).
+  processorEnv: { COLLECTOR_PUBLIC_PROFILE_UPDATES: 'accept' },
 });
-
-afterEach(async () => {
-  await tab?.close();
-  tab = undefined;
-});
-
-function running(): { stack: LocalStack; browser: Browser; pages: PageServer } {
-  if (browser instanceof Error) throw browser;
-  if (!stack || !browser || !pages) throw new Error('the stack, the browser or the page server did not start');
-  return { stack, browser, pages };
-}
 
 /** The stack's collector origin, as the pages call it (cross-origin to the page server). */
 const collectorOrigin = () => running().stack.http.url;
@@ -105,11 +62,6 @@ const harness = (page: Page) => ({
       page.evaluate((u, t) => (globalThis as unknown as HarnessGlobals).rudderHarness.identify(u, t), userId, traits),
   },
 });
-
-async function open(path: string): Promise<TrackerTab> {
-  tab = await openTab(running().browser, `${running().pages.origin}${path}`);
-  return tab;
-}
 
 /** What the browser exchanged with the collector, for failure messages. */
 const wire = (t: TrackerTab) => () => `requests other than the page's own (collector: ${collectorOrigin()}):\n${t.network.describe((e) => e.origin !== running().pages.origin)}`;

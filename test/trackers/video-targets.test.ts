@@ -1,26 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'puppeteer-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'puppeteer-core';
+import { describe, expect, it } from 'vitest';
 import type { ReceivedEvent } from '../../local/personalize-server.js';
-import { LOCAL_CREDENTIALS, LOCAL_TRACKING_ID, startLocalStack, type LocalStack } from '../../local/stack.js';
+import { LOCAL_CREDENTIALS, LOCAL_TRACKING_ID } from '../../local/stack.js';
 import { windowEventId } from '../../shared/personalize/preflight.js';
 import { useEmulators } from '../support/env.js';
-import { drainDlq, isolatedStack } from '../support/stack.js';
-import {
-  bundlePage,
-  htmlPage,
-  launchBrowser,
-  openTab,
-  startPageServer,
-  waitFor,
-  type CallResult,
-  type Exchange,
-  type HarnessGlobals,
-  type PageServer,
-  type SegmentPageConfig,
-  type TrackerTab,
-} from './support/browser.js';
+import { drainDlq } from '../support/stack.js';
+import { waitFor, type CallResult, type Exchange, type HarnessGlobals, type SegmentPageConfig, type TrackerTab } from './support/browser.js';
+import { useTrackerStack } from './support/harness.js';
 
 /**
  * Two targets (schemas/targets/example.json: the retail `default` and the VIDEO_ON_DEMAND `video`)
@@ -40,43 +28,8 @@ const HEARTBEAT_WINDOW_S = 600;
 /** Segment's Video spec suggests a heartbeat every 10 s while content plays. */
 const HEARTBEAT_INTERVAL_MS = 10_000;
 
-let stack: LocalStack | undefined;
-/** The launch error when Chromium is missing: the test then fails with it (never skipped). */
-let browser: Browser | Error | undefined;
-let pages: PageServer | undefined;
-let tab: TrackerTab | undefined;
-
-beforeAll(async () => {
-  const segmentJs = await bundlePage(fileURLToPath(new URL('./pages/segment.ts', import.meta.url)));
-  pages = await startPageServer({
-    '/segment.html': htmlPage('Segment analytics-next', '/segment.js'),
-    '/segment.js': { contentType: 'text/javascript', body: segmentJs },
-  });
-  browser = await launchBrowser().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-  stack = await startLocalStack({
-    ...isolatedStack('video-targets', 1),
-    poller: { batchSize: 500, maxBatchingWindowMs: 100, pollIntervalMs: 50 },
-    // The collector and processor read TARGETS_FILE from process.env (startLocalStack sets it before importing them).
-    processorEnv: { TARGETS_FILE },
-  });
-}, 50_000);
-
-afterAll(async () => {
-  if (browser && !(browser instanceof Error)) await browser.close();
-  await pages?.close();
-  await stack?.stop();
-});
-
-afterEach(async () => {
-  await tab?.close();
-  tab = undefined;
-});
-
-function running(): { stack: LocalStack; browser: Browser; pages: PageServer } {
-  if (browser instanceof Error) throw browser;
-  if (!stack || !browser || !pages) throw new Error('the stack, the browser or the page server did not start');
-  return { stack, browser, pages };
-}
+// The collector and processor read TARGETS_FILE from process.env (startLocalStack sets it before importing them).
+const { running, open } = useTrackerStack('video-targets', { segment: 'Segment analytics-next' }, { processorEnv: { TARGETS_FILE } });
 
 const collectorOrigin = () => running().stack.http.url;
 
@@ -128,7 +81,7 @@ async function awayFromWindowEdge(gapMs: number): Promise<void> {
 
 describe('@segment/analytics-next in Chromium, two targets (retail default and VIDEO_ON_DEMAND)', () => {
   it('routes Video spec events to the video tracker as Click/Watch (heartbeats and completion as one windowed Watch) and every event to the retail tracker', async () => {
-    const t = (tab = await openTab(running().browser, `${running().pages.origin}/segment.html`));
+    const t = await open('/segment.html');
     const sdk = segment(t.page);
     const { anonymousId } = await sdk.load({ writeKey: WRITE_KEY, apiHost: `${collectorOrigin().replace(/^http:\/\//, '')}/v1` });
     expect(anonymousId).not.toBe('');
