@@ -3,9 +3,9 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Shared by the operator CLIs (redrive, replay, delete-user): point the AWS clients and the
- * resource names at the local stack from its `stack.json`, or, with `--aws`, leave everything to
- * the environment (real credentials, names in DLQ_URL / STREAM_NAME / ARCHIVE_BUCKET / ...).
+ * Shared by the operator CLIs (redrive, replay, delete-user, dlq, export, personalize-deletions):
+ * point the AWS clients and the resource names at the local stack from its `stack.json`, or, with
+ * `--aws`, leave everything to the environment (real credentials, names in DLQ_URL / STREAM_NAME / ARCHIVE_BUCKET / ...).
  */
 
 export interface CliIo {
@@ -44,21 +44,24 @@ const ENDPOINT_VARIABLES: Record<string, string> = {
 };
 
 /**
- * Fills `env` from the local stack's stack.json. Variables already set win, so any one part can be
- * pointed elsewhere. The SDK reads endpoints from process.env, so they are set there too.
+ * Fills `env` from the local stack's stack.json. Variables already set (not blank) win, so any one
+ * part can be pointed elsewhere. The SDK reads endpoints from process.env, so they are set there too.
+ * Without the file: a CliError, or with `optional` (the export CLI, which has no --aws), false.
  */
-export async function useLocalStackFile(env: NodeJS.ProcessEnv): Promise<void> {
+export async function useLocalStackFile(env: NodeJS.ProcessEnv, options: { optional?: boolean } = {}): Promise<boolean> {
   const file = resolve(env.LOCAL_STATE_DIR ?? '.local', 'stack.json');
   let stack: StackFile;
   try {
     stack = JSON.parse(await readFile(file, 'utf8')) as StackFile;
   } catch {
+    if (options.optional) return false;
     throw new CliError(`no local stack found (${file}): start it with \`npm start\`, or pass --aws to use the AWS resources named in the environment`);
   }
+  const unset = (e: NodeJS.ProcessEnv, name: string) => e[name] === undefined || e[name] === '';
   const setDefault = (name: string, value: string | undefined) => {
     if (value === undefined || value === 'aws') return;
-    env[name] ??= value;
-    if (env !== process.env) process.env[name] ??= value;
+    if (unset(env, name)) env[name] = value;
+    if (env !== process.env && unset(process.env, name)) process.env[name] = value;
   };
   setDefault('AWS_REGION', stack.region ?? 'us-east-1');
   // The only pair s3rver accepts; the other emulators take anything.
@@ -76,6 +79,7 @@ export async function useLocalStackFile(env: NodeJS.ProcessEnv): Promise<void> {
   setDefault('PERSONALIZE_INTERACTIONS_DATASET_ARN', stack.export?.interactionsDatasetArn);
   setDefault('PERSONALIZE_ITEMS_DATASET_ARN', stack.export?.itemsDatasetArn);
   setDefault('PERSONALIZE_USERS_DATASET_ARN', stack.export?.usersDatasetArn);
+  return true;
 }
 
 /** `--name value` and `--flag` arguments; positional arguments in order. */

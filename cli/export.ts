@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { BULK_MODES, type BulkMode } from '../shared/bulk-mode.js';
@@ -9,6 +7,7 @@ import { exportDay, ExportInputError, type ExportProgress } from '../shared/expo
 import { manifestKey, type ExportManifest } from '../shared/export/manifest.js';
 import { EXPORT_KINDS } from '../shared/export/kinds.js';
 import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
+import { useLocalStackFile } from './cli-env.js';
 
 /**
  * `npm run export -- --date 2026-11-22 [--mode auto|INCREMENTAL|FULL] [--no-import]`: the nightly
@@ -28,43 +27,7 @@ const USAGE = `usage: npm run export -- [--date YYYY-MM-DD] [--mode auto|INCREME
   --target          a target of TARGETS_FILE (docs/targets.md): its archive, schemas and datasets (default: the default target)
   --json            print the manifest as JSON instead of the summary table`;
 
-interface StackFile {
-  endpoints?: Record<string, string>;
-  names?: { identityTable?: string; archiveBucket?: string };
-  region?: string;
-  export?: { interactionsDatasetArn?: string; itemsDatasetArn?: string; usersDatasetArn?: string; importRoleArn?: string };
-}
-
 class UsageError extends Error {}
-
-async function readStackFile(): Promise<StackFile | undefined> {
-  try {
-    return JSON.parse(await readFile(resolve(process.env.LOCAL_STATE_DIR ?? '.local', 'stack.json'), 'utf8')) as StackFile;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Fills what the environment leaves unset from the local stack's file; set variables always win. */
-function applyStackFile(env: NodeJS.ProcessEnv, stack: StackFile): void {
-  const setDefault = (name: string, value: string | undefined) => {
-    if (value !== undefined && value !== 'aws' && (env[name] === undefined || env[name] === '')) env[name] = value;
-  };
-  setDefault('AWS_REGION', stack.region ?? 'us-east-1');
-  setDefault('AWS_ACCESS_KEY_ID', 'S3RVER');
-  setDefault('AWS_SECRET_ACCESS_KEY', 'S3RVER');
-  if (!env.AWS_ENDPOINT_URL) {
-    setDefault('AWS_ENDPOINT_URL_S3', stack.endpoints?.s3);
-    setDefault('AWS_ENDPOINT_URL_DYNAMODB', stack.endpoints?.dynamodb);
-    setDefault('AWS_ENDPOINT_URL_PERSONALIZE', stack.endpoints?.personalize);
-  }
-  setDefault('ARCHIVE_BUCKET', stack.names?.archiveBucket);
-  setDefault('IDENTITY_TABLE', stack.names?.identityTable);
-  setDefault('PERSONALIZE_INTERACTIONS_DATASET_ARN', stack.export?.interactionsDatasetArn);
-  setDefault('PERSONALIZE_ITEMS_DATASET_ARN', stack.export?.itemsDatasetArn);
-  setDefault('PERSONALIZE_USERS_DATASET_ARN', stack.export?.usersDatasetArn);
-  setDefault('PERSONALIZE_IMPORT_ROLE_ARN', stack.export?.importRoleArn);
-}
 
 function memoryLimit(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
@@ -179,8 +142,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const stack = await readStackFile();
-  if (stack) applyStackFile(process.env, stack);
+  await useLocalStackFile(process.env, { optional: true });
   const runtime = exportRuntimeFromEnv(process.env, { warn: (message) => console.error(`warning: ${message}`) });
   const { defaults } = runtime;
   // A target of TARGETS_FILE (docs/targets.md) exports its own day, over targets/<name>/.
