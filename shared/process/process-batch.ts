@@ -50,6 +50,7 @@ function deletedLaterIn(entries: readonly Entry[]): ((entry: Entry, userId: stri
   entries.forEach((e, i) => {
     if (e.message.kind === 'delete') lastDeletion.set(e.message.userId, i);
   });
+  // Most batches delete no one: no order to keep then.
   if (lastDeletion.size === 0) return undefined;
   const order = new Map(entries.map((e, i) => [e, i]));
   return (entry, userId) => {
@@ -165,8 +166,10 @@ interface TargetPart {
 async function checkPerTarget(entries: readonly Entry[], denied: Denied, deps: ProcessorDeps, dead: DeadLetters, report: BatchReport): Promise<TargetPart[]> {
   const archiveDenied = deps.consent?.policy.archive !== 'drop';
   const parts: TargetPart[] = [];
-  const deletedLater = deletedLaterIn(entries);
-  for (const [name, list] of entriesByTarget(entries)) {
+  const byTarget = entriesByTarget(entries);
+  // Only another target's updates need it: the default's are voided by its own delete messages.
+  const deletedLater = byTarget.size > 1 ? deletedLaterIn(entries) : undefined;
+  for (const [name, list] of byTarget) {
     const target = targetSettings(deps.settings, name)!;
     const checks = { mapping: target.mapping, schemas: target.schemas };
     // The delete messages are in the default's list; another target's updates they void are told apart here.
