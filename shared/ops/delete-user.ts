@@ -1,7 +1,7 @@
 import { userIdSchema } from '../../schemas/canonical.js';
 import { claimsOf, type IdentityLink, type IdentityStore } from '../identity/store.js';
 import type { DeletionRegistry } from '../deletion.js';
-import { targetProfileStore, type ProfileStore } from '../profile/store.js';
+import { inEveryTarget, type ProfileStore } from '../profile/store.js';
 
 /**
  * A user's deletion, carried out directly (the delete-user tool), with the same effect as a
@@ -13,7 +13,7 @@ import { targetProfileStore, type ProfileStore } from '../profile/store.js';
 
 export interface DeleteUserDeps {
   identity: Required<Pick<IdentityStore, 'deleteLinksOfUser'>>;
-  profiles: ProfileStore;
+  profiles: Pick<ProfileStore, 'deleteProfiles'>;
   registry: DeletionRegistry;
   /** The other targets (TARGETS_FILE), whose stored profiles of the user go too (docs/targets.md). */
   targets?: readonly string[];
@@ -40,8 +40,6 @@ export async function deleteUser(userId: string, deps: DeleteUserDeps): Promise<
   // As the processor does: sessions no one else claimed are registered so exports leave them out.
   const ownSessions = linksRemoved.filter((l) => claimsOf(l).every((c) => c.userId === userId)).map((l) => l.sessionId);
   if (ownSessions.length > 0) await deps.registry.recordSessions?.(ownSessions, requestedAt);
-  const keys = [{ kind: 'user' as const, id: userId }];
-  await deps.profiles.deleteProfiles(keys);
-  for (const target of deps.targets ?? []) await targetProfileStore(deps.profiles, target).deleteProfiles(keys);
+  await deps.profiles.deleteProfiles(inEveryTarget([{ kind: 'user', id: userId }], deps.targets ?? []));
   return { userId, requestedAt, linksRemoved };
 }

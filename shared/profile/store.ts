@@ -16,13 +16,22 @@ export function profileTableKey(key: ProfileKey): string {
   return `${PROFILE_KEY_PREFIX}${key.kind}#${key.id}`;
 }
 
+const targetPrefix = (target: string) => `${target}\u0001`;
+
+/** These keys in the default target and in each other target named: one delete reaches a person's records in all of them. */
+export function inEveryTarget(keys: readonly ProfileKey[], targets: Iterable<string>): ProfileKey[] {
+  const out = [...keys];
+  for (const target of targets) for (const k of keys) out.push({ ...k, id: `${targetPrefix(target)}${k.id}` });
+  return out;
+}
+
 /**
  * The profiles of one target other than the default (docs/targets.md), in the same table: its ids
  * carry the target's name and U+0001, which no valid id contains (control characters are refused
  * at the door), so they never meet the default target's records.
  */
 export function targetProfileStore(store: ProfileStore, target: string): ProfileStore {
-  const prefix = `${target}\u0001`;
+  const prefix = targetPrefix(target);
   const inner = <K extends ProfileKey>(k: K): K => ({ ...k, id: `${prefix}${k.id}` });
   return {
     async getProfiles(keys) {

@@ -3,7 +3,7 @@ import type { DeletionRegistry } from '../../deletion.js';
 import type { LinkCache } from '../../identity/cache.js';
 import { linkCarriedBy, stitchBatch } from '../../identity/stitch.js';
 import { claimsOf, type IdentityStore } from '../../identity/store.js';
-import { targetProfileStore, type ProfileStore } from '../../profile/store.js';
+import { inEveryTarget, type ProfileStore } from '../../profile/store.js';
 import { decideBatchConsent, decideStitchedConsent, type ConsentDeps, type ConsentVerdicts } from '../consent-step.js';
 import type { BatchCounts } from '../report.js';
 import { orRetry } from './retry.js';
@@ -102,8 +102,7 @@ export async function deletionStage(entries: readonly Entry[], deps: DeletionDep
     // And the stored profiles; this batch's earlier updates of those users are voided by the pre-flight.
     // Every target's: a person deleted is deleted for every dataset group (docs/targets.md).
     const keys = [...requests.keys()].map((id) => ({ kind: 'user' as const, id }));
-    await deps.profiles.deleteProfiles(keys);
-    for (const target of deps.settings.targets?.keys() ?? []) await targetProfileStore(deps.profiles, target).deleteProfiles(keys);
+    await deps.profiles.deleteProfiles(inEveryTarget(keys, deps.settings.targets?.keys() ?? []));
   });
   return { linksDeleted };
 }
