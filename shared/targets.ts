@@ -94,11 +94,7 @@ export interface TargetDefaults {
 
 /** Parses a targets document; paths resolve against `baseDir`. Errors name the target and field. */
 export function parseTargets(document: unknown, baseDir: string, defaults: TargetDefaults, origin = 'targets file'): Target[] {
-  const parsed = targetsFileSchema.safeParse(document);
-  if (!parsed.success) {
-    throw new TargetsError(`${origin} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data.targets.map((t) => {
+  return declaredTargets(document, origin).map((t) => {
     const read = (file: string, what: string): unknown => {
       try {
         return JSON.parse(readFileSync(resolve(baseDir, file), 'utf8'));
@@ -134,13 +130,24 @@ export function parseTargets(document: unknown, baseDir: string, defaults: Targe
 /** Reads TARGETS_FILE; undefined when it is not set (one target from the variables). */
 export function loadTargetsFile(path: string | undefined, defaults: TargetDefaults): Target[] | undefined {
   if (path === undefined || path.trim() === '') return undefined;
-  let document: unknown;
+  return parseTargets(readTargetsFile(path), dirname(path), defaults, `TARGETS_FILE ${path}`);
+}
+
+/** The declaration, validated; its files not read yet. */
+function declaredTargets(document: unknown, origin: string): z.infer<typeof targetsFileSchema>['targets'] {
+  const parsed = targetsFileSchema.safeParse(document);
+  if (!parsed.success) {
+    throw new TargetsError(`${origin} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data.targets;
+}
+
+function readTargetsFile(path: string): unknown {
   try {
-    document = JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
     throw new TargetsError(`TARGETS_FILE ${path}: ${(error as Error).message}`);
   }
-  return parseTargets(document, dirname(path), defaults, `TARGETS_FILE ${path}`);
 }
 
 /**
@@ -177,15 +184,8 @@ export function doorMapping(deployment: EventMapping, targets: readonly Pick<Tar
 /** The names TARGETS_FILE declares, `default` first (it exists without the file too); for pages and CLIs that only name targets. */
 export function declaredTargetNames(path: string | undefined): string[] {
   if (path === undefined || path.trim() === '') return [];
-  let document: unknown;
-  try {
-    document = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new TargetsError(`TARGETS_FILE ${path}: ${(error as Error).message}`);
-  }
-  const parsed = targetsFileSchema.safeParse(document);
-  if (!parsed.success) throw new TargetsError(`TARGETS_FILE ${path} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  return [DEFAULT_TARGET, ...parsed.data.targets.map((t) => t.name).filter((name) => name !== DEFAULT_TARGET)];
+  const names = declaredTargets(readTargetsFile(path), `TARGETS_FILE ${path}`).map((t) => t.name);
+  return [DEFAULT_TARGET, ...names.filter((name) => name !== DEFAULT_TARGET)];
 }
 
 function valueAt(message: unknown, path: string): unknown {
