@@ -6,7 +6,7 @@ import { isExportDate, previousUtcDay } from '../shared/util/dates.js';
 import { exportDay, ExportInputError, type ExportProgress } from '../shared/export/export-day.js';
 import { manifestKey, type ExportManifest } from '../shared/export/manifest.js';
 import { EXPORT_KINDS } from '../shared/export/kinds.js';
-import { exportRuntimeFromEnv } from '../shared/export/runtime.js';
+import { exportRuntimeFromEnv, findExportTarget, undeclaredTarget } from '../shared/export/runtime.js';
 import { useLocalStackFile } from './cli-env.js';
 
 /**
@@ -146,9 +146,9 @@ async function main(argv: string[]): Promise<number> {
   const runtime = exportRuntimeFromEnv(process.env, { warn: (message) => console.error(`warning: ${message}`) });
   const { defaults } = runtime;
   // A target of TARGETS_FILE (docs/targets.md) exports its own day, over targets/<name>/.
-  const chosen = cli.target === undefined || cli.target === 'default' ? undefined : runtime.targets.find((t) => t.name === cli.target);
-  if (cli.target !== undefined && cli.target !== 'default' && !chosen) throw new UsageError(`--target ${cli.target} is not declared in TARGETS_FILE${process.env.TARGETS_FILE ? ` (${process.env.TARGETS_FILE})` : ' (unset)'}`);
-  const deps = chosen?.deps ?? runtime.deps;
+  const chosen = findExportTarget(runtime, cli.target);
+  if (chosen === undefined) throw new UsageError(`--${undeclaredTarget(runtime, cli.target!)}${process.env.TARGETS_FILE ? ` (${process.env.TARGETS_FILE})` : ' (TARGETS_FILE unset)'}`);
+  const { deps } = chosen;
 
   const bar = new cliProgress.SingleBar(
     {
@@ -179,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
     manifest = await exportDay(deps, {
       date: cli.date,
       mode: cli.mode ?? defaults.mode,
-      bulkMode: cli.bulkMode ?? chosen?.bulkMode ?? defaults.bulkMode,
+      bulkMode: cli.bulkMode ?? chosen.bulkMode ?? defaults.bulkMode,
       ...(cli.from !== undefined && { from: cli.from }),
       import: cli.import,
       anonymous: cli.anonymous ?? defaults.anonymous,

@@ -7,7 +7,7 @@ import { addUtcDays, isExportDate, previousUtcDay } from '../util/dates.js';
 import { exportDay, ExportInputError } from './export-day.js';
 import { manifestKey, type ExportManifest, type ManifestJob } from './manifest.js';
 import { EXPORT_KINDS, type ExportKind } from './kinds.js';
-import { exportRuntimeFromEnv, type ExportRuntime } from './runtime.js';
+import { exportRuntimeFromEnv, findExportTarget, undeclaredTarget, type ExportRuntime } from './runtime.js';
 
 /**
  * The export Lambda's core. An EventBridge schedule exports the UTC day before the event's time and
@@ -119,9 +119,9 @@ export async function handleExportEvent(event: unknown, now: Date = new Date()):
   const { defaults } = runtime;
   // A direct invocation may name one target; the schedule runs the default, then every other one.
   const only = !scheduled && input.target !== undefined ? input.target : undefined;
-  const chosen = only === undefined || only === DEFAULT_TARGET ? undefined : runtime.targets.find((t) => t.name === only);
-  if (only !== undefined && only !== DEFAULT_TARGET && !chosen) throw new ExportInputError(`target ${only} is not declared in TARGETS_FILE`);
-  const deps = chosen?.deps ?? runtime.deps;
+  const chosen = findExportTarget(runtime, only);
+  if (chosen === undefined) throw new ExportInputError(undeclaredTarget(runtime, only!));
+  const { deps } = chosen;
   const targets = only === undefined ? runtime.targets : [];
   // The schedule exports yesterday and the days before it again, oldest first: late data of those
   // days becomes their next revision (README "Revisions"). A direct invocation: the one named day.

@@ -14,10 +14,18 @@ import { loadEventMapping } from '../event-mapping.js';
 import { DEFAULT_TARGET, loadTargetsFile } from '../targets.js';
 import type { BulkMode } from '../bulk-mode.js';
 
+/** One target's export: its adapters (rooted at targets/<name>/ but for the default) and its own bulk mode. */
+export interface ExportTarget {
+  name: string;
+  deps: ExportDeps;
+  /** Unset: the deployment's (defaults.bulkMode). */
+  bulkMode?: BulkMode | undefined;
+}
+
 export interface ExportRuntime {
   deps: ExportDeps;
   /** The other targets (docs/targets.md): the same export over targets/<name>/, with their schemas and datasets. */
-  targets: { name: string; deps: ExportDeps; bulkMode?: BulkMode | undefined }[];
+  targets: ExportTarget[];
   /** The options the environment sets; the CLI's flags and the handler's event override them. */
   defaults: Required<Pick<ExportOptions, 'bulkMode' | 'mode' | 'anonymous' | 'partMaxBytes' | 'readConcurrency'>> & {
     workDir?: string;
@@ -25,6 +33,17 @@ export interface ExportRuntime {
     /** Days before yesterday the nightly run exports again (EXPORT_REEXPORT_DAYS). */
     reexportDays: number;
   };
+}
+
+/** The target of that name (unset or `default`: the default), or undefined when TARGETS_FILE does not declare it. */
+export function findExportTarget(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, name: string | undefined): ExportTarget | undefined {
+  if (name === undefined || name === DEFAULT_TARGET) return { name: DEFAULT_TARGET, deps: runtime.deps };
+  return runtime.targets.find((t) => t.name === name);
+}
+
+/** Why a name found no target, naming the declared ones. */
+export function undeclaredTarget(runtime: Pick<ExportRuntime, 'targets'>, name: string): string {
+  return `target ${name} is not declared in TARGETS_FILE (declared: ${[DEFAULT_TARGET, ...runtime.targets.map((t) => t.name)].join(', ')})`;
 }
 
 /**

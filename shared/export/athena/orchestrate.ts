@@ -14,7 +14,7 @@ import { IMPORT_LIMITS } from '../../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
 import type { RequestedMode } from '../plan.js';
 import { EXPORT_KINDS, type ExportKind } from '../kinds.js';
-import type { ExportRuntime } from '../runtime.js';
+import { findExportTarget, undeclaredTarget, type ExportRuntime } from '../runtime.js';
 import { trinoDialect } from '../sql/dialect.js';
 import { exportSql } from '../sql/rules.js';
 import { finishKind, readReport, type FinishKindResult, type UnloadOutput } from './finish.js';
@@ -500,18 +500,14 @@ export function summarizeAthena(manifest: ExportManifest, target: string = DEFAU
 
 /** A target's adapters: the default's, or a TARGETS_FILE target's (rooted at targets/<name>/). */
 export function targetDeps(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, name: string | undefined): ExportDeps {
-  if (otherTarget(name) === undefined) return runtime.deps;
-  const found = runtime.targets.find((t) => t.name === name);
-  if (found === undefined) {
-    throw new AthenaEventError(`target ${name} is not declared in TARGETS_FILE (declared: ${[DEFAULT_TARGET, ...runtime.targets.map((t) => t.name)].join(', ')})`);
-  }
+  const found = findExportTarget(runtime, name);
+  if (found === undefined) throw new AthenaEventError(undeclaredTarget(runtime, name!));
   return found.deps;
 }
 
 /** A target's bulk mode: its own (TARGETS_FILE), else the deployment's. */
-function bulkModeOf(runtime: Pick<ExportRuntime, 'targets' | 'defaults'>, target: string | undefined): BulkMode {
-  const declared = target === undefined || target === DEFAULT_TARGET ? undefined : runtime.targets.find((t) => t.name === target);
-  return declared?.bulkMode ?? runtime.defaults.bulkMode;
+function bulkModeOf(runtime: Pick<ExportRuntime, 'deps' | 'targets' | 'defaults'>, target: string | undefined): BulkMode {
+  return findExportTarget(runtime, target)?.bulkMode ?? runtime.defaults.bulkMode;
 }
 
 /** One target's day on the embedded engine, with the options the export Lambda's `{date}` run uses (handle.ts). */
