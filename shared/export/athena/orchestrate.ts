@@ -14,7 +14,7 @@ import { IMPORT_LIMITS } from '../../personalize/import-limits.js';
 import { emptyKindReport, fillKindReport, manifestKey, type ExportManifest, type KindReport, type ReportRow } from '../manifest.js';
 import type { RequestedMode } from '../plan.js';
 import { EXPORT_KINDS, type ExportKind } from '../kinds.js';
-import { findExportTarget, undeclaredTarget, type ExportRuntime } from '../runtime.js';
+import { findExportTarget, undeclaredTarget, type ExportRuntime, type ExportTarget } from '../runtime.js';
 import { trinoDialect } from '../sql/dialect.js';
 import { exportSql } from '../sql/rules.js';
 import { finishKind, readReport, type FinishKindResult, type UnloadOutput } from './finish.js';
@@ -234,10 +234,10 @@ export interface TargetsPlan {
 
 /** Each target planned on its own archive (the default's at the root, the others' under targets/<name>/). */
 export async function planTargets(runtime: Pick<ExportRuntime, 'deps' | 'targets'>, event: AthenaPlanEvent, settings: { bulkMode: BulkMode; anonymous: 'skip' | 'session-as-user' }, now: Date = new Date()): Promise<TargetsPlan> {
-  const all = [{ name: DEFAULT_TARGET, deps: runtime.deps }, ...runtime.targets];
+  const all: ExportTarget[] = [{ name: DEFAULT_TARGET, deps: runtime.deps }, ...runtime.targets];
   const plans: (ExportPlan & { target: string })[] = [];
   // Each target in its own bulk mode (docs/targets.md): its refusals are its own.
-  for (const t of all) plans.push({ target: t.name, ...(await planExport(t.deps.archive, event, { ...settings, bulkMode: ('bulkMode' in t && t.bulkMode) || settings.bulkMode }, now)) });
+  for (const t of all) plans.push({ target: t.name, ...(await planExport(t.deps.archive, event, { ...settings, bulkMode: t.bulkMode ?? settings.bulkMode }, now)) });
   const first = plans[0]!;
   return {
     date: first.date,
